@@ -1,0 +1,2 @@
+//! The `quorate-netsim` command.
+fn main() {}

@@ -1,0 +1,312 @@
+//! Members, the precedence of their states, and the member table.
+//!
+//! The table keeps members in a vector (stable iteration order, O(1) random picks) with
+//! an index by id, plus a shuffled round-robin probe order: every live member is probed
+//! once per pass, which bounds detection time (SWIM §4.3).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::timer::FixedState;
+use crate::wire::{Incarnation, MemberRecord, NodeId, State};
+
+/// A member as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its id.
+    pub id: NodeId,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its incarnation.
+    pub incarnation: Incarnation,
+    /// Its state.
+    pub state: State,
+    /// Its metadata (empty until known).
+    pub meta: Vec<u8>,
+    /// Digest of the newest metadata we heard of; differs from `meta`'s own digest
+    /// while a fetch is outstanding.
+    pub(crate) meta_digest: u64,
+    /// When the state last changed, on this node's clock.
+    pub(crate) since: Instant,
+}
+
+impl Member {
+    /// Whether the member counts as live (alive or suspect).
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, State::Alive | State::Suspect)
+    }
+
+    /// The record push-pull sends.
+    pub(crate) fn record(&self) -> MemberRecord {
+        MemberRecord {
+            id: self.id,
+            addr: self.addr,
+            incarnation: self.incarnation,
+            state: self.state,
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+/// Whether news that a member is `new` at `new_inc` overrides our `cur` at `cur_inc`.
+///
+/// - Alive wins over anything with a strictly higher incarnation (refutation, rejoin).
+/// - Suspect wins over Alive at the same or higher incarnation, and over an older
+///   suspicion; never over Dead or Left.
+/// - Dead wins over Alive and Suspect at the same or higher incarnation.
+/// - Left wins over Alive, Suspect and Dead at the same or higher incarnation: a member
+///   that announced its departure is reported as having left even when a detector got
+///   there first.
+pub(crate) fn overrides(
+    cur: State,
+    cur_inc: Incarnation,
+    new: State,
+    new_inc: Incarnation,
+) -> bool {
+    use State::*;
+    match (new, cur) {
+        (Alive, _) => new_inc > cur_inc,
+        (Suspect, Alive) => new_inc >= cur_inc,
+        (Suspect, Suspect) => new_inc > cur_inc,
+        (Suspect, Dead | Left) => false,
+        (Dead, Alive | Suspect) => new_inc >= cur_inc,
+        (Dead, Dead | Left) => false,
+        (Left, Alive | Suspect | Dead) => new_inc >= cur_inc,
+        (Left, Left) => false,
+    }
+}
+
+/// The member table (this node included).
+#[derive(Debug)]
+pub(crate) struct Members {
+    list: Vec<Member>,
+    index: HashMap<NodeId, usize, FixedState>,
+    probe_order: Vec<NodeId>,
+    probe_pos: usize,
+    live: usize,
+}
+
+impl Members {
+    /// A table holding only `me`.
+    pub fn new(me: Member) -> Self {
+        let mut t = Members {
+            list: Vec::new(),
+            index: HashMap::default(),
+            probe_order: Vec::new(),
+            probe_pos: 0,
+            live: 0,
+        };
+        t.insert(me, None);
+        t
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<&Member> {
+        self.index.get(&id).map(|&i| &self.list[i])
+    }
+
+    /// Number of members in the table, this node included.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Number of live (alive or suspect) members, this node included.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Member> {
+        self.list.iter()
+    }
+
+    /// Adds a member not yet in the table; with an RNG it joins the probe order at a
+    /// random place in the remaining pass.
+    pub fn insert(&mut self, m: Member, rng: Option<&mut SmallRng>) {
+        debug_assert!(!self.index.contains_key(&m.id));
+        if m.is_live() {
+            self.live += 1;
+        }
+        if let Some(rng) = rng {
+            self.probe_order.push(m.id);
+            let last = self.probe_order.len() - 1;
+            let at = rng.random_range(self.probe_pos.min(last)..=last);
+            self.probe_order.swap(at, last);
+        }
+        self.index.insert(m.id, self.list.len());
+        self.list.push(m);
+    }
+
+    /// Applies `f` to a member, keeping the live count right.
+    pub fn update<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Member) -> R) -> Option<R> {
+        let &i = self.index.get(&id)?;
+        let m = &mut self.list[i];
+        let was = m.is_live();
+        let r = f(m);
+        match (was, m.is_live()) {
+            (true, false) => self.live -= 1,
+            (false, true) => self.live += 1,
+            _ => {}
+        }
+        Some(r)
+    }
+
+    /// Removes a member (its probe-order entry is skipped lazily).
+    pub fn remove(&mut self, id: NodeId) -> Option<Member> {
+        let i = self.index.remove(&id)?;
+        let m = self.list.swap_remove(i);
+        if let Some(moved) = self.list.get(i) {
+            self.index.insert(moved.id, i);
+        }
+        if m.is_live() {
+            self.live -= 1;
+        }
+        Some(m)
+    }
+
+    /// The next member to probe: round-robin over a shuffled list of live members,
+    /// reshuffled after each full pass.
+    pub fn next_probe_target(&mut self, me: NodeId, rng: &mut SmallRng) -> Option<NodeId> {
+        for _ in 0..2 {
+            while self.probe_pos < self.probe_order.len() {
+                let id = self.probe_order[self.probe_pos];
+                self.probe_pos += 1;
+                if id != me && self.get(id).is_some_and(Member::is_live) {
+                    return Some(id);
+                }
+            }
+            self.probe_order.clear();
+            self.probe_order.extend(
+                self.list
+                    .iter()
+                    .filter(|m| m.id != me && m.is_live())
+                    .map(|m| m.id),
+            );
+            self.probe_order.shuffle(rng);
+            self.probe_pos = 0;
+        }
+        None
+    }
+
+    /// Up to `k` distinct members satisfying `ok`, chosen at random. Small tables are
+    /// scanned; large ones sampled (bounded attempts, so a rare kind may be missed).
+    pub fn pick(
+        &self,
+        k: usize,
+        rng: &mut SmallRng,
+        mut ok: impl FnMut(&Member) -> bool,
+    ) -> Vec<NodeId> {
+        if k == 0 || self.list.is_empty() {
+            return Vec::new();
+        }
+        if self.list.len() <= 64 {
+            let mut all: Vec<NodeId> = self.list.iter().filter(|m| ok(m)).map(|m| m.id).collect();
+            let (picked, _) = all.partial_shuffle(rng, k);
+            return picked.to_vec();
+        }
+        let mut out = Vec::with_capacity(k);
+        for _ in 0..(k * 8 + 16) {
+            let m = &self.list[rng.random_range(0..self.list.len())];
+            if !out.contains(&m.id) && ok(m) {
+                out.push(m.id);
+                if out.len() == k {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use State::*;
+
+    #[test]
+    fn incarnation_ordering() {
+        // Alive needs a strictly newer incarnation.
+        assert!(!overrides(Alive, 3, Alive, 3));
+        assert!(overrides(Suspect, 3, Alive, 4));
+        assert!(!overrides(Suspect, 3, Alive, 3));
+        assert!(overrides(Dead, 3, Alive, 4));
+        assert!(overrides(Left, 3, Alive, 4));
+        // Suspect: same incarnation over alive, newer over suspect, never over dead.
+        assert!(overrides(Alive, 3, Suspect, 3));
+        assert!(!overrides(Alive, 3, Suspect, 2));
+        assert!(!overrides(Suspect, 3, Suspect, 3));
+        assert!(overrides(Suspect, 3, Suspect, 4));
+        assert!(!overrides(Dead, 3, Suspect, 9));
+        // Dead over live states at same or newer incarnation only.
+        assert!(overrides(Alive, 3, Dead, 3));
+        assert!(overrides(Suspect, 3, Dead, 3));
+        assert!(!overrides(Alive, 3, Dead, 2));
+        assert!(!overrides(Dead, 3, Dead, 4));
+        // Left is final unless the member comes back with a newer incarnation.
+        assert!(overrides(Dead, 3, Left, 3));
+        assert!(!overrides(Left, 3, Dead, 3));
+        assert!(!overrides(Left, 3, Left, 4));
+    }
+
+    fn member(id: u64, state: State) -> Member {
+        Member {
+            id: NodeId(id),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16)),
+            incarnation: 0,
+            state,
+            meta: vec![],
+            meta_digest: 0,
+            since: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn probe_order_visits_every_live_member_once_per_pass() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut t = Members::new(member(0, Alive));
+        for i in 1..=9 {
+            t.insert(member(i, if i == 5 { Dead } else { Alive }), Some(&mut rng));
+        }
+        let mut seen: Vec<u64> = (0..8)
+            .map(|_| t.next_probe_target(NodeId(0), &mut rng).unwrap().0)
+            .collect();
+        seen.sort();
+        assert_eq!(seen, vec![1, 2, 3, 4, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn live_count_and_removal_keep_index_right() {
+        let mut t = Members::new(member(0, Alive));
+        t.insert(member(1, Alive), None);
+        t.insert(member(2, Alive), None);
+        assert_eq!(t.live(), 3);
+        t.update(NodeId(1), |m| m.state = Dead);
+        assert_eq!(t.live(), 2);
+        t.remove(NodeId(0));
+        assert_eq!(t.get(NodeId(2)).unwrap().id, NodeId(2));
+        assert_eq!(t.get(NodeId(1)).unwrap().state, Dead);
+        assert_eq!(t.live(), 1);
+    }
+
+    #[test]
+    fn pick_returns_distinct_matching_members() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        for n in [10u64, 200] {
+            let mut t = Members::new(member(0, Alive));
+            for i in 1..n {
+                t.insert(member(i, if i % 2 == 0 { Alive } else { Dead }), None);
+            }
+            let got = t.pick(3, &mut rng, |m| m.state == Alive && m.id != NodeId(0));
+            assert_eq!(got.len(), 3);
+            let mut d = got.clone();
+            d.sort();
+            d.dedup();
+            assert_eq!(d.len(), 3);
+            assert!(got.iter().all(|id| id.0 % 2 == 0 && id.0 != 0));
+        }
+    }
+}

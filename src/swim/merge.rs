@@ -1,0 +1,358 @@
+//! Applying membership news: alive, suspect, dead and left updates, in incarnation
+//! order, with refutation when the news is about this node. Every accepted change is
+//! re-gossiped and reported as an event.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::member::{overrides, Member};
+use super::suspicion::Suspicion;
+use super::{MemberEvent, Swim, Timer};
+use crate::wire::{self, Incarnation, Message, Meta, NodeId, State, Update};
+
+impl Swim {
+    pub(super) fn apply_all(&mut self, now: Instant, sender: NodeId, updates: Vec<Update>) {
+        for u in updates {
+            self.apply(now, sender, u);
+        }
+    }
+
+    pub(super) fn apply(&mut self, now: Instant, _sender: NodeId, u: Update) {
+        match u {
+            Update::Alive {
+                id,
+                addr,
+                incarnation,
+                meta,
+            } => self.on_alive(now, id, addr, incarnation, meta),
+            Update::Suspect {
+                id,
+                incarnation,
+                from,
+            } => self.on_suspect(now, id, incarnation, from),
+            Update::Dead {
+                id,
+                incarnation,
+                from,
+            } => self.on_dead(now, id, incarnation, from),
+            Update::Left { id, incarnation } => self.on_left(now, id, incarnation),
+        }
+    }
+
+    fn on_alive(
+        &mut self,
+        now: Instant,
+        id: NodeId,
+        addr: SocketAddr,
+        inc: Incarnation,
+        meta: Meta,
+    ) {
+        if id == self.me {
+            let digest = match &meta {
+                Meta::Inline(b) => wire::meta_digest(b),
+                Meta::Digest(d) => *d,
+            };
+            let stale_life = inc == self.incarnation
+                && (addr != self.addr || digest != wire::meta_digest(&self.meta));
+            if (inc > self.incarnation || stale_life) && !self.leaving {
+                self.refute(now, inc, None);
+            }
+            return;
+        }
+        let Some(cur) = self.members.get(id) else {
+            self.add_member(now, id, addr, inc, meta);
+            return;
+        };
+        if !overrides(cur.state, cur.incarnation, State::Alive, inc) {
+            return;
+        }
+        let prior = cur.state;
+        let old_digest = cur.meta_digest;
+        self.suspicions.remove(&id);
+        self.timers.cancel(Timer::Suspicion(id));
+        let (new_digest, fetch) = self.store_alive(now, id, addr, inc, &meta);
+        let m = self.members.get(id).cloned().expect("known member");
+        if prior != State::Alive {
+            self.emit(MemberEvent::Alive(m));
+        } else if new_digest != old_digest && !fetch {
+            self.emit(MemberEvent::Updated(m));
+        }
+        self.rebroadcast_alive(id, addr, inc, meta, new_digest);
+    }
+
+    /// Writes an accepted alive update; returns the new digest and whether the bytes
+    /// must be fetched (only the digest came).
+    fn store_alive(
+        &mut self,
+        now: Instant,
+        id: NodeId,
+        addr: SocketAddr,
+        inc: Incarnation,
+        meta: &Meta,
+    ) -> (u64, bool) {
+        let (digest, bytes) = match meta {
+            Meta::Inline(b) => (wire::meta_digest(b), Some(b.clone())),
+            Meta::Digest(d) => (*d, None),
+        };
+        let fetch = self.members.update(id, |m| {
+            if m.state != State::Alive {
+                m.since = now;
+            }
+            m.state = State::Alive;
+            m.incarnation = inc;
+            m.addr = addr;
+            m.meta_digest = digest;
+            match bytes {
+                Some(b) => {
+                    m.meta = b;
+                    false
+                }
+                None => wire::meta_digest(&m.meta) != digest,
+            }
+        });
+        if fetch == Some(true) {
+            self.send(addr, Some(id), true, &Message::MetaRequest);
+        }
+        (digest, fetch.unwrap_or(false))
+    }
+
+    fn rebroadcast_alive(
+        &mut self,
+        id: NodeId,
+        addr: SocketAddr,
+        incarnation: Incarnation,
+        meta: Meta,
+        digest: u64,
+    ) {
+        let meta = match meta {
+            Meta::Inline(b) if b.len() + 64 > self.cfg.max_datagram_bytes / 2 => {
+                Meta::Digest(digest)
+            }
+            other => other,
+        };
+        self.broadcasts.push(Update::Alive {
+            id,
+            addr,
+            incarnation,
+            meta,
+        });
+    }
+
+    fn add_member(
+        &mut self,
+        now: Instant,
+        id: NodeId,
+        addr: SocketAddr,
+        inc: Incarnation,
+        meta: Meta,
+    ) {
+        if self.members.len() >= self.cfg.max_members && !self.evict_one() {
+            self.stats.table_full += 1;
+            tracing::warn!(member = %id, "member table full; member not added");
+            return;
+        }
+        let (bytes, digest) = match &meta {
+            Meta::Inline(b) => (b.clone(), wire::meta_digest(b)),
+            Meta::Digest(d) => (Vec::new(), *d),
+        };
+        let fetch = wire::meta_digest(&bytes) != digest;
+        let m = Member {
+            id,
+            addr,
+            incarnation: inc,
+            state: State::Alive,
+            meta: bytes,
+            meta_digest: digest,
+            since: now,
+        };
+        self.members.insert(m.clone(), Some(&mut self.rng));
+        if fetch {
+            self.send(addr, Some(id), true, &Message::MetaRequest);
+        }
+        self.emit(MemberEvent::Joined(m));
+        self.rebroadcast_alive(id, addr, inc, meta, digest);
+    }
+
+    /// Drops the oldest departed or dead record to make room; false when there is none.
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .members
+            .iter()
+            .filter(|m| !m.is_live() && m.id != self.me)
+            .min_by_key(|m| (m.state == State::Dead, m.since))
+            .map(|m| m.id);
+        match victim {
+            Some(id) => {
+                self.members.remove(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn on_suspect(&mut self, now: Instant, id: NodeId, inc: Incarnation, from: NodeId) {
+        if id == self.me {
+            if inc >= self.incarnation && !self.leaving {
+                self.refute(now, inc, Some(from));
+            }
+            return;
+        }
+        let Some(cur) = self.members.get(id) else {
+            return;
+        };
+        if cur.state == State::Suspect && cur.incarnation == inc {
+            self.confirm_suspicion(id, from);
+            return;
+        }
+        if !overrides(cur.state, cur.incarnation, State::Suspect, inc) {
+            return;
+        }
+        let n = self.members.live();
+        let min = self.cfg.suspicion_min(n);
+        let (max, k) = if self.cfg.lifeguard {
+            let k = self.cfg.suspicion_mult.saturating_sub(2);
+            let k = if (n as u32).saturating_sub(2) < k {
+                0
+            } else {
+                k
+            };
+            (min * self.cfg.suspicion_max_mult, k)
+        } else {
+            (min, 0)
+        };
+        let s = Suspicion::new(inc, from, now, min, max, k);
+        self.timers.set(Timer::Suspicion(id), s.deadline());
+        self.suspicions.insert(id, s);
+        self.members.update(id, |m| {
+            m.state = State::Suspect;
+            m.incarnation = inc;
+            m.since = now;
+        });
+        self.emit(MemberEvent::Suspect {
+            id,
+            incarnation: inc,
+        });
+        self.broadcasts.push(Update::Suspect {
+            id,
+            incarnation: inc,
+            from,
+        });
+    }
+
+    fn confirm_suspicion(&mut self, id: NodeId, from: NodeId) {
+        let Some(s) = self.suspicions.get_mut(&id) else {
+            return;
+        };
+        if !s.confirm(from) {
+            return;
+        }
+        let (deadline, incarnation) = (s.deadline(), s.incarnation);
+        self.timers.set(Timer::Suspicion(id), deadline);
+        self.broadcasts.push(Update::Suspect {
+            id,
+            incarnation,
+            from,
+        });
+    }
+
+    pub(super) fn on_suspicion_timeout(&mut self, now: Instant, id: NodeId) {
+        let Some(s) = self.suspicions.remove(&id) else {
+            return;
+        };
+        let still = self
+            .members
+            .get(id)
+            .is_some_and(|m| m.state == State::Suspect && m.incarnation == s.incarnation);
+        if still {
+            self.on_dead(now, id, s.incarnation, self.me);
+        }
+    }
+
+    pub(super) fn on_dead(&mut self, now: Instant, id: NodeId, inc: Incarnation, from: NodeId) {
+        if id == self.me {
+            if inc >= self.incarnation && !self.leaving {
+                self.refute(now, inc, Some(from));
+            }
+            return;
+        }
+        let Some(cur) = self.members.get(id) else {
+            return;
+        };
+        if !overrides(cur.state, cur.incarnation, State::Dead, inc) {
+            return;
+        }
+        self.set_down(now, id, inc, State::Dead);
+        self.emit(MemberEvent::Failed {
+            id,
+            incarnation: inc,
+        });
+        self.broadcasts.push(Update::Dead {
+            id,
+            incarnation: inc,
+            from,
+        });
+    }
+
+    pub(super) fn on_left(&mut self, now: Instant, id: NodeId, inc: Incarnation) {
+        if id == self.me {
+            if inc >= self.incarnation && !self.leaving {
+                self.refute(now, inc, None);
+            }
+            return;
+        }
+        let Some(cur) = self.members.get(id) else {
+            return;
+        };
+        if !overrides(cur.state, cur.incarnation, State::Left, inc) {
+            return;
+        }
+        self.set_down(now, id, inc, State::Left);
+        self.emit(MemberEvent::Left {
+            id,
+            incarnation: inc,
+        });
+        self.broadcasts.push(Update::Left {
+            id,
+            incarnation: inc,
+        });
+    }
+
+    fn set_down(&mut self, now: Instant, id: NodeId, inc: Incarnation, state: State) {
+        self.suspicions.remove(&id);
+        self.timers.cancel(Timer::Suspicion(id));
+        self.members.update(id, |m| {
+            m.state = state;
+            m.incarnation = inc;
+            m.since = now;
+        });
+    }
+
+    /// News says this node is suspect, dead, gone or older than it is: raise the
+    /// incarnation above it and say so, directly to the accuser when known.
+    pub(super) fn refute(&mut self, now: Instant, accused: Incarnation, accuser: Option<NodeId>) {
+        self.stats.refutations += 1;
+        if self.cfg.lifeguard {
+            // Being suspected hints that we are the slow one.
+            self.awareness.apply(1);
+        }
+        self.bump_incarnation(now, accused.max(self.incarnation) + 1);
+        if let Some(a) = accuser.filter(|a| *a != self.me) {
+            let own = self.own_update(false);
+            self.send_to_member(a, true, &Message::Gossip { updates: vec![own] });
+        }
+    }
+
+    /// Sets this node's incarnation (and current metadata) and gossips it.
+    pub(super) fn bump_incarnation(&mut self, _now: Instant, inc: Incarnation) {
+        self.incarnation = inc;
+        let me = self.me;
+        let meta = self.meta.clone();
+        self.members.update(me, |m| {
+            m.incarnation = inc;
+            m.meta_digest = wire::meta_digest(&meta);
+            m.meta = meta;
+        });
+        let up = self.own_update(true);
+        self.broadcasts.push(up);
+    }
+}

@@ -1,0 +1,578 @@
+//! Sans-IO membership: SWIM with the Lifeguard extensions.
+//!
+//! [`Swim`] is a state machine. Its driver (the tokio runtime, or the simulator) feeds
+//! it frames ([`Swim::handle_datagram`], [`Swim::handle_stream`]), timer expiries
+//! ([`Swim::handle_timeout`]) and commands ([`Swim::join`], [`Swim::leave`],
+//! [`Swim::set_metadata`]), and executes what it polls out: frames to send
+//! ([`Swim::poll_transmit`]), the one next deadline ([`Swim::poll_timeout`]) and
+//! membership events ([`Swim::poll_event`]). It never reads a clock, opens a socket or
+//! draws from global randomness: `now` is an argument and every random choice comes from
+//! the RNG seeded at construction, so a simulation replays exactly from its seed.
+
+mod awareness;
+mod broadcast;
+mod member;
+mod merge;
+mod probe;
+mod suspicion;
+mod sync;
+mod timer;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::{Config, ConfigError};
+use crate::wire::{self, Incarnation, Message, Meta, NodeId, State, Update};
+use awareness::Awareness;
+use broadcast::Broadcasts;
+pub use member::Member;
+use member::Members;
+use probe::{Probe, Relay};
+use suspicion::Suspicion;
+use timer::{FixedState, Timers};
+
+/// A frame to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination address.
+    pub to: SocketAddr,
+    /// The node expected there, when known (a seed address has no known id yet).
+    pub peer: Option<NodeId>,
+    /// Stream (reliable, any size up to `max_stream_bytes`) rather than datagram.
+    pub reliable: bool,
+    /// The encoded frame.
+    pub payload: Vec<u8>,
+}
+
+/// A change in this node's view of the membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// A member was seen for the first time (or again after being forgotten).
+    Joined(Member),
+    /// A member missed its probes and is suspected.
+    Suspect {
+        /// The member.
+        id: NodeId,
+        /// The incarnation suspected.
+        incarnation: Incarnation,
+    },
+    /// A suspected, failed or departed member is alive again.
+    Alive(Member),
+    /// A member was declared failed.
+    Failed {
+        /// The member.
+        id: NodeId,
+        /// Its incarnation at the time.
+        incarnation: Incarnation,
+    },
+    /// A member announced its departure.
+    Left {
+        /// The member.
+        id: NodeId,
+        /// Its last incarnation.
+        incarnation: Incarnation,
+    },
+    /// A live member published new metadata.
+    Updated(Member),
+}
+
+/// Counters of what the engine dropped or refused, and what it sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Frames that failed to decode (malformed or oversized).
+    pub malformed: u64,
+    /// Frames of another cluster or protocol version.
+    pub foreign: u64,
+    /// Frames whose claimed sender differs from the authenticated peer.
+    pub impersonation: u64,
+    /// Pings meant for another node (a reused address).
+    pub misrouted: u64,
+    /// New members refused because the table was full.
+    pub table_full: u64,
+    /// Indirect probe requests refused because too many were running.
+    pub relays_refused: u64,
+    /// Events dropped because the application did not poll them in time.
+    pub events_dropped: u64,
+    /// Messages that could not be encoded within their limit.
+    pub encode_failed: u64,
+    /// Frames and bytes handed out to send.
+    pub frames_out: u64,
+    /// Bytes handed out to send.
+    pub bytes_out: u64,
+    /// Frames received and decoded.
+    pub frames_in: u64,
+    /// Gossip updates dropped because the broadcast queue was full.
+    pub broadcasts_dropped: u64,
+    /// Suspicions this node raised after a failed probe.
+    pub suspicions_raised: u64,
+    /// Times this node refuted a suspicion or death about itself.
+    pub refutations: u64,
+}
+
+/// Why a metadata update was refused. Nothing changed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// The metadata exceeds `Config::max_metadata_bytes`.
+    #[error("metadata of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The node has left the cluster.
+    #[error("the node has left the cluster")]
+    Left,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Timer {
+    Probe,
+    ProbeTimeout,
+    Gossip,
+    PushPull,
+    Reconnect,
+    Join,
+    Reap,
+    Suspicion(NodeId),
+    Relay(u32),
+}
+
+/// The SWIM + Lifeguard state machine of one node.
+#[derive(Debug)]
+pub struct Swim {
+    cfg: Config,
+    me: NodeId,
+    addr: SocketAddr,
+    incarnation: Incarnation,
+    meta: Vec<u8>,
+    members: Members,
+    suspicions: HashMap<NodeId, Suspicion, FixedState>,
+    broadcasts: Broadcasts,
+    awareness: Awareness,
+    timers: Timers<Timer>,
+    rng: SmallRng,
+    probe: Option<Probe>,
+    seq: u32,
+    relays: HashMap<u32, Relay, FixedState>,
+    seeds: Vec<SocketAddr>,
+    joined: bool,
+    leaving: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<MemberEvent>,
+    stats: Stats,
+}
+
+impl Swim {
+    /// A node `me` listening at `addr` with `meta`, alone until [`Swim::join`].
+    pub fn new(
+        me: NodeId,
+        addr: SocketAddr,
+        meta: Vec<u8>,
+        cfg: Config,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        if meta.len() > cfg.max_metadata_bytes {
+            return Err(ConfigError::Invalid {
+                field: "metadata",
+                reason: format!(
+                    "{} bytes exceeds max_metadata_bytes ({})",
+                    meta.len(),
+                    cfg.max_metadata_bytes
+                ),
+            });
+        }
+        let own = Member {
+            id: me,
+            addr,
+            incarnation: 0,
+            state: State::Alive,
+            meta_digest: wire::meta_digest(&meta),
+            meta: meta.clone(),
+            since: now,
+        };
+        let awareness = Awareness::new(if cfg.lifeguard { cfg.awareness_max } else { 0 });
+        let mut s = Swim {
+            members: Members::new(own),
+            suspicions: HashMap::default(),
+            broadcasts: Broadcasts::new(cfg.max_broadcasts),
+            awareness,
+            timers: Timers::default(),
+            rng: SmallRng::seed_from_u64(seed),
+            probe: None,
+            seq: 0,
+            relays: HashMap::default(),
+            seeds: Vec::new(),
+            joined: false,
+            leaving: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            incarnation: 0,
+            meta,
+            me,
+            addr,
+            cfg,
+        };
+        s.start_timers(now);
+        Ok(s)
+    }
+
+    fn start_timers(&mut self, now: Instant) {
+        let jitter = |rng: &mut SmallRng, d: std::time::Duration| d.mul_f64(rng.random::<f64>());
+        let probe = jitter(&mut self.rng, self.cfg.probe_interval);
+        self.timers.set(Timer::Probe, now + probe);
+        if !self.cfg.gossip_interval.is_zero() {
+            self.timers
+                .set(Timer::Gossip, now + self.cfg.gossip_interval);
+        }
+        if !self.cfg.push_pull_interval.is_zero() {
+            let pp = jitter(&mut self.rng, self.cfg.push_pull_interval);
+            self.timers.set(Timer::PushPull, now + pp);
+        }
+        let rc = jitter(&mut self.rng, self.cfg.reconnect_interval);
+        self.timers
+            .set(Timer::Reconnect, now + self.cfg.reconnect_interval + rc);
+        self.timers.set(Timer::Reap, now + self.reap_interval());
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Every member in the table (this node included), in no particular order.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter()
+    }
+
+    /// One member's record.
+    pub fn member(&self, id: NodeId) -> Option<&Member> {
+        self.members.get(id)
+    }
+
+    /// Number of live (alive or suspect) members, this node included.
+    pub fn live_members(&self) -> usize {
+        self.members.live()
+    }
+
+    /// Lifeguard's local health score (0 = healthy).
+    pub fn health_score(&self) -> u32 {
+        self.awareness.score()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            broadcasts_dropped: self.broadcasts.dropped(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Whether a seed (or any member) has answered a join.
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Whether [`Swim::leave`] was called.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
+    }
+
+    /// Joins through `seeds` (retried every `join_retry_interval` until one answers).
+    pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        self.seeds = seeds.iter().copied().filter(|a| *a != self.addr).collect();
+        self.seeds.dedup();
+        if self.seeds.is_empty() {
+            self.joined = true;
+            return;
+        }
+        self.joined = false;
+        self.on_join_timer(now);
+    }
+
+    /// Announces a graceful departure: `Left` is sent reliably to a few members and
+    /// gossiped; probing stops. Drain [`Swim::poll_transmit`] before shutting down.
+    pub fn leave(&mut self, now: Instant) {
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        let left = Update::Left {
+            id: self.me,
+            incarnation: self.incarnation,
+        };
+        let me = self.me;
+        self.members.update(me, |m| {
+            m.state = State::Left;
+            m.since = now;
+        });
+        self.broadcasts.push(left.clone());
+        let k = self.cfg.gossip_nodes.max(3);
+        let to = self
+            .members
+            .pick(k, &mut self.rng, |m| m.id != me && m.is_live());
+        for id in to {
+            let msg = Message::Gossip {
+                updates: vec![left.clone()],
+            };
+            self.send_to_member(id, true, &msg);
+        }
+        for t in [
+            Timer::Probe,
+            Timer::ProbeTimeout,
+            Timer::PushPull,
+            Timer::Reconnect,
+            Timer::Join,
+        ] {
+            self.timers.cancel(t);
+        }
+        self.probe = None;
+    }
+
+    /// Publishes new metadata (raises this node's incarnation).
+    pub fn set_metadata(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), MetadataError> {
+        if self.leaving {
+            return Err(MetadataError::Left);
+        }
+        if meta.len() > self.cfg.max_metadata_bytes {
+            return Err(MetadataError::TooLarge {
+                len: meta.len(),
+                limit: self.cfg.max_metadata_bytes,
+            });
+        }
+        self.meta = meta;
+        self.bump_incarnation(now, self.incarnation + 1);
+        Ok(())
+    }
+
+    /// Feeds a datagram received from `from`; `peer` is the id the transport
+    /// authenticated (its certificate), `None` on an unauthenticated transport.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: Option<NodeId>,
+        bytes: &[u8],
+    ) {
+        let limit = self.cfg.max_datagram_bytes;
+        self.handle_frame(now, from, peer, bytes, limit);
+    }
+
+    /// Feeds a message received on a stream (see [`Swim::handle_datagram`]).
+    pub fn handle_stream(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: Option<NodeId>,
+        bytes: &[u8],
+    ) {
+        let limit = self.cfg.max_stream_bytes;
+        self.handle_frame(now, from, peer, bytes, limit);
+    }
+
+    fn handle_frame(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: Option<NodeId>,
+        bytes: &[u8],
+        limit: usize,
+    ) {
+        let env = match wire::decode(bytes, &self.cfg.cluster_name, limit) {
+            Ok(env) => env,
+            Err(e) => {
+                match e {
+                    wire::DecodeError::Version { .. } | wire::DecodeError::Cluster { .. } => {
+                        self.stats.foreign += 1
+                    }
+                    _ => self.stats.malformed += 1,
+                }
+                tracing::debug!(%from, error = %e, "dropped frame");
+                return;
+            }
+        };
+        if peer.is_some_and(|p| p != env.from) || env.from == self.me {
+            self.stats.impersonation += 1;
+            tracing::warn!(%from, claimed = %env.from, ?peer, "dropped frame with a false sender");
+            return;
+        }
+        self.stats.frames_in += 1;
+        self.dispatch(now, from, env.from, env.msg);
+    }
+
+    fn dispatch(&mut self, now: Instant, from: SocketAddr, sender: NodeId, msg: Message) {
+        match msg {
+            Message::Ping {
+                seq,
+                target,
+                updates,
+            } => {
+                self.apply_all(now, sender, updates);
+                self.on_ping(now, from, sender, seq, target);
+            }
+            Message::Ack { seq, updates } => {
+                self.apply_all(now, sender, updates);
+                self.on_ack(now, seq);
+            }
+            Message::Nack { seq } => self.on_nack(seq),
+            Message::PingReq {
+                seq,
+                target,
+                addr,
+                want_nack,
+                updates,
+            } => {
+                self.apply_all(now, sender, updates);
+                self.on_ping_req(now, from, sender, seq, target, addr, want_nack);
+            }
+            Message::Gossip { updates } => self.apply_all(now, sender, updates),
+            Message::PushPull {
+                join,
+                reply,
+                members,
+            } => self.on_push_pull(now, from, sender, join, reply, members),
+            Message::MetaRequest => {
+                let own = self.own_update(false);
+                self.send(
+                    from,
+                    Some(sender),
+                    true,
+                    &Message::Gossip { updates: vec![own] },
+                );
+            }
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(t) = self.timers.pop_due(now) {
+            match t {
+                Timer::Probe => self.on_probe_timer(now),
+                Timer::ProbeTimeout => self.on_probe_timeout(now),
+                Timer::Gossip => self.on_gossip_timer(now),
+                Timer::PushPull => self.on_push_pull_timer(now),
+                Timer::Reconnect => self.on_reconnect_timer(now),
+                Timer::Join => self.on_join_timer(now),
+                Timer::Reap => self.on_reap_timer(now),
+                Timer::Suspicion(id) => self.on_suspicion_timeout(now, id),
+                Timer::Relay(seq) => self.on_relay_timer(now, seq),
+            }
+        }
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Swim::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// The next membership event.
+    pub fn poll_event(&mut self) -> Option<MemberEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- helpers shared by the concept files ----
+
+    fn emit(&mut self, e: MemberEvent) {
+        if self.events.len() >= self.cfg.max_events {
+            self.events.pop_front();
+            self.stats.events_dropped += 1;
+        }
+        self.events.push_back(e);
+    }
+
+    fn send(&mut self, to: SocketAddr, peer: Option<NodeId>, reliable: bool, msg: &Message) {
+        let limit = if reliable {
+            self.cfg.max_stream_bytes
+        } else {
+            self.cfg.max_datagram_bytes
+        };
+        match wire::encode(&self.cfg.cluster_name, self.me, msg, limit) {
+            Ok(payload) => {
+                self.stats.frames_out += 1;
+                self.stats.bytes_out += payload.len() as u64;
+                self.transmits.push_back(Transmit {
+                    to,
+                    peer,
+                    reliable,
+                    payload,
+                });
+            }
+            Err(e) => {
+                self.stats.encode_failed += 1;
+                tracing::warn!(%to, error = %e, "message not sent");
+            }
+        }
+    }
+
+    fn send_to_member(&mut self, id: NodeId, reliable: bool, msg: &Message) {
+        if let Some(addr) = self.members.get(id).map(|m| m.addr) {
+            self.send(addr, Some(id), reliable, msg);
+        }
+    }
+
+    /// Builds a datagram with `make(updates)`, filling the room left with pending gossip
+    /// after the `first` updates.
+    fn with_gossip(
+        &mut self,
+        first: Vec<Update>,
+        make: impl Fn(Vec<Update>) -> Message,
+    ) -> Message {
+        let base = wire::encode(
+            &self.cfg.cluster_name,
+            self.me,
+            &make(first.clone()),
+            usize::MAX,
+        )
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+        let room = self.cfg.max_datagram_bytes.saturating_sub(base + 2);
+        let limit = self.cfg.retransmit_limit(self.members.live());
+        let mut updates = first;
+        updates.extend(self.broadcasts.take(room, limit, None));
+        make(updates)
+    }
+
+    /// This node's `Alive` update; metadata inline unless it would crowd a datagram.
+    fn own_update(&self, for_datagram: bool) -> Update {
+        let inline = !for_datagram || self.meta.len() + 64 <= self.cfg.max_datagram_bytes / 2;
+        Update::Alive {
+            id: self.me,
+            addr: self.addr,
+            incarnation: self.incarnation,
+            meta: if inline {
+                Meta::Inline(self.meta.clone())
+            } else {
+                Meta::Digest(wire::meta_digest(&self.meta))
+            },
+        }
+    }
+
+    fn reap_interval(&self) -> std::time::Duration {
+        (self.cfg.left_retention.min(self.cfg.dead_retention) / 2)
+            .max(std::time::Duration::from_secs(1))
+    }
+}

@@ -1,0 +1,224 @@
+//! The probe cycle: each period one member is pinged; without an ack within the probe
+//! timeout, `k` other members are asked to ping it (ping-req) and to say so when they
+//! cannot reach it either (Lifeguard's nacks); without any ack by the end of the period
+//! the member is suspected. The outcome feeds the local health score.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::{Swim, Timer};
+use crate::wire::{Message, NodeId, State, Update};
+
+/// The probe in flight (at most one per period).
+#[derive(Debug)]
+pub(crate) struct Probe {
+    seq: u32,
+    target: NodeId,
+    acked: bool,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+/// An indirect probe this node runs on behalf of another member.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    origin: NodeId,
+    origin_addr: SocketAddr,
+    origin_seq: u32,
+    want_nack: bool,
+    nack_sent: bool,
+}
+
+impl Swim {
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// End of a probe period: judge the last probe, start the next one.
+    pub(super) fn on_probe_timer(&mut self, now: Instant) {
+        if let Some(p) = self.probe.take() {
+            self.timers.cancel(Timer::ProbeTimeout);
+            if !p.acked {
+                self.probe_failed(now, &p);
+            }
+        }
+        let period = self.awareness.scale(self.cfg.probe_interval);
+        self.timers.set(Timer::Probe, now + period);
+        let Some(target) = self.members.next_probe_target(self.me, &mut self.rng) else {
+            return;
+        };
+        let seq = self.next_seq();
+        // Buddy system: a suspect learns of its suspicion from the probe itself.
+        let buddy = match self.members.get(target) {
+            Some(m) if m.state == State::Suspect && self.cfg.lifeguard => vec![Update::Suspect {
+                id: target,
+                incarnation: m.incarnation,
+                from: self.me,
+            }],
+            _ => Vec::new(),
+        };
+        let msg = self.with_gossip(buddy, |updates| Message::Ping {
+            seq,
+            target,
+            updates,
+        });
+        self.send_to_member(target, false, &msg);
+        self.probe = Some(Probe {
+            seq,
+            target,
+            acked: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        let timeout = self.awareness.scale(self.cfg.probe_timeout);
+        self.timers.set(Timer::ProbeTimeout, now + timeout);
+    }
+
+    fn probe_failed(&mut self, now: Instant, p: &Probe) {
+        if self.cfg.lifeguard {
+            // Missing nacks mean *we* could not hear our peers: we are the slow one.
+            let delta = if p.expected_nacks > 0 {
+                p.expected_nacks.saturating_sub(p.nacks)
+            } else {
+                1
+            };
+            self.awareness.apply(delta as i32);
+        }
+        let Some(m) = self.members.get(p.target) else {
+            return;
+        };
+        if m.state == State::Alive {
+            self.stats.suspicions_raised += 1;
+            let incarnation = m.incarnation;
+            self.on_suspect(now, p.target, incarnation, self.me);
+        }
+    }
+
+    /// No direct ack in time: ask `k` members to probe the target.
+    pub(super) fn on_probe_timeout(&mut self, _now: Instant) {
+        let Some(p) = self.probe.as_ref().filter(|p| !p.acked) else {
+            return;
+        };
+        let (seq, target) = (p.seq, p.target);
+        let Some(addr) = self.members.get(target).map(|m| m.addr) else {
+            return;
+        };
+        let me = self.me;
+        let helpers = self
+            .members
+            .pick(self.cfg.indirect_checks, &mut self.rng, |m| {
+                m.id != me && m.id != target && m.state == State::Alive
+            });
+        let want_nack = self.cfg.lifeguard;
+        for &h in &helpers {
+            let msg = self.with_gossip(Vec::new(), |updates| Message::PingReq {
+                seq,
+                target,
+                addr,
+                want_nack,
+                updates,
+            });
+            self.send_to_member(h, false, &msg);
+        }
+        if let Some(p) = self.probe.as_mut() {
+            p.expected_nacks = if want_nack { helpers.len() as u32 } else { 0 };
+        }
+    }
+
+    pub(super) fn on_ping(
+        &mut self,
+        _now: Instant,
+        from: SocketAddr,
+        sender: NodeId,
+        seq: u32,
+        target: NodeId,
+    ) {
+        if target != self.me {
+            self.stats.misrouted += 1;
+            return;
+        }
+        let msg = self.with_gossip(Vec::new(), |updates| Message::Ack { seq, updates });
+        self.send(from, Some(sender), false, &msg);
+    }
+
+    pub(super) fn on_ack(&mut self, _now: Instant, seq: u32) {
+        if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq && !p.acked) {
+            p.acked = true;
+            self.timers.cancel(Timer::ProbeTimeout);
+            if self.cfg.lifeguard {
+                self.awareness.apply(-1);
+            }
+            return;
+        }
+        if let Some(r) = self.relays.remove(&seq) {
+            self.timers.cancel(Timer::Relay(seq));
+            let msg = Message::Ack {
+                seq: r.origin_seq,
+                updates: Vec::new(),
+            };
+            self.send(r.origin_addr, Some(r.origin), false, &msg);
+        }
+    }
+
+    pub(super) fn on_nack(&mut self, seq: u32) {
+        if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+            p.nacks += 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_ping_req(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: NodeId,
+        origin_seq: u32,
+        target: NodeId,
+        addr: SocketAddr,
+        want_nack: bool,
+    ) {
+        if self.leaving || self.relays.len() >= self.cfg.max_pending_indirect {
+            self.stats.relays_refused += 1;
+            return;
+        }
+        let seq = self.next_seq();
+        let msg = Message::Ping {
+            seq,
+            target,
+            updates: Vec::new(),
+        };
+        self.send(addr, Some(target), false, &msg);
+        self.relays.insert(
+            seq,
+            Relay {
+                origin: sender,
+                origin_addr: from,
+                origin_seq,
+                want_nack,
+                nack_sent: false,
+            },
+        );
+        // Nack at 80% of the probe timeout, so it reaches the origin before its period ends.
+        let nack_at = now + self.cfg.probe_timeout.mul_f64(0.8);
+        self.timers.set(Timer::Relay(seq), nack_at);
+    }
+
+    /// A relay's nack time (send the nack) or its expiry (forget it).
+    pub(super) fn on_relay_timer(&mut self, now: Instant, seq: u32) {
+        let Some(r) = self.relays.get_mut(&seq) else {
+            return;
+        };
+        if r.nack_sent {
+            self.relays.remove(&seq);
+            return;
+        }
+        r.nack_sent = true;
+        let (want, origin, addr, oseq) = (r.want_nack, r.origin, r.origin_addr, r.origin_seq);
+        if want {
+            self.send(addr, Some(origin), false, &Message::Nack { seq: oseq });
+        }
+        self.timers
+            .set(Timer::Relay(seq), now + self.cfg.probe_interval);
+    }
+}

@@ -1,0 +1,183 @@
+//! Gossip rounds, push-pull anti-entropy, joining through seeds, reconnecting to dead
+//! members (so partitions heal by themselves) and forgetting old records.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::{Swim, Timer};
+use crate::wire::{MemberRecord, Message, Meta, NodeId, State, Update};
+
+impl Swim {
+    /// Gossip round: pending updates go to `gossip_nodes` random members (recently dead
+    /// ones included, so a falsely declared member hears of it and refutes).
+    pub(super) fn on_gossip_timer(&mut self, now: Instant) {
+        self.timers
+            .set(Timer::Gossip, now + self.cfg.gossip_interval);
+        if self.broadcasts.len() == 0 {
+            return;
+        }
+        let me = self.me;
+        let grace = self.cfg.gossip_to_the_dead;
+        let to = self
+            .members
+            .pick(self.cfg.gossip_nodes, &mut self.rng, |m| {
+                m.id != me
+                    && (m.is_live()
+                        || (m.state == State::Dead && now.duration_since(m.since) < grace))
+            });
+        for id in to {
+            let msg = self.with_gossip(Vec::new(), |updates| Message::Gossip { updates });
+            if matches!(&msg, Message::Gossip { updates } if updates.is_empty()) {
+                break;
+            }
+            self.send_to_member(id, false, &msg);
+        }
+    }
+
+    /// Periodic full-state exchange with one random live member.
+    pub(super) fn on_push_pull_timer(&mut self, now: Instant) {
+        let every = self.cfg.push_pull_interval_for(self.members.live());
+        self.timers.set(Timer::PushPull, now + every);
+        let me = self.me;
+        let to = self
+            .members
+            .pick(1, &mut self.rng, |m| m.id != me && m.state == State::Alive);
+        if let Some(&id) = to.first() {
+            let msg = self.push_pull_msg(false, false);
+            self.send_to_member(id, true, &msg);
+        }
+    }
+
+    /// Our whole table as a push-pull message; metadata is left out (receivers fetch it
+    /// by digest) when the full state would not fit `max_stream_bytes`.
+    fn push_pull_msg(&self, join: bool, reply: bool) -> Message {
+        let mut members: Vec<MemberRecord> = self.members.iter().map(|m| m.record()).collect();
+        let meta_total: usize = members.iter().map(|r| r.meta.len()).sum();
+        if meta_total + members.len() * 48 > self.cfg.max_stream_bytes {
+            for r in &mut members {
+                r.meta.clear();
+            }
+        }
+        Message::PushPull {
+            join,
+            reply,
+            members,
+        }
+    }
+
+    pub(super) fn on_push_pull(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: NodeId,
+        join: bool,
+        reply: bool,
+        members: Vec<MemberRecord>,
+    ) {
+        if !reply {
+            let msg = self.push_pull_msg(false, true);
+            self.send(from, Some(sender), true, &msg);
+        } else if !self.joined {
+            self.joined = true;
+            self.timers.cancel(Timer::Join);
+        }
+        let _ = join;
+        for r in members {
+            self.merge_record(now, sender, r);
+        }
+    }
+
+    /// One remote record. A remote "dead" is only taken as a suspicion (as memberlist
+    /// does): the member gets its chance to refute, which matters after a partition.
+    fn merge_record(&mut self, now: Instant, sender: NodeId, r: MemberRecord) {
+        let meta = if r.meta.is_empty() && r.id != self.me {
+            // Stripped (or truly empty): pass the digest we hold if the record is not
+            // newer, else an empty inline value would wrongly overwrite.
+            match self.members.get(r.id) {
+                Some(m) if m.incarnation >= r.incarnation => Meta::Digest(m.meta_digest),
+                _ => Meta::Inline(Vec::new()),
+            }
+        } else {
+            Meta::Inline(r.meta)
+        };
+        let update = match r.state {
+            State::Alive => Update::Alive {
+                id: r.id,
+                addr: r.addr,
+                incarnation: r.incarnation,
+                meta,
+            },
+            State::Suspect | State::Dead => Update::Suspect {
+                id: r.id,
+                incarnation: r.incarnation,
+                from: sender,
+            },
+            State::Left => Update::Left {
+                id: r.id,
+                incarnation: r.incarnation,
+            },
+        };
+        if r.id == self.me && r.state == State::Dead {
+            // Declared dead over there: refute straight back to that side.
+            if !self.leaving && r.incarnation >= self.incarnation {
+                self.refute(now, r.incarnation, Some(sender));
+            }
+            return;
+        }
+        self.apply(now, sender, update);
+    }
+
+    /// Join attempt: push-pull with every seed until one answers.
+    pub(super) fn on_join_timer(&mut self, now: Instant) {
+        if self.joined || self.leaving || self.seeds.is_empty() {
+            return;
+        }
+        self.timers
+            .set(Timer::Join, now + self.cfg.join_retry_interval);
+        let msg = self.push_pull_msg(true, false);
+        for addr in self.seeds.clone() {
+            self.send(addr, None, true, &msg);
+        }
+    }
+
+    /// Healing: when alone, retry the seeds; otherwise push-pull with one dead member,
+    /// which after a partition merges the two sides.
+    pub(super) fn on_reconnect_timer(&mut self, now: Instant) {
+        self.timers
+            .set(Timer::Reconnect, now + self.cfg.reconnect_interval);
+        let me = self.me;
+        if self.members.live() <= 1 && !self.seeds.is_empty() {
+            let i = rand::Rng::random_range(&mut self.rng, 0..self.seeds.len());
+            let msg = self.push_pull_msg(true, false);
+            self.send(self.seeds[i], None, true, &msg);
+            return;
+        }
+        let dead = self
+            .members
+            .pick(1, &mut self.rng, |m| m.id != me && m.state == State::Dead);
+        if let Some(&id) = dead.first() {
+            let msg = self.push_pull_msg(false, false);
+            self.send_to_member(id, true, &msg);
+        }
+    }
+
+    /// Forgets departed and long-dead members.
+    pub(super) fn on_reap_timer(&mut self, now: Instant) {
+        self.timers.set(Timer::Reap, now + self.reap_interval());
+        let (left, dead) = (self.cfg.left_retention, self.cfg.dead_retention);
+        let gone: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|m| {
+                let age = now.duration_since(m.since);
+                (m.state == State::Left && age >= left) || (m.state == State::Dead && age >= dead)
+            })
+            .map(|m| m.id)
+            .filter(|id| *id != self.me)
+            .collect();
+        for id in gone {
+            self.members.remove(id);
+            self.broadcasts.remove(id);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The timer table: one absolute deadline per timer key, the earliest one polled.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash};
+use std::time::Instant;
+
+/// Deterministic hasher state (no per-process random keys, so simulations replay).
+pub(crate) type FixedState = BuildHasherDefault<DefaultHasher>;
+
+/// Deadlines keyed by an enum; setting a key again moves its deadline.
+#[derive(Debug)]
+pub(crate) struct Timers<K: Ord + Hash + Copy> {
+    by_key: HashMap<K, Instant, FixedState>,
+    by_time: BTreeSet<(Instant, K)>,
+}
+
+impl<K: Ord + Hash + Copy> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            by_key: HashMap::default(),
+            by_time: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Ord + Hash + Copy> Timers<K> {
+    /// Arms (or re-arms) `key` to fire at `at`.
+    pub fn set(&mut self, key: K, at: Instant) {
+        if let Some(old) = self.by_key.insert(key, at) {
+            self.by_time.remove(&(old, key));
+        }
+        self.by_time.insert((at, key));
+    }
+
+    /// Disarms `key`.
+    pub fn cancel(&mut self, key: K) {
+        if let Some(old) = self.by_key.remove(&key) {
+            self.by_time.remove(&(old, key));
+        }
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Instant> {
+        self.by_time.first().map(|(t, _)| *t)
+    }
+
+    /// Removes and returns one key due at `now`, earliest first.
+    pub fn pop_due(&mut self, now: Instant) -> Option<K> {
+        let &(at, key) = self.by_time.first()?;
+        if at > now {
+            return None;
+        }
+        self.by_time.pop_first();
+        self.by_key.remove(&key);
+        Some(key)
+    }
+
+    /// Number of armed timers.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn earliest_first_and_rearm_moves() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut t = Timers::default();
+        t.set(1u8, t0 + ms(30));
+        t.set(2u8, t0 + ms(10));
+        t.set(3u8, t0 + ms(20));
+        t.set(2u8, t0 + ms(40)); // moved
+        assert_eq!(t.next(), Some(t0 + ms(20)));
+        assert_eq!(t.pop_due(t0 + ms(25)), Some(3));
+        assert_eq!(t.pop_due(t0 + ms(25)), None);
+        t.cancel(1);
+        assert_eq!(t.pop_due(t0 + ms(100)), Some(2));
+        assert_eq!(t.len(), 0);
+    }
+}

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod election;
 pub mod engine;
 pub mod swim;
 pub mod wire;

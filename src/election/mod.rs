@@ -8,10 +8,12 @@
 //! Any two majorities share a voter, so at most one candidate leads at any instant, and
 //! each new leader's term (its fencing token) is higher than every earlier one.
 
+pub mod candidate;
 pub mod lease;
 pub mod tally;
 pub mod voter;
 
+pub use candidate::{Action, Candidacy, StepDown, Timing};
 pub use lease::{leader_deadline, quorum, safe_duration};
 pub use tally::{Outcome, Tally};
 pub use voter::{Denial, Promise, Term, Verdict, Voter};

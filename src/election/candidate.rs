@@ -1,0 +1,477 @@
+//! One candidacy: a node running for leadership of one group.
+//!
+//! Phases: waiting (back-off by rank, or until the current holder's promise ends),
+//! asking (a round is out to the voters), leading (with a renewal round every
+//! `renew_interval`). A round that cannot reach a quorum releases the grants it got and
+//! waits as long as the denials said; a round nobody answers times out and is retried.
+//! A leader that cannot renew steps down at its deadline, which lies before any voter's
+//! promise ends (see [`super::lease`]), and says so first.
+//!
+//! The candidacy is pure: inputs are `now`, the voters' answers and timer expiries; the
+//! [`Action`]s it returns are what the caller sends and reports.
+
+use std::time::{Duration, Instant};
+
+use super::tally::{Outcome, Tally};
+use super::voter::{Term, Verdict};
+use crate::wire::NodeId;
+
+/// Timing of a candidacy (a subset of the election config).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    /// Lease asked for (`L`).
+    pub lease: Duration,
+    /// Time between renewals (about `L / 3`).
+    pub renew_interval: Duration,
+    /// Clock-rate drift bound `ρ`.
+    pub drift: f64,
+    /// Safety margin subtracted from every deadline.
+    pub margin: Duration,
+    /// Back-off per rank: the candidate of rank `r` waits `r * rank_backoff` before
+    /// asking, so the lowest id tries first.
+    pub rank_backoff: Duration,
+    /// A round undecided after this long is abandoned and retried.
+    pub round_timeout: Duration,
+}
+
+/// Why a leadership ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepDown {
+    /// No renewal reached a quorum before the deadline.
+    LeaseExpired,
+    /// The application resigned.
+    Resigned,
+}
+
+/// What the caller must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send a lease request for `term` (round `round`) to every voter.
+    Request {
+        /// The term.
+        term: Term,
+        /// Round number, echoed by answers.
+        round: u32,
+    },
+    /// Tell `voter` to drop its promise at `term`.
+    Release {
+        /// The voter.
+        voter: NodeId,
+        /// The term released.
+        term: Term,
+    },
+    /// Tell every voter to drop its promise at `term` (resignation).
+    ReleaseAll {
+        /// The term released.
+        term: Term,
+    },
+    /// This node now leads with fencing token `term` until `deadline`.
+    Elected {
+        /// The term.
+        term: Term,
+        /// The leadership ends then unless renewed (this node's clock).
+        deadline: Instant,
+    },
+    /// The leadership was extended.
+    Renewed {
+        /// The term.
+        term: Term,
+        /// The new deadline.
+        deadline: Instant,
+    },
+    /// This node no longer leads.
+    SteppedDown {
+        /// The term that ended.
+        term: Term,
+        /// Why.
+        reason: StepDown,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Waiting {
+        until: Instant,
+    },
+    Asking {
+        tally: Tally,
+        round: u32,
+        expires: Instant,
+    },
+    Leading {
+        term: Term,
+        deadline: Instant,
+        renew_at: Instant,
+        renewal: Option<(Tally, u32)>,
+    },
+}
+
+/// A node's candidacy for one group.
+#[derive(Clone, Debug)]
+pub struct Candidacy {
+    timing: Timing,
+    voters: usize,
+    phase: Phase,
+    next_term: Term,
+    round: u32,
+}
+
+impl Candidacy {
+    /// Starts running at `now` with the given `rank` among live candidates (0 = lowest
+    /// id) and the highest term known for the group.
+    pub fn new(now: Instant, timing: Timing, voters: usize, rank: u32, known_term: Term) -> Self {
+        let until = now + timing.rank_backoff * rank;
+        Candidacy {
+            timing,
+            voters,
+            phase: Phase::Waiting { until },
+            next_term: known_term + 1,
+            round: 0,
+        }
+    }
+
+    /// The leadership held now: `(term, deadline)`.
+    pub fn leadership(&self) -> Option<(Term, Instant)> {
+        match &self.phase {
+            Phase::Leading { term, deadline, .. } => Some((*term, *deadline)),
+            _ => None,
+        }
+    }
+
+    /// Raises the next term asked for (a higher term was seen in gossip).
+    pub fn observe_term(&mut self, term: Term) {
+        self.next_term = self.next_term.max(term + 1);
+    }
+
+    /// When [`Candidacy::on_timer`] must next run.
+    pub fn next_timer(&self) -> Instant {
+        match &self.phase {
+            Phase::Waiting { until } => *until,
+            Phase::Asking { expires, .. } => *expires,
+            Phase::Leading {
+                deadline,
+                renew_at,
+                renewal,
+                ..
+            } => match renewal {
+                Some(_) => *deadline,
+                None => (*renew_at).min(*deadline),
+            },
+        }
+    }
+
+    /// Runs what is due at `now`.
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
+        match &mut self.phase {
+            Phase::Waiting { until } if now >= *until => vec![self.ask(now)],
+            Phase::Asking { tally, expires, .. } if now >= *expires => {
+                let releases = release_grants(tally);
+                let mut out = releases;
+                out.push(self.ask(now));
+                out
+            }
+            Phase::Leading { term, deadline, .. } if now >= *deadline => {
+                let term = *term;
+                self.phase = Phase::Waiting { until: now };
+                vec![Action::SteppedDown {
+                    term,
+                    reason: StepDown::LeaseExpired,
+                }]
+            }
+            Phase::Leading {
+                term,
+                renew_at,
+                renewal,
+                ..
+            } if now >= *renew_at && renewal.is_none() => {
+                let term = *term;
+                self.round += 1;
+                *renewal = Some((Tally::new(term, now, self.voters), self.round));
+                *renew_at = now + self.timing.renew_interval;
+                vec![Action::Request {
+                    term,
+                    round: self.round,
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn ask(&mut self, now: Instant) -> Action {
+        self.round += 1;
+        let term = self.next_term;
+        self.phase = Phase::Asking {
+            tally: Tally::new(term, now, self.voters),
+            round: self.round,
+            expires: now + self.timing.round_timeout,
+        };
+        Action::Request {
+            term,
+            round: self.round,
+        }
+    }
+
+    /// A voter's answer to round `round`.
+    pub fn on_verdict(
+        &mut self,
+        now: Instant,
+        voter: NodeId,
+        round: u32,
+        v: Verdict,
+    ) -> Vec<Action> {
+        let (drift, margin) = (self.timing.drift, self.timing.margin);
+        match &mut self.phase {
+            Phase::Asking {
+                tally, round: r, ..
+            } if *r == round => match tally.record(voter, v, drift, margin) {
+                Outcome::Pending => Vec::new(),
+                Outcome::Won { deadline } => {
+                    let term = tally.term();
+                    self.phase = Phase::Leading {
+                        term,
+                        deadline,
+                        renew_at: now + self.timing.renew_interval,
+                        renewal: None,
+                    };
+                    vec![Action::Elected { term, deadline }]
+                }
+                Outcome::Lost {
+                    retry_after,
+                    next_term,
+                } => {
+                    let out = release_grants(tally);
+                    self.next_term = self.next_term.max(next_term);
+                    let wait = retry_after.min(self.timing.lease * 4);
+                    self.phase = Phase::Waiting { until: now + wait };
+                    out
+                }
+            },
+            Phase::Leading {
+                term,
+                deadline,
+                renewal,
+                ..
+            } => {
+                let Some((tally, _)) = renewal.as_mut().filter(|(_, r)| *r == round) else {
+                    return Vec::new();
+                };
+                match tally.record(voter, v, drift, margin) {
+                    Outcome::Won { deadline: d } => {
+                        *deadline = (*deadline).max(d);
+                        *renewal = None;
+                        vec![Action::Renewed {
+                            term: *term,
+                            deadline: *deadline,
+                        }]
+                    }
+                    // Keep leading on the grants already held; the next renewal retries.
+                    Outcome::Lost { .. } => {
+                        *renewal = None;
+                        Vec::new()
+                    }
+                    Outcome::Pending => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Stops running; a leader steps down first, then releases its promises.
+    pub fn resign(self) -> Vec<Action> {
+        match self.phase {
+            Phase::Leading { term, .. } => vec![
+                Action::SteppedDown {
+                    term,
+                    reason: StepDown::Resigned,
+                },
+                Action::ReleaseAll { term },
+            ],
+            Phase::Asking { tally, .. } => release_grants(&tally),
+            Phase::Waiting { .. } => Vec::new(),
+        }
+    }
+}
+
+fn release_grants(tally: &Tally) -> Vec<Action> {
+    let term = tally.term();
+    tally
+        .granted()
+        .map(|voter| Action::Release { voter, term })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a base instant for the tests only
+mod tests {
+    use super::*;
+    use crate::election::voter::{Denial, Voter};
+
+    fn timing() -> Timing {
+        Timing {
+            lease: Duration::from_millis(900),
+            renew_interval: Duration::from_millis(300),
+            drift: 0.01,
+            margin: Duration::from_millis(10),
+            rank_backoff: Duration::from_millis(50),
+            round_timeout: Duration::from_millis(200),
+        }
+    }
+
+    /// Three voters answering instantly; returns the actions of one request.
+    fn deliver(
+        c: &mut Candidacy,
+        voters: &mut [Voter],
+        me: NodeId,
+        now: Instant,
+        a: Action,
+    ) -> Vec<Action> {
+        let Action::Request { term, round } = a else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, v) in voters.iter_mut().enumerate() {
+            let verdict = v.request(now, "g", me, term, timing().lease);
+            out.extend(c.on_verdict(now, NodeId(100 + i as u64), round, verdict));
+        }
+        out
+    }
+
+    fn voters(t0: Instant) -> Vec<Voter> {
+        (0..3)
+            .map(|_| Voter::new(t0, Duration::ZERO, Duration::from_secs(5), 8))
+            .collect()
+    }
+
+    #[test]
+    fn lowest_rank_asks_first_wins_and_renews() {
+        let t0 = Instant::now();
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        assert_eq!(c.next_timer(), t0);
+        let req = c.on_timer(t0);
+        let out = deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
+        let Action::Elected { term, deadline } = out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(term, 1);
+        assert!(deadline < t0 + timing().lease);
+        // Renewal at L/3 extends the deadline with the same term.
+        let t1 = c.next_timer();
+        assert_eq!(t1, t0 + timing().renew_interval);
+        let req = c.on_timer(t1);
+        assert_eq!(req, vec![Action::Request { term: 1, round: 2 }]);
+        let out = deliver(&mut c, &mut vs, NodeId(1), t1, req[0]);
+        assert!(matches!(out[..], [Action::Renewed { term: 1, deadline: d }] if d > deadline));
+    }
+
+    #[test]
+    fn higher_rank_backs_off_and_denied_candidate_waits_for_the_holder() {
+        let t0 = Instant::now();
+        let mut vs = voters(t0);
+        let c2 = Candidacy::new(t0, timing(), 3, 2, 0);
+        assert_eq!(c2.next_timer(), t0 + Duration::from_millis(100));
+        // Node 1 leads; node 2 asks and is denied by all three voters.
+        let mut c1 = Candidacy::new(t0, timing(), 3, 0, 0);
+        let req = c1.on_timer(t0);
+        deliver(&mut c1, &mut vs, NodeId(1), t0, req[0]);
+        let mut c2 = Candidacy::new(t0, timing(), 3, 1, 0);
+        let at = t0 + Duration::from_millis(100);
+        let req = c2.on_timer(at);
+        let out = deliver(&mut c2, &mut vs, NodeId(2), at, req[0]);
+        assert!(
+            out.is_empty(),
+            "nothing granted, nothing to release: {out:?}"
+        );
+        // It retries when the promises end (800ms from now), with a higher term.
+        assert_eq!(c2.next_timer(), at + Duration::from_millis(800));
+        let req = c2.on_timer(c2.next_timer());
+        assert!(matches!(req[..], [Action::Request { term: 2, .. }]));
+    }
+
+    #[test]
+    fn leader_without_renewals_steps_down_at_its_deadline() {
+        let t0 = Instant::now();
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        let req = c.on_timer(t0);
+        let out = deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
+        let Action::Elected { deadline, .. } = out[0] else {
+            panic!()
+        };
+        // Renewal requests go unanswered (partitioned from the voters).
+        let mut stepped = None;
+        while stepped.is_none() {
+            let now = c.next_timer();
+            for a in c.on_timer(now) {
+                if let Action::SteppedDown { term, reason } = a {
+                    stepped = Some((term, reason, now));
+                }
+            }
+        }
+        assert_eq!(stepped, Some((1, StepDown::LeaseExpired, deadline)));
+        // Every voter's promise is still running when the leader gives up.
+        assert!(vs.iter().all(|v| v.promise(deadline, "g").is_some()));
+    }
+
+    #[test]
+    fn split_round_releases_its_grants() {
+        let t0 = Instant::now();
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        let Action::Request { round, .. } = c.on_timer(t0)[0] else {
+            panic!()
+        };
+        let grant = Verdict::Granted {
+            lease: timing().lease,
+            raised: true,
+        };
+        let held = Verdict::Denied(Denial::Held {
+            holder: NodeId(9),
+            term: 4,
+            remaining: Duration::from_millis(500),
+        });
+        assert!(c.on_verdict(t0, NodeId(100), round, grant).is_empty());
+        assert!(c.on_verdict(t0, NodeId(101), round, held).is_empty());
+        let out = c.on_verdict(t0, NodeId(102), round, held);
+        assert_eq!(
+            out,
+            vec![Action::Release {
+                voter: NodeId(100),
+                term: 1
+            }]
+        );
+        assert_eq!(c.next_timer(), t0 + Duration::from_millis(500));
+        assert!(matches!(
+            c.on_timer(c.next_timer())[..],
+            [Action::Request { term: 5, .. }]
+        ));
+    }
+
+    #[test]
+    fn unanswered_round_times_out_and_retries() {
+        let t0 = Instant::now();
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        c.on_timer(t0);
+        let at = c.next_timer();
+        assert_eq!(at, t0 + timing().round_timeout);
+        assert_eq!(c.on_timer(at), vec![Action::Request { term: 1, round: 2 }]);
+    }
+
+    #[test]
+    fn resignation_steps_down_then_releases() {
+        let t0 = Instant::now();
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        let req = c.on_timer(t0);
+        deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
+        assert_eq!(
+            c.resign(),
+            vec![
+                Action::SteppedDown {
+                    term: 1,
+                    reason: StepDown::Resigned
+                },
+                Action::ReleaseAll { term: 1 }
+            ]
+        );
+    }
+}

@@ -1,2 +1,297 @@
-//! The `quorate-netsim` command.
-fn main() {}
+//! The `quorate-netsim` command: run, sweep and benchmark simulated clusters.
+
+use std::io::Write;
+use std::ops::Range;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use quorate::Config;
+use quorate_netsim::bench::{self, BenchOpts};
+use quorate_netsim::catalogue::{self, Params, CATALOGUE};
+use quorate_netsim::{outcome_json, replay_command, Outcome};
+
+/// Deterministic network simulator for quorate: partition testing, fault injection and
+/// benchmarks of the membership protocol, all on virtual time.
+#[derive(Parser, Debug)]
+#[command(name = "quorate-netsim", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Lists the scenarios, one line each.
+    List,
+    /// Runs one scenario.
+    Run {
+        /// Scenario name (see `list`).
+        scenario: String,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Prints the summary as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// Writes the whole trace as text to this file.
+        #[arg(long)]
+        trace: Option<std::path::PathBuf>,
+    },
+    /// Runs one scenario for many seeds; prints each failing seed and its replay
+    /// command, exits with 1 if any failed.
+    Sweep {
+        /// Scenario name (see `list`).
+        scenario: String,
+        /// Seeds, `A..B` (B excluded).
+        #[arg(long, value_parser = parse_range)]
+        seeds: Range<u64>,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Prints every run's summary as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints the benchmark table.
+    Bench {
+        /// Cluster sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![10usize, 100, 1000, 10000])]
+        sizes: Vec<usize>,
+        /// Steady-state phase of each run, seconds.
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Skip the 1% / 10% loss runs above this many nodes.
+        #[arg(long, default_value_t = 10_000)]
+        loss_max_nodes: usize,
+        /// Protocol preset: lan, wan or local.
+        #[arg(long, default_value = "lan")]
+        preset: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunOpts {
+    /// Cluster size.
+    #[arg(long, default_value_t = 32)]
+    nodes: usize,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Datagram loss probability, a fraction (0.1 = 10%).
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Length of the scenario's main phase, seconds (scenario default otherwise).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Protocol preset: lan, wan or local.
+    #[arg(long, default_value = "lan")]
+    preset: String,
+    /// Plain SWIM: Lifeguard off.
+    #[arg(long)]
+    no_lifeguard: bool,
+}
+
+fn parse_range(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s.split_once("..").ok_or("expected A..B")?;
+    let a = a.trim().parse::<u64>().map_err(|e| e.to_string())?;
+    let b = b.trim().parse::<u64>().map_err(|e| e.to_string())?;
+    if b <= a {
+        return Err("empty range".into());
+    }
+    Ok(a..b)
+}
+
+fn preset(name: &str) -> Result<Config> {
+    Ok(match name {
+        "lan" => Config::lan(),
+        "wan" => Config::wan(),
+        "local" => Config::local(),
+        other => bail!("unknown preset {other:?} (lan, wan, local)"),
+    })
+}
+
+impl RunOpts {
+    fn params(&self, seed: u64) -> Result<Params> {
+        if let Some(l) = self.loss {
+            if !(0.0..1.0).contains(&l) {
+                bail!("--loss is a fraction in [0, 1), got {l}");
+            }
+        }
+        if self.nodes < 2 {
+            bail!("--nodes must be at least 2");
+        }
+        let mut config = preset(&self.preset)?;
+        config.lifeguard = !self.no_lifeguard;
+        config.validate()?;
+        Ok(Params {
+            nodes: self.nodes,
+            seed,
+            loss: self.loss,
+            duration: self.duration.map(Duration::from_secs_f64),
+            config,
+        })
+    }
+}
+
+fn replay(name: &str, o: &RunOpts, seed: u64) -> String {
+    let mut c = replay_command(name, o.nodes, seed, o.loss);
+    if let Some(d) = o.duration {
+        c.push_str(&format!(" --duration {d}"));
+    }
+    if o.preset != "lan" {
+        c.push_str(&format!(" --preset {}", o.preset));
+    }
+    if o.no_lifeguard {
+        c.push_str(" --no-lifeguard");
+    }
+    c
+}
+
+fn print_human(o: &Outcome, loss: Option<f64>) {
+    let j = outcome_json(o, loss);
+    if let Some(m) = j.as_object() {
+        for (k, v) in m {
+            if k != "violations" {
+                println!("{k:>24}: {v}");
+            }
+        }
+    }
+    for v in &o.violations {
+        println!("VIOLATION: {v}");
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::List => {
+            for e in CATALOGUE {
+                println!("{:<16} {}", e.name, e.about);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run {
+            scenario,
+            opts,
+            json,
+            trace,
+        } => run(&scenario, &opts, json, trace),
+        Cmd::Sweep {
+            scenario,
+            seeds,
+            opts,
+            json,
+        } => sweep(&scenario, seeds, &opts, json),
+        Cmd::Bench {
+            sizes,
+            duration,
+            seed,
+            loss_max_nodes,
+            preset: p,
+        } => {
+            let opts = BenchOpts {
+                sizes,
+                duration: Duration::from_secs_f64(duration),
+                seed,
+                config: preset(&p)?,
+                loss_max_nodes,
+            };
+            print!("{}", bench::header(&opts));
+            for &n in &opts.sizes {
+                let r = bench::row(&opts, n, &mut |m| eprintln!("  {m}"));
+                println!("{}", bench::format_row(&r));
+                std::io::stdout().flush()?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn find(name: &str) -> Result<&'static catalogue::Entry> {
+    catalogue::find(name).with_context(|| {
+        let names: Vec<_> = CATALOGUE.iter().map(|e| e.name).collect();
+        format!("unknown scenario {name:?}; known: {}", names.join(", "))
+    })
+}
+
+fn run(
+    name: &str,
+    opts: &RunOpts,
+    json: bool,
+    trace: Option<std::path::PathBuf>,
+) -> Result<ExitCode> {
+    let entry = find(name)?;
+    let p = opts.params(opts.seed)?;
+    let o = match trace {
+        Some(path) => {
+            let f = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let w: Box<dyn Write> = Box::new(std::io::BufWriter::new(f));
+            entry.run_traced(&p, w)
+        }
+        None => entry.run(&p),
+    };
+    if json {
+        for v in &o.violations {
+            eprintln!("VIOLATION: {v}");
+        }
+        println!("{}", outcome_json(&o, opts.loss));
+    } else {
+        print_human(&o, opts.loss);
+    }
+    if o.violations.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "seed {} failed; replay: {}",
+        opts.seed,
+        replay(name, opts, opts.seed)
+    );
+    Ok(ExitCode::from(1))
+}
+
+fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<ExitCode> {
+    let entry = find(name)?;
+    let total = seeds.end - seeds.start;
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let p = opts.params(seed)?;
+        let o = entry.run(&p);
+        if json {
+            println!("{}", outcome_json(&o, opts.loss));
+        }
+        if !o.violations.is_empty() {
+            println!("seed {seed} FAILED: {}", o.violations.join("; "));
+            println!("  replay: {}", replay(name, opts, seed));
+            failed.push(seed);
+        }
+    }
+    println!(
+        "{name}: {} of {total} seeds passed, {} failed{}",
+        total - failed.len() as u64,
+        failed.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({failed:?})")
+        }
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

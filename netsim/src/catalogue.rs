@@ -1,0 +1,320 @@
+//! The named scenarios of the `quorate-netsim` command, built from [`Params`].
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use quorate::Config;
+
+use crate::check::false_dead_budget;
+use crate::net::{Cut, NodeIdx};
+use crate::scenario::{Action, Cond, Outcome, Scenario, Step};
+
+/// What a user chooses for a named scenario.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Datagram loss probability (0.1 = 10%), where the scenario uses one.
+    pub loss: Option<f64>,
+    /// Length of the scenario's main phase, where it has one.
+    pub duration: Option<Duration>,
+    /// Protocol configuration.
+    pub config: Config,
+}
+
+impl Params {
+    /// `nodes` nodes, `seed`, LAN defaults.
+    pub fn new(nodes: usize, seed: u64) -> Self {
+        Params {
+            nodes,
+            seed,
+            loss: None,
+            duration: None,
+            config: Config::lan(),
+        }
+    }
+}
+
+/// A named scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// One line about it.
+    pub about: &'static str,
+    run: fn(&Params, &mut Exec<'_>) -> Outcome,
+}
+
+/// How a scenario's simulations are run (plainly, or with their trace written out).
+pub type Exec<'a> = dyn FnMut(&Scenario) -> Outcome + 'a;
+
+impl Entry {
+    /// Runs it.
+    pub fn run(&self, p: &Params) -> Outcome {
+        (self.run)(p, &mut |s: &Scenario| s.run())
+    }
+
+    /// Runs it, writing the trace of every simulation to `out`.
+    pub fn run_traced(&self, p: &Params, out: Box<dyn std::io::Write>) -> Outcome {
+        let shared = SharedWriter(Rc::new(RefCell::new(out)));
+        (self.run)(p, &mut |s: &Scenario| {
+            s.run_with(Vec::new(), Some(Box::new(shared.clone())))
+        })
+    }
+}
+
+#[derive(Clone)]
+struct SharedWriter(Rc<RefCell<Box<dyn std::io::Write>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// Every named scenario.
+pub const CATALOGUE: &[Entry] = &[
+    Entry {
+        name: "converge",
+        about: "N nodes join through one seed; converged_ms: until every view is complete",
+        run: converge,
+    },
+    Entry {
+        name: "crash",
+        about: "one node crashes; first_detect_ms / all_detect_ms: until one / every node \
+                has it dead",
+        run: crash,
+    },
+    Entry {
+        name: "loss",
+        about: "steady state under datagram loss (default 10%, 10 min); false_dead: live \
+                members declared dead",
+        run: loss,
+    },
+    Entry {
+        name: "partition-heal",
+        about: "two halves cut for 60 s then healed; heal_ms: to one complete view after \
+                healing",
+        run: partition_heal,
+    },
+    Entry {
+        name: "slow-node",
+        about: "one node handles messages late, with Lifeguard on and off; false suspicions \
+                and deaths of healthy nodes",
+        run: slow_node,
+    },
+    Entry {
+        name: "flaky",
+        about: "restart, pause, one-way and partial cuts, duplication, reordering and clock \
+                drift together; the cluster must converge after each",
+        run: flaky,
+    },
+];
+
+/// The named scenario, if it exists.
+pub fn find(name: &str) -> Option<&'static Entry> {
+    CATALOGUE.iter().find(|e| e.name == name)
+}
+
+/// Joins spread over 1 ms per node, at most 10 s.
+fn spread(n: usize) -> Duration {
+    Duration::from_millis(n as u64).min(Duration::from_secs(10))
+}
+
+/// Generous bound for convergence: grows with the cluster and its push-pull period.
+fn converge_within(p: &Params) -> Duration {
+    let c = &p.config;
+    Duration::from_secs(60) + c.push_pull_interval_for(p.nodes) * 4
+}
+
+/// A converged cluster of `p.nodes`: the start of every other scenario.
+pub fn base(name: &str, p: &Params) -> Scenario {
+    let mut s = Scenario::new(name, p.nodes, p.seed).config(p.config.clone());
+    s.settle = converge_within(p);
+    s.join_all(spread(p.nodes))
+        .until(Cond::Converged, converge_within(p), "converged_ms")
+}
+
+fn victim(p: &Params) -> NodeIdx {
+    if p.nodes < 2 {
+        return 0;
+    }
+    (1 + p.seed % (p.nodes as u64 - 1)) as NodeIdx
+}
+
+fn converge(p: &Params, exec: &mut Exec<'_>) -> Outcome {
+    let mut s = base("converge", p);
+    if let Some(l) = p.loss {
+        s.net.default.loss = l;
+        s.false_dead_budget = false_dead_budget(l);
+    }
+    exec(&s)
+}
+
+/// Crash detection on a converged cluster.
+pub fn crash_scenario(p: &Params) -> Scenario {
+    let v = victim(p);
+    let within = Duration::from_secs(120);
+    let mut s = base("crash", p)
+        .run_for(Duration::from_secs(2))
+        .act(Action::Crash(v))
+        .mark()
+        .until(Cond::DetectedByAny(v), within, "first_detect_ms")
+        .until(Cond::DetectedByAll(v), within, "all_detect_ms");
+    if let Some(l) = p.loss {
+        s.steps.insert(0, Step::Act(Action::Loss(l)));
+        s.false_dead_budget = false_dead_budget(l);
+    }
+    s
+}
+
+fn crash(p: &Params, exec: &mut Exec<'_>) -> Outcome {
+    exec(&crash_scenario(p))
+}
+
+/// Steady state under loss: converge without loss, then `duration` at the loss.
+pub fn loss_scenario(p: &Params) -> Scenario {
+    let l = p.loss.unwrap_or(0.10);
+    let d = p.duration.unwrap_or(Duration::from_secs(600));
+    let mut s = base("loss", p)
+        .act(Action::Loss(l))
+        .step(Step::TrafficFrom)
+        .run_for(d)
+        .step(Step::TrafficRates);
+    s.false_dead_budget = false_dead_budget(l);
+    s
+}
+
+fn loss(p: &Params, exec: &mut Exec<'_>) -> Outcome {
+    exec(&loss_scenario(p))
+}
+
+fn partition_heal(p: &Params, exec: &mut Exec<'_>) -> Outcome {
+    let d = p.duration.unwrap_or(Duration::from_secs(60));
+    let mut s = base("partition-heal", p)
+        .act(Action::Partition(Cut::halves(p.nodes, p.nodes / 2)))
+        .run_for(d)
+        .act(Action::Heal)
+        .mark()
+        .until(Cond::Converged, converge_within(p), "heal_ms");
+    if let Some(l) = p.loss {
+        s.steps.insert(0, Step::Act(Action::Loss(l)));
+        s.false_dead_budget = false_dead_budget(l);
+    }
+    exec(&s)
+}
+
+/// One node handles its messages 300–700 ms late for `duration` (default 2 min).
+pub fn slow_scenario(p: &Params, lifeguard: bool) -> Scenario {
+    let d = p.duration.unwrap_or(Duration::from_secs(120));
+    let cfg = Config {
+        lifeguard,
+        ..p.config.clone()
+    };
+    let q = Params {
+        config: cfg,
+        ..p.clone()
+    };
+    let v = victim(p);
+    let mut s = base("slow-node", &q)
+        .act(Action::Slow {
+            node: v,
+            min: Duration::from_millis(300),
+            max: Duration::from_millis(700),
+        })
+        .run_for(d)
+        .act(Action::Unslow(v));
+    if let Some(l) = p.loss {
+        s.steps.insert(0, Step::Act(Action::Loss(l)));
+    }
+    // Plain SWIM is the comparison: its false deaths are expected, not checked.
+    s.false_dead_budget = if lifeguard {
+        false_dead_budget(p.loss.unwrap_or(0.0))
+    } else {
+        None
+    };
+    s
+}
+
+fn slow_node(p: &Params, exec: &mut Exec<'_>) -> Outcome {
+    let mut out = exec(&slow_scenario(p, true));
+    let plain = exec(&slow_scenario(p, false));
+    let (fs_lg, fd_lg) = (out.num("false_suspect"), out.num("false_dead"));
+    let (fs_pl, fd_pl) = (plain.num("false_suspect"), plain.num("false_dead"));
+    out.metrics.clear();
+    out.absorb(plain, "plain");
+    out.metrics.retain(|k, _| k.starts_with("converged_ms"));
+    let mut put = |k: &str, v: Option<f64>| {
+        out.metrics.insert(k.into(), v.unwrap_or(f64::NAN).into());
+    };
+    put("false_suspect_lifeguard", fs_lg);
+    put("false_suspect_plain", fs_pl);
+    put("false_dead_lifeguard", fd_lg);
+    put("false_dead_plain", fd_pl);
+    let (lg, pl) = (fs_lg.unwrap_or(0.0), fs_pl.unwrap_or(0.0));
+    let ratio = pl / lg.max(1.0);
+    out.metrics
+        .insert("suspect_reduction".into(), ((ratio * 10.0).round() / 10.0).into());
+    if pl < 10.0 {
+        out.violations.push(format!(
+            "plain SWIM raised only {pl} false suspicions: the slow node is too mild to compare"
+        ));
+    } else if lg * 10.0 > pl {
+        out.violations.push(format!(
+            "Lifeguard cut false suspicions of healthy nodes only {ratio:.1}x ({lg} vs {pl})"
+        ));
+    }
+    out
+}
+
+/// Every fault kind in turn, each followed by a convergence check.
+pub fn flaky_scenario(p: &Params) -> Scenario {
+    let n = p.nodes;
+    let v = victim(p);
+    let w = (v as usize + n / 2).max(1) % n;
+    let w = if w == 0 || w == v as usize { 1 } else { w } as NodeIdx;
+    let within = converge_within(p);
+    let mut s = base("flaky", p);
+    s.net.default.duplicate = 0.02;
+    s.net.default.reorder = 0.05;
+    let quarter: Vec<NodeIdx> = (0..n as NodeIdx).filter(|i| i % 4 == 1).collect();
+    let rest: Vec<NodeIdx> = (0..n as NodeIdx).filter(|i| i % 4 != 1).collect();
+    let partial: std::collections::HashSet<(NodeIdx, NodeIdx)> = (0..n as NodeIdx)
+        .filter(|i| i % 3 == 0)
+        .flat_map(|i| [(i, v), (v, i)])
+        .collect();
+    s.act(Action::Drift { node: w, ppm: 200 })
+        .act(Action::Loss(p.loss.unwrap_or(0.02)))
+        .act(Action::Crash(v))
+        .run_for(Duration::from_secs(10))
+        .act(Action::Restart(v))
+        .mark()
+        .until(Cond::Converged, within, "restart_ms")
+        .act(Action::Pause {
+            node: w,
+            duration: Duration::from_secs(3),
+        })
+        .mark()
+        .run_for(Duration::from_secs(4))
+        .until(Cond::Converged, within, "pause_ms")
+        .act(Action::Partition(Cut::one_way(n, &quarter, &rest)))
+        .run_for(Duration::from_secs(20))
+        .act(Action::Heal)
+        .mark()
+        .until(Cond::Converged, within, "one_way_ms")
+        .act(Action::Partition(Cut::Links(partial)))
+        .run_for(Duration::from_secs(20))
+        .act(Action::Heal)
+        .mark()
+        .until(Cond::Converged, within, "partial_ms")
+}
+
+fn flaky(p: &Params, exec: &mut Exec<'_>) -> Outcome {
+    exec(&flaky_scenario(p))
+}

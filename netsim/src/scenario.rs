@@ -1,0 +1,485 @@
+//! Scenarios as data: a cluster, a network and a script of steps (actions, waits,
+//! conditions with their measured times), built with a small builder and run against
+//! the checkers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use quorate_netsim::scenario::{Action, Cond, Scenario};
+//!
+//! let s = Scenario::new("crash-one", 8, 42)
+//!     .join_all(Duration::from_millis(50))
+//!     .until(Cond::Converged, Duration::from_secs(30), "converged_ms")
+//!     .act(Action::Crash(3))
+//!     .mark()
+//!     .until(Cond::DetectedByAll(3), Duration::from_secs(30), "all_detect_ms");
+//! let out = s.run();
+//! assert!(out.violations.is_empty(), "{:?}", out.violations);
+//! ```
+
+use std::time::Duration;
+
+use quorate::Config;
+use serde_json::Value;
+
+use crate::check::{self, Checker, Report};
+use crate::net::{Cut, Net, NodeIdx};
+use crate::sim::{NetStats, Sim};
+use crate::trace::mix;
+
+/// Something done to the cluster or the network.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Node joins through the scenario's seed node.
+    Join(NodeIdx),
+    /// The seed node starts the cluster, every other node joins through it, the joins
+    /// spread evenly over `spread` (the script goes on after the last join).
+    JoinAll {
+        /// Time from the first join to the last.
+        spread: Duration,
+    },
+    /// The process dies: state lost, messages to it dropped.
+    Crash(NodeIdx),
+    /// A crashed node starts again with the same id and rejoins through the seed node.
+    Restart(NodeIdx),
+    /// The node leaves gracefully and stops.
+    Leave(NodeIdx),
+    /// Cuts links (added to the cuts in force).
+    Partition(Cut),
+    /// Removes every cut.
+    Heal,
+    /// Sets the datagram loss probability of every link.
+    Loss(f64),
+    /// Stalls the process for `duration`.
+    Pause {
+        /// The node.
+        node: NodeIdx,
+        /// How long.
+        duration: Duration,
+    },
+    /// The node handles every incoming message late, by `min..=max`.
+    Slow {
+        /// The node.
+        node: NodeIdx,
+        /// Shortest extra delay.
+        min: Duration,
+        /// Longest extra delay.
+        max: Duration,
+    },
+    /// The node handles its messages on time again.
+    Unslow(NodeIdx),
+    /// The node's clock runs `ppm` parts per million fast (negative: slow).
+    Drift {
+        /// The node.
+        node: NodeIdx,
+        /// Rate error.
+        ppm: i64,
+    },
+}
+
+/// A condition a script waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// Every running node sees exactly the running nodes as live.
+    Converged,
+    /// Some running node no longer sees the node as live.
+    DetectedByAny(NodeIdx),
+    /// No running node sees the node as live.
+    DetectedByAll(NodeIdx),
+}
+
+impl Cond {
+    /// Whether it holds now.
+    pub fn holds(&self, sim: &Sim) -> bool {
+        let v = sim.views();
+        match *self {
+            Cond::Converged => v.converged(),
+            Cond::DetectedByAny(x) => (v.seen_by(x) as usize) < v.n_up(),
+            Cond::DetectedByAll(x) => v.seen_by(x) == 0,
+        }
+    }
+}
+
+/// One step of a script.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Apply an action now.
+    Act(Action),
+    /// Let simulated time pass.
+    Run(Duration),
+    /// Measure the following waits from now.
+    Mark,
+    /// Run until `cond` holds, at most `within`; the time since the last mark goes to
+    /// metric `metric` (in ms). Not holding in time is a violation.
+    Until {
+        /// The condition.
+        cond: Cond,
+        /// Longest wait.
+        within: Duration,
+        /// Metric name, if the time is to be reported.
+        metric: Option<String>,
+    },
+    /// Start counting traffic (for [`Step::TrafficRates`]).
+    TrafficFrom,
+    /// Report messages and bytes per running node per second since
+    /// [`Step::TrafficFrom`] (`msgs_per_node_s`, `bytes_per_node_s`).
+    TrafficRates,
+}
+
+/// A cluster, a network and a script.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name (reported).
+    pub name: String,
+    /// Cluster size.
+    pub nodes: usize,
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// The node the others join through.
+    pub seed_node: NodeIdx,
+    /// Protocol configuration of every node.
+    pub config: Config,
+    /// The network at the start.
+    pub net: Net,
+    /// The script.
+    pub steps: Vec<Step>,
+    /// After the script, cuts are healed and the cluster gets this long to converge.
+    pub settle: Duration,
+    /// False deaths tolerated (`None`: reported, not checked).
+    pub false_dead_budget: Option<u64>,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Scenario name.
+    pub scenario: String,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Simulated time, ms.
+    pub sim_ms: u64,
+    /// Wall time, ms.
+    pub wall_ms: u64,
+    /// Hash of the whole trace.
+    pub trace_hash: u64,
+    /// Properties that did not hold.
+    pub violations: Vec<String>,
+    /// Measurements.
+    pub metrics: std::collections::BTreeMap<String, Value>,
+    /// Traffic counters.
+    pub net: NetStats,
+}
+
+impl Outcome {
+    /// A metric as a number, if present.
+    pub fn num(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).and_then(Value::as_f64)
+    }
+
+    /// Simulated node-seconds per wall second.
+    pub fn speed(&self) -> f64 {
+        self.nodes as f64 * self.sim_ms as f64 / (self.wall_ms.max(1) as f64)
+    }
+
+    /// Folds another outcome into this one (a scenario made of several runs).
+    pub fn absorb(&mut self, other: Outcome, prefix: &str) {
+        self.sim_ms += other.sim_ms;
+        self.wall_ms += other.wall_ms;
+        self.trace_hash = mix(self.trace_hash, other.trace_hash);
+        for v in other.violations {
+            self.violations.push(format!("{prefix}: {v}"));
+        }
+        for (k, v) in other.metrics {
+            self.metrics.insert(format!("{k}_{prefix}"), v);
+        }
+    }
+}
+
+impl Scenario {
+    /// `nodes` nodes on a LAN with [`Config::lan`], an empty script.
+    pub fn new(name: &str, nodes: usize, seed: u64) -> Self {
+        Scenario {
+            name: name.to_owned(),
+            nodes,
+            seed,
+            seed_node: 0,
+            config: Config::lan(),
+            net: Net::default(),
+            steps: Vec::new(),
+            settle: Duration::from_secs(120),
+            false_dead_budget: Some(0),
+        }
+    }
+
+    /// Uses protocol configuration `cfg`.
+    pub fn config(mut self, cfg: Config) -> Self {
+        self.config = cfg;
+        self
+    }
+
+    /// Uses network `net`.
+    pub fn net(mut self, net: Net) -> Self {
+        self.net = net;
+        self
+    }
+
+    /// Adds a step.
+    pub fn step(mut self, s: Step) -> Self {
+        self.steps.push(s);
+        self
+    }
+
+    /// Adds an action.
+    pub fn act(self, a: Action) -> Self {
+        self.step(Step::Act(a))
+    }
+
+    /// Lets `d` pass.
+    pub fn run_for(self, d: Duration) -> Self {
+        self.step(Step::Run(d))
+    }
+
+    /// Measures the following waits from here.
+    pub fn mark(self) -> Self {
+        self.step(Step::Mark)
+    }
+
+    /// Every node joins through the seed node, joins spread over `spread`.
+    pub fn join_all(self, spread: Duration) -> Self {
+        self.act(Action::JoinAll { spread })
+    }
+
+    /// Waits for `cond` (at most `within`), reporting the time as `metric` ms.
+    pub fn until(self, cond: Cond, within: Duration, metric: &str) -> Self {
+        self.step(Step::Until {
+            cond,
+            within,
+            metric: (!metric.is_empty()).then(|| metric.to_owned()),
+        })
+    }
+
+    /// Runs with the standard checkers.
+    pub fn run(&self) -> Outcome {
+        self.run_with(Vec::new(), None)
+    }
+
+    /// Runs with the standard checkers plus `extra`, writing the trace to `trace`.
+    pub fn run_with(
+        &self,
+        extra: Vec<Box<dyn Checker>>,
+        trace: Option<Box<dyn std::io::Write>>,
+    ) -> Outcome {
+        #[allow(clippy::disallowed_methods)] // wall time is reported, never simulated
+        let wall = std::time::Instant::now();
+        let mut r = match Runner::new(self, extra, trace) {
+            Ok(r) => r,
+            Err(e) => return self.refused(e.to_string()),
+        };
+        for step in &self.steps {
+            r.step(step);
+        }
+        r.settle(self.settle);
+        let mut report = std::mem::take(&mut r.report);
+        for c in &mut r.checkers {
+            c.finish(&r.sim, &mut report);
+        }
+        r.sim.trace_mut().flush();
+        Outcome {
+            scenario: self.name.clone(),
+            nodes: self.nodes,
+            seed: self.seed,
+            sim_ms: r.sim.now().as_millis() as u64,
+            wall_ms: wall.elapsed().as_millis() as u64,
+            trace_hash: r.sim.trace().hash(),
+            violations: report.violations,
+            metrics: report.metrics,
+            net: r.sim.stats().clone(),
+        }
+    }
+
+    fn refused(&self, why: String) -> Outcome {
+        Outcome {
+            scenario: self.name.clone(),
+            nodes: self.nodes,
+            seed: self.seed,
+            sim_ms: 0,
+            wall_ms: 0,
+            trace_hash: 0,
+            violations: vec![format!("configuration refused: {why}")],
+            metrics: Default::default(),
+            net: NetStats::default(),
+        }
+    }
+
+    /// How long after a disturbance accusations are still expected: the longest
+    /// suspicion plus margin for gossip.
+    pub fn grace(&self) -> Duration {
+        let c = &self.config;
+        let max = c.suspicion_min(self.nodes) * c.suspicion_max_mult.max(1);
+        max * 2 + c.probe_interval * (c.awareness_max + 1) * 4 + Duration::from_secs(10)
+    }
+}
+
+struct Runner {
+    sim: Sim,
+    checkers: Vec<Box<dyn Checker>>,
+    report: Report,
+    mark: Duration,
+    seed_node: NodeIdx,
+    traffic: (Duration, NetStats),
+}
+
+impl Runner {
+    fn new(
+        s: &Scenario,
+        extra: Vec<Box<dyn Checker>>,
+        trace: Option<Box<dyn std::io::Write>>,
+    ) -> Result<Self, quorate::ConfigError> {
+        let mut sim = Sim::new(s.seed, s.nodes, &s.config, s.net.clone())?;
+        if let Some(w) = trace {
+            sim.set_trace_writer(w);
+        }
+        let mut checkers = check::standard(s.false_dead_budget, s.grace());
+        checkers.extend(extra);
+        Ok(Runner {
+            sim,
+            checkers,
+            report: Report::default(),
+            mark: Duration::ZERO,
+            seed_node: s.seed_node,
+            traffic: (Duration::ZERO, NetStats::default()),
+        })
+    }
+
+    fn dispatch(&mut self) {
+        if !self.sim.has_records() {
+            return;
+        }
+        let recs: Vec<_> = self.sim.drain_records().collect();
+        for rec in &recs {
+            for c in &mut self.checkers {
+                c.on_record(&self.sim, rec);
+            }
+        }
+    }
+
+    /// Runs until `until`, feeding the checkers; stops early when `cond` holds.
+    fn run(&mut self, until: Duration, cond: Option<&Cond>) -> bool {
+        loop {
+            if cond.is_some_and(|c| c.holds(&self.sim)) {
+                return true;
+            }
+            if !self.sim.step(until) {
+                self.sim.run_until(until);
+                return cond.is_some_and(|c| c.holds(&self.sim));
+            }
+            self.dispatch();
+        }
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Act(a) => self.act(a),
+            Step::Run(d) => {
+                let until = self.sim.now() + *d;
+                self.run(until, None);
+            }
+            Step::Mark => self.mark = self.sim.now(),
+            Step::Until {
+                cond,
+                within,
+                metric,
+            } => {
+                let start = self.sim.now();
+                let held = self.run(start + *within, Some(cond));
+                let ms = (self.sim.now() - self.mark).as_secs_f64() * 1000.0;
+                if let Some(m) = metric {
+                    let v = if held {
+                        Value::from((ms * 10.0).round() / 10.0)
+                    } else {
+                        Value::Null
+                    };
+                    self.report.metric(m, v);
+                }
+                if !held {
+                    self.report.violation(format!(
+                        "{cond:?} did not hold within {:.1}s (at {:.1}s)",
+                        within.as_secs_f64(),
+                        self.sim.now().as_secs_f64()
+                    ));
+                }
+            }
+            Step::TrafficFrom => self.traffic = (self.sim.now(), self.sim.stats().clone()),
+            Step::TrafficRates => self.traffic_rates(),
+        }
+    }
+
+    fn traffic_rates(&mut self) {
+        let (from, ref s0) = self.traffic;
+        let s1 = self.sim.stats();
+        let secs = (self.sim.now() - from).as_secs_f64().max(1e-9);
+        let per = secs * self.sim.views().n_up().max(1) as f64;
+        let msgs = (s1.datagrams + s1.streams - s0.datagrams - s0.streams) as f64 / per;
+        let bytes = (s1.bytes - s0.bytes) as f64 / per;
+        self.report
+            .metric("msgs_per_node_s", (msgs * 100.0).round() / 100.0);
+        self.report.metric("bytes_per_node_s", bytes.round());
+    }
+
+    fn act(&mut self, a: &Action) {
+        for c in &mut self.checkers {
+            c.on_action(&self.sim, a);
+        }
+        let seeds = [self.seed_node];
+        match a {
+            Action::Join(i) => self.sim.join(*i, &seeds),
+            Action::JoinAll { spread } => self.join_all(*spread),
+            Action::Crash(i) => self.sim.crash(*i),
+            Action::Restart(i) => {
+                if let Err(e) = self.sim.restart(*i, &seeds) {
+                    self.report.violation(format!("restart refused: {e}"));
+                }
+            }
+            Action::Leave(i) => self.sim.leave(*i),
+            Action::Partition(cut) => self.sim.net.cuts.push(cut.clone()),
+            Action::Heal => self.sim.net.cuts.clear(),
+            Action::Loss(p) => {
+                self.sim.net.default.loss = *p;
+                for l in self.sim.net.overrides.values_mut() {
+                    l.loss = *p;
+                }
+            }
+            Action::Pause { node, duration } => self.sim.pause(*node, *duration),
+            Action::Slow { node, min, max } => self.sim.set_slow(*node, Some((*min, *max))),
+            Action::Unslow(node) => self.sim.set_slow(*node, None),
+            Action::Drift { node, ppm } => self.sim.set_drift(*node, *ppm),
+        }
+        self.dispatch();
+    }
+
+    fn join_all(&mut self, spread: Duration) {
+        let n = self.sim.len() as NodeIdx;
+        let seed = self.seed_node;
+        self.sim.join(seed, &[]);
+        let start = self.sim.now();
+        let others = n.saturating_sub(1).max(1);
+        let mut k = 0;
+        for i in (0..n).filter(|&i| i != seed) {
+            k += 1;
+            let at = start + spread.mul_f64(f64::from(k) / f64::from(others));
+            self.run(at, None);
+            self.sim.join(i, &[seed]);
+            self.dispatch();
+        }
+    }
+
+    /// Heals the network and lets the cluster converge (bounded).
+    fn settle(&mut self, max: Duration) {
+        if self.sim.net.partitioned() {
+            self.act(&Action::Heal);
+        }
+        let until = self.sim.now() + max;
+        self.run(until, Some(&Cond::Converged));
+    }
+}

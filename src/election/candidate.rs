@@ -114,6 +114,7 @@ pub struct Candidacy {
     phase: Phase,
     next_term: Term,
     round: u32,
+    rank: u32,
 }
 
 impl Candidacy {
@@ -127,7 +128,32 @@ impl Candidacy {
             phase: Phase::Waiting { until },
             next_term: known_term + 1,
             round: 0,
+            rank,
         }
+    }
+
+    /// Updates this node's rank among the live candidates (0 = lowest id). Every wait
+    /// before a new round adds `rank * rank_backoff`, so when the voters become free the
+    /// lowest id asks first and the others do not split the votes.
+    pub fn set_rank(&mut self, rank: u32) {
+        self.rank = rank;
+    }
+
+    /// This node's rank among the live candidates.
+    pub fn rank(&self) -> u32 {
+        self.rank
+    }
+
+    /// A voter says the group became vacant (its holder resigned): a waiting candidate
+    /// asks after `rank * rank_backoff` instead of waiting out the old promise.
+    pub fn on_vacant(&mut self, now: Instant, rank: u32) {
+        if let Phase::Waiting { until } = &mut self.phase {
+            *until = (*until).min(now + self.timing.rank_backoff * rank);
+        }
+    }
+
+    fn backoff(&self) -> Duration {
+        self.timing.rank_backoff * self.rank
     }
 
     /// The leadership held now: `(term, deadline)`.
@@ -165,9 +191,13 @@ impl Candidacy {
         match &mut self.phase {
             Phase::Waiting { until } if now >= *until => vec![self.ask(now)],
             Phase::Asking { tally, expires, .. } if now >= *expires => {
-                let releases = release_grants(tally);
-                let mut out = releases;
-                out.push(self.ask(now));
+                let mut out = release_grants(tally);
+                let until = now + self.backoff();
+                if until <= now {
+                    out.push(self.ask(now));
+                } else {
+                    self.phase = Phase::Waiting { until };
+                }
                 out
             }
             Phase::Leading { term, deadline, .. } if now >= *deadline => {
@@ -241,7 +271,7 @@ impl Candidacy {
                 } => {
                     let out = release_grants(tally);
                     self.next_term = self.next_term.max(next_term);
-                    let wait = retry_after.min(self.timing.lease * 4);
+                    let wait = retry_after.min(self.timing.lease * 4) + self.backoff();
                     self.phase = Phase::Waiting { until: now + wait };
                     out
                 }
@@ -382,8 +412,9 @@ mod tests {
             out.is_empty(),
             "nothing granted, nothing to release: {out:?}"
         );
-        // It retries when the promises end (800ms from now), with a higher term.
-        assert_eq!(c2.next_timer(), at + Duration::from_millis(800));
+        // It retries when the promises end (800ms from now) plus its rank's back-off,
+        // with a higher term.
+        assert_eq!(c2.next_timer(), at + Duration::from_millis(800 + 50));
         let req = c2.on_timer(c2.next_timer());
         assert!(matches!(req[..], [Action::Request { term: 2, .. }]));
     }

@@ -10,10 +10,15 @@
 
 pub mod candidate;
 pub mod lease;
+pub mod node;
 pub mod tally;
 pub mod voter;
 
 pub use candidate::{Action, Candidacy, StepDown, Timing};
 pub use lease::{leader_deadline, quorum, safe_duration};
+pub use node::{
+    CampaignError, Election, ElectionConfig, ElectionEvent, ElectionMsg, WireVerdict,
+    MAX_GROUP_NAME,
+};
 pub use tally::{Outcome, Tally};
 pub use voter::{Denial, Promise, Term, Verdict, Voter};

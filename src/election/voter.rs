@@ -68,11 +68,17 @@ pub enum Denial {
     TooManyGroups,
 }
 
+/// Most candidates a voter remembers having turned away per group (to tell them when
+/// the group becomes vacant).
+pub const MAX_WAITERS: usize = 64;
+
 #[derive(Clone, Debug, Default)]
 struct Ballot {
     highest: Term,
     highest_holder: Option<NodeId>,
     promise: Option<Promise>,
+    /// Candidates denied while the promise held: told when it is released.
+    waiters: Vec<NodeId>,
 }
 
 /// One node's voter role, for every group.
@@ -137,6 +143,9 @@ impl Voter {
             return Verdict::Denied(Denial::TooManyGroups);
         };
         if let Some(p) = b.promise.filter(|p| p.until > now && p.holder != candidate) {
+            if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&candidate) {
+                b.waiters.push(candidate);
+            }
             return Verdict::Denied(Denial::Held {
                 holder: p.holder,
                 term: p.term,
@@ -151,6 +160,9 @@ impl Voter {
         let raised = term > b.highest;
         b.highest = term;
         b.highest_holder = Some(candidate);
+        if !matches!(b.promise, Some(p) if p.holder == candidate) {
+            b.waiters.clear();
+        }
         b.promise = Some(Promise {
             holder: candidate,
             term,
@@ -159,17 +171,17 @@ impl Voter {
         Verdict::Granted { lease, raised }
     }
 
-    /// Drops `holder`'s promise for `group` at `term` (a resignation); true if dropped.
-    pub fn release(&mut self, group: &str, holder: NodeId, term: Term) -> bool {
-        let Some(b) = self.ballots.get_mut(group) else {
-            return false;
-        };
+    /// Drops `holder`'s promise for `group` at `term` (a resignation). Returns the
+    /// candidates turned away meanwhile (to tell them the group is vacant), or `None`
+    /// when there was no such promise.
+    pub fn release(&mut self, group: &str, holder: NodeId, term: Term) -> Option<Vec<NodeId>> {
+        let b = self.ballots.get_mut(group)?;
         match b.promise {
             Some(p) if p.holder == holder && p.term == term => {
                 b.promise = None;
-                true
+                Some(std::mem::take(&mut b.waiters))
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -252,9 +264,10 @@ mod tests {
         let t0 = Instant::now();
         let mut v = voter(t0);
         v.request(t0, "g", A, 1, L);
-        assert!(!v.release("g", B, 1), "only the holder releases");
-        assert!(!v.release("g", A, 2), "only its own term");
-        assert!(v.release("g", A, 1));
+        assert!(!granted(v.request(t0, "g", B, 2, L)));
+        assert_eq!(v.release("g", B, 1), None, "only the holder releases");
+        assert_eq!(v.release("g", A, 2), None, "only its own term");
+        assert_eq!(v.release("g", A, 1), Some(vec![B]), "B was turned away");
         assert!(granted(v.request(t0, "g", B, 2, L)));
     }
 

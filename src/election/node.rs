@@ -1,0 +1,645 @@
+//! One node's election role: a voter (when its id is in the voter set) and any number
+//! of candidacies, one per group it runs for. Sans-IO like the rest of the core:
+//! messages in through [`Election::handle`], out through [`Election::poll_message`];
+//! leadership changes through [`Election::poll_event`]; one next deadline.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::candidate::{Action, Candidacy, StepDown, Timing};
+use super::voter::{Denial, Term, Verdict, Voter};
+use crate::wire::NodeId;
+
+/// Longest group name, in bytes.
+pub const MAX_GROUP_NAME: usize = 128;
+
+/// Election settings shared by every node of the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElectionConfig {
+    /// The voters (node ids); a majority of them is a quorum. Fixed cluster-wide.
+    pub voters: Vec<NodeId>,
+    /// Candidacy timing (lease, renew interval, drift bound, margin, back-off).
+    pub timing: Timing,
+    /// A restarted voter grants nothing this long (at least the lease).
+    pub quarantine: Duration,
+    /// Most groups a voter tracks and a node runs for.
+    pub max_groups: usize,
+}
+
+impl ElectionConfig {
+    /// Defaults for a LAN: 900 ms leases renewed every 300 ms, ρ = 1%, 10 ms margin.
+    pub fn lan(voters: Vec<NodeId>) -> Self {
+        let lease = Duration::from_millis(900);
+        ElectionConfig {
+            voters,
+            timing: Timing {
+                lease,
+                renew_interval: lease / 3,
+                drift: 0.01,
+                margin: Duration::from_millis(10),
+                rank_backoff: Duration::from_millis(30),
+                round_timeout: Duration::from_millis(150),
+            },
+            quarantine: lease,
+            max_groups: 1024,
+        }
+    }
+
+    /// Checks the settings; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let bad = |field: &'static str, reason: &str| {
+            Err(crate::ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        let t = &self.timing;
+        let mut ids = self.voters.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() || ids.len() != self.voters.len() {
+            return bad("voters", "must be a non-empty set of distinct node ids");
+        }
+        if super::lease::safe_duration(t.lease, t.drift, t.margin).is_none() {
+            return bad("lease", "leaves no leadership time after drift and margin");
+        }
+        if t.renew_interval.is_zero() || t.renew_interval * 2 > t.lease {
+            return bad(
+                "renew_interval",
+                "must be positive and at most half the lease",
+            );
+        }
+        if t.round_timeout.is_zero() || t.round_timeout >= t.lease {
+            return bad(
+                "round_timeout",
+                "must be positive and shorter than the lease",
+            );
+        }
+        if self.quarantine < t.lease {
+            return bad("quarantine", "must be at least the lease");
+        }
+        if self.max_groups == 0 {
+            return bad("max_groups", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Election messages between candidates and voters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionMsg {
+    /// Candidate → voter: promise me `group` at `term` for `lease`.
+    Request {
+        /// The group.
+        group: String,
+        /// The term.
+        term: Term,
+        /// The candidate's round.
+        round: u32,
+        /// Lease asked for.
+        lease: Duration,
+    },
+    /// Voter → candidate: the answer.
+    Answer {
+        /// The group.
+        group: String,
+        /// The round answered.
+        round: u32,
+        /// The verdict.
+        verdict: WireVerdict,
+    },
+    /// Candidate → voter: drop your promise at `term`.
+    Release {
+        /// The group.
+        group: String,
+        /// The term.
+        term: Term,
+    },
+    /// Voter → candidates it turned away: `resigned` released the group.
+    Vacant {
+        /// The group.
+        group: String,
+        /// The candidate that resigned.
+        resigned: NodeId,
+    },
+}
+
+/// A verdict as carried on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireVerdict {
+    /// Granted for `lease`.
+    Granted(Duration),
+    /// Held by `holder` at `term` for `remaining`.
+    Held(NodeId, Term, Duration),
+    /// Highest granted term is this.
+    StaleTerm(Term),
+    /// Restarted voter, `remaining` quarantine.
+    Quarantine(Duration),
+    /// Too many groups.
+    TooManyGroups,
+}
+
+impl From<Verdict> for WireVerdict {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Granted { lease, .. } => WireVerdict::Granted(lease),
+            Verdict::Denied(Denial::Held {
+                holder,
+                term,
+                remaining,
+            }) => WireVerdict::Held(holder, term, remaining),
+            Verdict::Denied(Denial::StaleTerm { highest }) => WireVerdict::StaleTerm(highest),
+            Verdict::Denied(Denial::Quarantine { remaining }) => WireVerdict::Quarantine(remaining),
+            Verdict::Denied(Denial::TooManyGroups) => WireVerdict::TooManyGroups,
+        }
+    }
+}
+
+impl From<WireVerdict> for Verdict {
+    fn from(v: WireVerdict) -> Self {
+        match v {
+            WireVerdict::Granted(lease) => Verdict::Granted {
+                lease,
+                raised: false,
+            },
+            WireVerdict::Held(holder, term, remaining) => Verdict::Denied(Denial::Held {
+                holder,
+                term,
+                remaining,
+            }),
+            WireVerdict::StaleTerm(highest) => Verdict::Denied(Denial::StaleTerm { highest }),
+            WireVerdict::Quarantine(remaining) => Verdict::Denied(Denial::Quarantine { remaining }),
+            WireVerdict::TooManyGroups => Verdict::Denied(Denial::TooManyGroups),
+        }
+    }
+}
+
+/// A leadership change on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectionEvent {
+    /// This node leads `group` with fencing token `term` until `deadline`.
+    Elected {
+        /// The group.
+        group: String,
+        /// The term.
+        term: Term,
+        /// This node's clock.
+        deadline: Instant,
+    },
+    /// The leadership was renewed.
+    Renewed {
+        /// The group.
+        group: String,
+        /// The term.
+        term: Term,
+        /// The new deadline.
+        deadline: Instant,
+    },
+    /// This node stopped leading `group`.
+    SteppedDown {
+        /// The group.
+        group: String,
+        /// The term that ended.
+        term: Term,
+        /// Why.
+        reason: StepDown,
+    },
+    /// As a voter this node granted a new highest term: persist it if durable.
+    TermRaised {
+        /// The group.
+        group: String,
+        /// The term.
+        term: Term,
+    },
+}
+
+/// Why a campaign could not start. Nothing changed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CampaignError {
+    /// The group name is empty or longer than [`MAX_GROUP_NAME`].
+    #[error("invalid group name (1..={MAX_GROUP_NAME} bytes)")]
+    BadName,
+    /// This node already runs for the group.
+    #[error("already running for group {0:?}")]
+    AlreadyRunning(String),
+    /// This node already runs for `max_groups` groups.
+    #[error("already running for the maximum number of groups")]
+    TooManyGroups,
+}
+
+/// One node's election state.
+#[derive(Debug)]
+pub struct Election {
+    me: NodeId,
+    cfg: ElectionConfig,
+    voter: Option<Voter>,
+    campaigns: BTreeMap<String, Candidacy>,
+    out: VecDeque<(NodeId, ElectionMsg)>,
+    events: VecDeque<ElectionEvent>,
+}
+
+impl Election {
+    /// Node `me`'s election role, started at `now` (a voter starts in quarantine).
+    pub fn new(me: NodeId, cfg: ElectionConfig, now: Instant) -> Result<Self, crate::ConfigError> {
+        cfg.validate()?;
+        let voter = cfg
+            .voters
+            .contains(&me)
+            .then(|| Voter::new(now, cfg.quarantine, cfg.timing.lease * 2, cfg.max_groups));
+        Ok(Election {
+            me,
+            voter,
+            cfg,
+            campaigns: BTreeMap::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The voter role, if this node votes.
+    pub fn voter(&self) -> Option<&Voter> {
+        self.voter.as_ref()
+    }
+
+    /// Raises a group's highest term (persisted state, or gossip after a restart).
+    pub fn learn_term(&mut self, group: &str, term: Term, holder: Option<NodeId>) {
+        if let Some(v) = self.voter.as_mut() {
+            v.learn(group, term, holder);
+        }
+        if let Some(c) = self.campaigns.get_mut(group) {
+            c.observe_term(term);
+        }
+    }
+
+    /// Starts running for `group` with `rank` among the live candidates (0 = lowest id).
+    pub fn campaign(
+        &mut self,
+        now: Instant,
+        group: &str,
+        rank: u32,
+        known_term: Term,
+    ) -> Result<(), CampaignError> {
+        if group.is_empty() || group.len() > MAX_GROUP_NAME {
+            return Err(CampaignError::BadName);
+        }
+        if self.campaigns.contains_key(group) {
+            return Err(CampaignError::AlreadyRunning(group.to_owned()));
+        }
+        if self.campaigns.len() >= self.cfg.max_groups {
+            return Err(CampaignError::TooManyGroups);
+        }
+        let voters = self.cfg.voters.len();
+        let c = Candidacy::new(now, self.cfg.timing.clone(), voters, rank, known_term);
+        self.campaigns.insert(group.to_owned(), c);
+        self.handle_timeout(now);
+        Ok(())
+    }
+
+    /// Stops running for `group`; a leader steps down and releases at once.
+    pub fn resign(&mut self, now: Instant, group: &str) {
+        if let Some(c) = self.campaigns.remove(group) {
+            let actions = c.resign();
+            self.act(now, group, actions);
+        }
+    }
+
+    /// The leadership this node holds for `group`: `(term, deadline)`.
+    pub fn leadership(&self, group: &str) -> Option<(Term, Instant)> {
+        self.campaigns.get(group)?.leadership()
+    }
+
+    /// A message from `from`.
+    pub fn handle(&mut self, now: Instant, from: NodeId, msg: ElectionMsg) {
+        match msg {
+            ElectionMsg::Request {
+                group,
+                term,
+                round,
+                lease,
+            } => self.on_request(now, from, group, term, round, lease),
+            ElectionMsg::Answer {
+                group,
+                round,
+                verdict,
+            } => {
+                if !self.cfg.voters.contains(&from) {
+                    return;
+                }
+                if let Some(c) = self.campaigns.get_mut(&group) {
+                    let actions = c.on_verdict(now, from, round, verdict.into());
+                    self.act(now, &group, actions);
+                }
+            }
+            ElectionMsg::Release { group, term } => {
+                let waiters = self
+                    .voter
+                    .as_mut()
+                    .and_then(|v| v.release(&group, from, term))
+                    .unwrap_or_default();
+                for w in waiters {
+                    let msg = ElectionMsg::Vacant {
+                        group: group.clone(),
+                        resigned: from,
+                    };
+                    self.send(now, w, msg);
+                }
+            }
+            ElectionMsg::Vacant { group, resigned } => {
+                if !self.cfg.voters.contains(&from) {
+                    return;
+                }
+                let me = self.me;
+                if let Some(c) = self.campaigns.get_mut(&group) {
+                    // The resigner no longer runs: those above it move up one rank.
+                    let rank = c.rank().saturating_sub(u32::from(resigned < me));
+                    c.on_vacant(now, rank);
+                    self.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        group: String,
+        term: Term,
+        round: u32,
+        lease: Duration,
+    ) {
+        let Some(v) = self.voter.as_mut() else {
+            return;
+        };
+        if group.is_empty() || group.len() > MAX_GROUP_NAME {
+            return;
+        }
+        let verdict = v.request(now, &group, from, term, lease);
+        if let Verdict::Granted { raised: true, .. } = verdict {
+            self.events.push_back(ElectionEvent::TermRaised {
+                group: group.clone(),
+                term,
+            });
+        }
+        let answer = ElectionMsg::Answer {
+            group,
+            round,
+            verdict: verdict.into(),
+        };
+        self.send(now, from, answer);
+    }
+
+    /// Sends `msg` to `to`, delivering locally when `to` is this node.
+    fn send(&mut self, now: Instant, to: NodeId, msg: ElectionMsg) {
+        if to == self.me {
+            self.handle(now, to, msg);
+        } else {
+            self.out.push_back((to, msg));
+        }
+    }
+
+    fn act(&mut self, now: Instant, group: &str, actions: Vec<Action>) {
+        for a in actions {
+            self.act_one(now, group, a);
+        }
+    }
+
+    fn act_one(&mut self, now: Instant, group: &str, a: Action) {
+        let g = group.to_owned();
+        match a {
+            Action::Request { term, round } => {
+                let lease = self.cfg.timing.lease;
+                for v in self.cfg.voters.clone() {
+                    let msg = ElectionMsg::Request {
+                        group: g.clone(),
+                        term,
+                        round,
+                        lease,
+                    };
+                    self.send(now, v, msg);
+                }
+            }
+            Action::Release { voter, term } => {
+                self.send(now, voter, ElectionMsg::Release { group: g, term });
+            }
+            Action::ReleaseAll { term } => {
+                for v in self.cfg.voters.clone() {
+                    let msg = ElectionMsg::Release {
+                        group: g.clone(),
+                        term,
+                    };
+                    self.send(now, v, msg);
+                }
+            }
+            Action::Elected { term, deadline } => self.events.push_back(ElectionEvent::Elected {
+                group: g,
+                term,
+                deadline,
+            }),
+            Action::Renewed { term, deadline } => self.events.push_back(ElectionEvent::Renewed {
+                group: g,
+                term,
+                deadline,
+            }),
+            Action::SteppedDown { term, reason } => {
+                self.events.push_back(ElectionEvent::SteppedDown {
+                    group: g,
+                    term,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Runs the candidacy timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .campaigns
+            .iter()
+            .filter(|(_, c)| c.next_timer() <= now)
+            .map(|(g, _)| g.clone())
+            .collect();
+        for g in due {
+            if let Some(c) = self.campaigns.get_mut(&g) {
+                let actions = c.on_timer(now);
+                self.act(now, &g, actions);
+            }
+        }
+    }
+
+    /// The next candidacy deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.campaigns.values().map(Candidacy::next_timer).min()
+    }
+
+    /// The next message to send.
+    pub fn poll_message(&mut self) -> Option<(NodeId, ElectionMsg)> {
+        self.out.pop_front()
+    }
+
+    /// The next leadership change.
+    pub fn poll_event(&mut self) -> Option<ElectionEvent> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a base instant for the tests only
+mod tests {
+    use super::*;
+
+    /// Five nodes, voters 1..=3, every node running for "g" ranked by id; messages take
+    /// `latency`; crashed nodes neither send nor receive.
+    struct Net {
+        nodes: Vec<Election>,
+        crashed: Vec<bool>,
+        queue: Vec<(Instant, NodeId, NodeId, ElectionMsg)>,
+        latency: Duration,
+    }
+
+    impl Net {
+        fn new(t0: Instant) -> Self {
+            let cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(2), NodeId(3)]);
+            let mut nodes: Vec<Election> = (1..=5)
+                .map(|i| Election::new(NodeId(i), cfg.clone(), t0).unwrap())
+                .collect();
+            for (i, n) in nodes.iter_mut().enumerate() {
+                n.campaign(t0, "g", i as u32, 0).unwrap();
+            }
+            Net {
+                nodes,
+                crashed: vec![false; 5],
+                queue: Vec::new(),
+                latency: Duration::from_millis(1),
+            }
+        }
+
+        fn step(&mut self, now: Instant) {
+            let (due, rest): (Vec<_>, Vec<_>) = self.queue.drain(..).partition(|m| m.0 <= now);
+            self.queue = rest;
+            for (_, from, to, msg) in due {
+                let i = to.0 as usize - 1;
+                if !self.crashed[i] && !self.crashed[from.0 as usize - 1] {
+                    self.nodes[i].handle(now, from, msg);
+                }
+            }
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                if self.crashed[i] {
+                    continue;
+                }
+                if n.poll_timeout().is_some_and(|t| t <= now) {
+                    n.handle_timeout(now);
+                }
+                while let Some((to, msg)) = n.poll_message() {
+                    self.queue
+                        .push((now + self.latency, NodeId(i as u64 + 1), to, msg));
+                }
+                while n.poll_event().is_some() {}
+            }
+        }
+
+        /// Leaders at `now`: (id, term) of every live node whose lease runs.
+        fn leaders(&self, now: Instant) -> Vec<(u64, Term)> {
+            self.nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.crashed[*i])
+                .filter_map(|(i, n)| {
+                    n.leadership("g")
+                        .filter(|(_, d)| *d > now)
+                        .map(|(t, _)| (i as u64 + 1, t))
+                })
+                .collect()
+        }
+
+        /// Runs `ms` milliseconds, checking at most one leader at every step.
+        fn run(&mut self, from: Instant, ms: u64) -> Instant {
+            let mut now = from;
+            for _ in 0..ms {
+                now += Duration::from_millis(1);
+                self.step(now);
+                let l = self.leaders(now);
+                assert!(l.len() <= 1, "two leaders at {:?}: {l:?}", now - from);
+            }
+            now
+        }
+    }
+
+    #[test]
+    fn lowest_id_leads_after_quarantine_then_fails_over_with_higher_term() {
+        let t0 = Instant::now();
+        let mut net = Net::new(t0);
+        let now = net.run(t0, 3000);
+        let first = net.leaders(now);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, 1, "lowest id leads: {first:?}");
+        // Crash the leader (a voter too): the survivors hold a quorum of 2 of 3.
+        net.crashed[0] = true;
+        let crashed_at = now;
+        let mut now = now;
+        let mut failover = None;
+        for _ in 0..3000 {
+            now = net.run(now, 1);
+            if failover.is_none() && !net.leaders(now).is_empty() {
+                failover = Some(now - crashed_at);
+            }
+        }
+        let second = net.leaders(now);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].0, 2, "next lowest id: {second:?}");
+        assert!(
+            second[0].1 > first[0].1,
+            "terms increase: {first:?} -> {second:?}"
+        );
+        // The old promises end within one lease; the new leader follows within a round.
+        assert!(
+            failover.unwrap() <= Duration::from_millis(1200),
+            "{failover:?}"
+        );
+    }
+
+    #[test]
+    fn resignation_hands_over_within_a_few_round_trips() {
+        let t0 = Instant::now();
+        let mut net = Net::new(t0);
+        let now = net.run(t0, 3000);
+        assert_eq!(net.leaders(now)[0].0, 1);
+        net.nodes[0].resign(now, "g");
+        let mut now = now;
+        let start = now;
+        while net.leaders(now).is_empty() {
+            now = net.run(now, 1);
+            assert!(now - start < Duration::from_millis(1000), "no handover");
+        }
+        assert_eq!(net.leaders(now)[0].0, 2);
+        assert!(
+            now - start <= Duration::from_millis(200),
+            "{:?}",
+            now - start
+        );
+    }
+
+    #[test]
+    fn bad_config_and_campaigns_are_refused() {
+        let t0 = Instant::now();
+        let mut cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(1)]);
+        assert!(Election::new(NodeId(1), cfg.clone(), t0).is_err());
+        cfg.voters = vec![NodeId(1)];
+        cfg.timing.renew_interval = cfg.timing.lease;
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("renew_interval"));
+        let mut e = Election::new(NodeId(1), ElectionConfig::lan(vec![NodeId(1)]), t0).unwrap();
+        assert_eq!(e.campaign(t0, "", 0, 0), Err(CampaignError::BadName));
+        e.campaign(t0, "g", 0, 0).unwrap();
+        assert!(matches!(
+            e.campaign(t0, "g", 0, 0),
+            Err(CampaignError::AlreadyRunning(_))
+        ));
+    }
+}

@@ -1,0 +1,427 @@
+//! The public async API: start a [`Node`], watch the membership, publish metadata,
+//! leave.
+//!
+//! A node is one QUIC endpoint (client and server at once) plus one tokio task, the
+//! driver, that owns the protocol engine. The [`Node`] handle talks to the driver through
+//! channels: reads ([`Node::members`], [`Node::stats`]) are snapshots that never wait,
+//! commands ([`Node::set_metadata`], [`Node::leave`]) wait for the driver's answer.
+//! Dropping the handle stops the node as [`Node::shutdown`] does.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, Runtime, TokioRuntime};
+use rand::{Rng, SeedableRng};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError};
+use crate::engine::{Engine, Event};
+use crate::identity::{Identity, IdentityError};
+use crate::runtime::driver::{Command, Driver, Inputs, Outputs};
+use crate::runtime::faults::{Faults, FaultySocket};
+use crate::runtime::shared::{Shared, Snapshot, Timings, TransportStats};
+use crate::runtime::transport::{client_config, server_config, Transport};
+use crate::swim::{Member, MetadataError, Stats};
+use crate::wire::NodeId;
+
+pub use crate::runtime::status::{query_status, MemberStatus, StatusReport};
+
+/// Capacity of the frame channel from the connection tasks to the driver.
+const FRAME_CHANNEL: usize = 1024;
+/// Capacity of the connection-event channel.
+const CONN_CHANNEL: usize = 256;
+/// Capacity of the command channel.
+const CMD_CHANNEL: usize = 64;
+
+/// What went wrong. Each variant says what state was left behind.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The protocol configuration (or the initial metadata) was refused; nothing was
+    /// started.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The identity cannot be used to build TLS; nothing was started.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The identity is not the certificate of this node id (or is a client identity);
+    /// nothing was started.
+    #[error("the identity binds {cert:?}, not node {id}")]
+    IdentityMismatch {
+        /// The id the node was configured with.
+        id: NodeId,
+        /// The node id in the certificate (`None`: a client certificate).
+        cert: Option<NodeId>,
+    },
+    /// The address could not be bound (or the socket could not be used); nothing was
+    /// started.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The address to advertise to peers is a wildcard; nothing was started. Set
+    /// [`NodeConfig::advertise`].
+    #[error("cannot advertise {0}: set NodeConfig::advertise to an address peers can reach")]
+    Advertise(SocketAddr),
+    /// The metadata was refused; nothing changed.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// The node has stopped (shut down, left, or its task ended); nothing was done.
+    #[error("the node has stopped")]
+    Stopped,
+    /// A status query could not connect (unreachable, or not of the same cluster CA).
+    #[error("cannot query {addr}: {reason}")]
+    Connect {
+        /// The node queried.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The node queried refused to answer (another cluster name or status version).
+    #[error("{addr} refused the status query: {reason}")]
+    Refused {
+        /// The node queried.
+        addr: SocketAddr,
+        /// Its reason.
+        reason: String,
+    },
+    /// The node queried sent an answer that could not be read.
+    #[error("bad status answer from {addr}: {reason}")]
+    Protocol {
+        /// The node queried.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The status query got no answer in time.
+    #[error("no status answer from {addr} in time")]
+    Timeout {
+        /// The node queried.
+        addr: SocketAddr,
+    },
+}
+
+/// Everything needed to start a node. Start from [`NodeConfig::new`] and set fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// This node's id; must be the id bound to [`NodeConfig::identity`].
+    pub id: NodeId,
+    /// The UDP address to bind (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The address peers reach this node at. Default: the bound address, which must then
+    /// be a concrete IP (not `0.0.0.0` / `::`).
+    pub advertise: Option<SocketAddr>,
+    /// Addresses of existing members to join through (empty: start a new cluster).
+    pub seeds: Vec<SocketAddr>,
+    /// This node's certificate and key, and the cluster CA.
+    pub identity: Identity,
+    /// Protocol configuration. Default [`Config::lan`].
+    pub config: Config,
+    /// Initial metadata published with this node (at most `config.max_metadata_bytes`).
+    pub metadata: Vec<u8>,
+    /// Events buffered per [`EventStream`] before the oldest are dropped. Default 1024.
+    pub event_capacity: usize,
+    /// Fault injection on this node's socket (tests). Default none.
+    pub faults: Option<Faults>,
+}
+
+impl NodeConfig {
+    /// Node `id` listening on `listen` with `identity`: [`Config::lan`], no seeds, no
+    /// metadata, 1024 buffered events.
+    pub fn new(id: NodeId, listen: SocketAddr, identity: Identity) -> Self {
+        NodeConfig {
+            id,
+            listen,
+            advertise: None,
+            seeds: Vec::new(),
+            identity,
+            config: Config::lan(),
+            metadata: Vec::new(),
+            event_capacity: 1024,
+            faults: None,
+        }
+    }
+}
+
+/// A stream of events for one subscriber (see [`Node::events`]).
+///
+/// Overflow policy: each subscriber has its own buffer of
+/// [`NodeConfig::event_capacity`] events. When it falls that far behind, its oldest
+/// events are dropped (counted by [`EventStream::lagged`]); the node itself never waits
+/// for a subscriber. Read [`Node::members`] to resynchronise after a loss.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: broadcast::Receiver<Event>,
+    lagged: u64,
+}
+
+impl EventStream {
+    /// The next event; `None` once the node has stopped and every event was read.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.lost(n),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is buffered.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lost(n),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn lost(&mut self, n: u64) {
+        self.lagged += n;
+        tracing::warn!(
+            lost = n,
+            "event subscriber fell behind; oldest events dropped"
+        );
+    }
+
+    /// Events this subscriber lost because it fell behind.
+    pub fn lagged(&self) -> u64 {
+        self.lagged
+    }
+}
+
+/// A running cluster member. Dropping it stops the node abruptly (as
+/// [`Node::shutdown`]); call [`Node::leave`] to depart gracefully.
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    local_addr: SocketAddr,
+    cmds: mpsc::Sender<Command>,
+    events: broadcast::Receiver<Event>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    stats: watch::Receiver<Stats>,
+    shared: Arc<Shared>,
+    driver: JoinHandle<()>,
+}
+
+impl Node {
+    /// Binds `cfg.listen`, starts the node and begins joining through `cfg.seeds`
+    /// (retried in the background until a seed answers). Must run inside a tokio
+    /// runtime.
+    pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
+        let bind_err = |source| NodeError::Bind {
+            addr: cfg.listen,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(cfg.listen).map_err(bind_err)?;
+        socket.set_nonblocking(true).map_err(bind_err)?;
+        let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime);
+        let socket = runtime.wrap_udp_socket(socket).map_err(bind_err)?;
+        Self::start_with_socket(cfg, socket, runtime).await
+    }
+
+    /// Starts the node on a socket and a quinn runtime of the caller's (a simulated
+    /// network, for instance); `cfg.listen` is ignored, `cfg.faults` still applies. The
+    /// driver itself runs on the current tokio runtime.
+    pub async fn start_with_socket(
+        cfg: NodeConfig,
+        socket: Arc<dyn AsyncUdpSocket>,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Node, NodeError> {
+        if cfg.identity.node_id() != Some(cfg.id) {
+            return Err(NodeError::IdentityMismatch {
+                id: cfg.id,
+                cert: cfg.identity.node_id(),
+            });
+        }
+        let local = socket.local_addr().map_err(|source| NodeError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let socket: Arc<dyn AsyncUdpSocket> = match &cfg.faults {
+            Some(f) => Arc::new(FaultySocket::new(socket, f.clone()).map_err(|source| {
+                NodeError::Bind {
+                    addr: local,
+                    source,
+                }
+            })?),
+            None => socket,
+        };
+        let advertise = cfg.advertise.unwrap_or(local);
+        if advertise.ip().is_unspecified() || advertise.port() == 0 {
+            return Err(NodeError::Advertise(advertise));
+        }
+        let now = tokio::time::Instant::now().into_std();
+        let seed = rand::rngs::SmallRng::from_os_rng().random::<u64>();
+        let mut engine = Engine::new(
+            cfg.id,
+            advertise,
+            cfg.metadata.clone(),
+            cfg.config.clone(),
+            seed,
+            now,
+        )?;
+        let server = server_config(&cfg.identity, &cfg.config)?;
+        let client = client_config(&cfg.identity, &cfg.config)?;
+        let endpoint = Endpoint::new_with_abstract_socket(
+            EndpointConfig::default(),
+            Some(server),
+            socket,
+            runtime,
+        )
+        .map_err(|source| NodeError::Bind {
+            addr: local,
+            source,
+        })?;
+        engine.join(now, &cfg.seeds);
+        Ok(Self::spawn(cfg, engine, endpoint, client, local, advertise))
+    }
+
+    fn spawn(
+        cfg: NodeConfig,
+        engine: Engine,
+        endpoint: Endpoint,
+        client: quinn::ClientConfig,
+        local: SocketAddr,
+        advertise: SocketAddr,
+    ) -> Node {
+        let (cmd_tx, cmds) = mpsc::channel(CMD_CHANNEL);
+        let (frame_tx, frames) = mpsc::channel(FRAME_CHANNEL);
+        let (conn_tx, conn_events) = mpsc::channel(CONN_CHANNEL);
+        let (events, events_rx) = broadcast::channel(cfg.event_capacity.max(1));
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot {
+            addr: advertise,
+            incarnation: 0,
+            members: engine.members().cloned().collect(),
+        }));
+        let (stats, stats_rx) = watch::channel(engine.stats());
+        let shared = Arc::new(Shared {
+            me: cfg.id,
+            cluster: cfg.config.cluster_name.clone(),
+            max_stream_bytes: cfg.config.max_stream_bytes,
+            timings: Timings::new(&cfg.config),
+            counters: Default::default(),
+            snapshot: snapshot_rx.clone(),
+            frames: frame_tx,
+            conn_events: conn_tx,
+        });
+        tokio::spawn(crate::runtime::conn::accept_loop(
+            endpoint.clone(),
+            shared.clone(),
+        ));
+        let transport = Transport::new(endpoint, client, shared.clone());
+        let inputs = Inputs {
+            cmds,
+            frames,
+            conn_events,
+        };
+        let outputs = Outputs {
+            events,
+            snapshot,
+            stats,
+        };
+        let driver = Driver::new(engine, advertise, transport, &shared, inputs, outputs);
+        tracing::info!(id = %cfg.id, %local, %advertise, seeds = ?cfg.seeds, "node started");
+        Node {
+            id: cfg.id,
+            local_addr: local,
+            cmds: cmd_tx,
+            events: events_rx,
+            snapshot: snapshot_rx,
+            stats: stats_rx,
+            shared,
+            driver: tokio::spawn(driver.run()),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the node's socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address peers know this node by.
+    pub fn advertised_addr(&self) -> SocketAddr {
+        self.snapshot.borrow().addr
+    }
+
+    /// The member list as this node sees it (itself included), with states and
+    /// metadata. A snapshot: it never waits.
+    pub fn members(&self) -> Vec<Member> {
+        self.snapshot.borrow().members.clone()
+    }
+
+    /// One member's record in this node's view.
+    pub fn member(&self, id: NodeId) -> Option<Member> {
+        self.snapshot
+            .borrow()
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .cloned()
+    }
+
+    /// A new subscription to membership events, from now on (see [`EventStream`] for the
+    /// overflow policy).
+    pub fn events(&self) -> EventStream {
+        EventStream {
+            rx: self.events.resubscribe(),
+            lagged: 0,
+        }
+    }
+
+    /// Publishes new metadata (gossiped with a raised incarnation).
+    pub async fn set_metadata(&self, meta: Vec<u8>) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::SetMetadata { meta, reply }).await?;
+        rx.await
+            .map_err(|_| NodeError::Stopped)?
+            .map_err(Into::into)
+    }
+
+    /// Leaves gracefully: `Left` is announced (sent reliably to a few members and
+    /// gossiped for a few rounds), then the node stops. Peers report it as left, not
+    /// failed.
+    pub async fn leave(self) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Leave { reply }).await?;
+        rx.await.map_err(|_| NodeError::Stopped)?;
+        let _ = self.driver.await;
+        Ok(())
+    }
+
+    /// Stops at once, without announcing anything: peers will detect a failure.
+    pub async fn shutdown(self) {
+        let (reply, rx) = oneshot::channel();
+        if self.command(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.driver.await;
+    }
+
+    async fn command(&self, cmd: Command) -> Result<(), NodeError> {
+        self.cmds.send(cmd).await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The protocol's counters (frames, drops, impersonations, ...).
+    pub fn stats(&self) -> Stats {
+        self.stats.borrow().clone()
+    }
+
+    /// The transport's counters (connections, handshakes, stream frames, ...).
+    pub fn transport_stats(&self) -> TransportStats {
+        self.shared.counters.snapshot()
+    }
+}

@@ -1,0 +1,262 @@
+//! The tasks around QUIC connections: accepting, dialing, reading datagrams and streams,
+//! and sending on streams. They talk to the driver through channels only.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use quinn::{Connection, Endpoint, Incoming, RecvStream, VarInt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout;
+
+use super::frame::{read_frame, write_frame, FrameError};
+use super::shared::{inc, ConnEvent, Inbound, Shared};
+use super::tls::peer_of;
+use crate::identity::{node_server_name, PeerKind, MEMBER_SERVER_NAME};
+use crate::wire::NodeId;
+
+/// Application close codes.
+pub(crate) mod code {
+    use quinn::VarInt;
+    /// The node shut down.
+    pub const SHUTDOWN: VarInt = VarInt::from_u32(0);
+    /// The node left the cluster.
+    pub const LEFT: VarInt = VarInt::from_u32(1);
+    /// No traffic for the idle timeout.
+    pub const IDLE: VarInt = VarInt::from_u32(2);
+    /// Lost the one-connection-per-pair tie-break.
+    pub const DUPLICATE: VarInt = VarInt::from_u32(3);
+    /// The peer's certificate binds no usable identity.
+    pub const REFUSED: VarInt = VarInt::from_u32(4);
+    /// Stream error: a frame over the limit or truncated.
+    pub const BAD_FRAME: VarInt = VarInt::from_u32(5);
+}
+
+/// The canonical form of a peer address (IPv4-mapped IPv6 becomes IPv4).
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Accepts incoming connections until the endpoint closes.
+pub(crate) async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        tokio::spawn(accept_one(incoming, shared.clone()));
+    }
+}
+
+async fn accept_one(incoming: Incoming, shared: Arc<Shared>) {
+    let remote = incoming.remote_address();
+    let handshake = async { incoming.accept()?.await };
+    let conn = match timeout(shared.timings.quic_idle, handshake).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            inc(&shared.counters.handshakes_refused);
+            tracing::debug!(%remote, error = %e, "incoming handshake refused");
+            return;
+        }
+        Err(_) => {
+            inc(&shared.counters.handshakes_refused);
+            tracing::debug!(%remote, "incoming handshake timed out");
+            return;
+        }
+    };
+    match peer_of(&conn) {
+        Some(PeerKind::Node(id)) if id != shared.me => {
+            let up = ConnEvent::Up {
+                conn,
+                peer: id,
+                initiator: id,
+                dial: None,
+            };
+            let _ = shared.conn_events.send(up).await;
+        }
+        Some(PeerKind::Client(name)) => {
+            tracing::debug!(%remote, client = %name, "status client connected");
+            serve_client(conn, shared).await;
+        }
+        other => {
+            inc(&shared.counters.handshakes_refused);
+            tracing::warn!(%remote, identity = ?other, "refused a peer without a usable identity");
+            conn.close(code::REFUSED, b"no usable identity");
+        }
+    }
+}
+
+/// A client identity may only ask for status, on bidirectional streams.
+async fn serve_client(conn: Connection, shared: Arc<Shared>) {
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        tokio::spawn(super::status::serve(send, recv, shared.clone()));
+    }
+}
+
+/// Dials `to`, expecting node `expect` there (any cluster node when `None`), and reports
+/// the outcome to the driver.
+pub(crate) async fn dial(
+    endpoint: Endpoint,
+    client: quinn::ClientConfig,
+    to: SocketAddr,
+    expect: Option<NodeId>,
+    dial: u64,
+    shared: Arc<Shared>,
+) {
+    let name = expect.map_or_else(|| MEMBER_SERVER_NAME.to_owned(), node_server_name);
+    let handshake = async {
+        let connecting = endpoint
+            .connect_with(client, to, &name)
+            .map_err(|e| e.to_string())?;
+        connecting.await.map_err(|e| e.to_string())
+    };
+    let outcome = match timeout(shared.timings.quic_idle, handshake).await {
+        Ok(Ok(conn)) => match peer_of(&conn) {
+            Some(PeerKind::Node(id)) if id != shared.me && expect.map_or(true, |e| e == id) => {
+                Ok(conn_up(conn, id, shared.me, dial))
+            }
+            other => {
+                conn.close(code::REFUSED, b"unexpected identity");
+                Err(format!("unexpected peer identity {other:?}"))
+            }
+        },
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("handshake timed out".to_owned()),
+    };
+    let event = outcome.unwrap_or_else(|error| {
+        inc(&shared.counters.dials_failed);
+        tracing::debug!(%to, ?expect, %error, "dial failed");
+        ConnEvent::DialFailed { to, dial }
+    });
+    let _ = shared.conn_events.send(event).await;
+}
+
+fn conn_up(conn: Connection, peer: NodeId, me: NodeId, dial: u64) -> ConnEvent {
+    ConnEvent::Up {
+        conn,
+        peer,
+        initiator: me,
+        dial: Some(dial),
+    }
+}
+
+/// Starts reading a member connection: datagrams, streams, status queries.
+pub(crate) fn spawn_readers(conn: Connection, addr: SocketAddr, peer: NodeId, shared: Arc<Shared>) {
+    shared
+        .counters
+        .open_connections
+        .fetch_add(1, Ordering::Relaxed);
+    inc(&shared.counters.connections_opened);
+    tokio::spawn(read_datagrams(conn.clone(), addr, peer, shared.clone()));
+    tokio::spawn(accept_streams(conn, addr, peer, shared));
+}
+
+async fn read_datagrams(conn: Connection, addr: SocketAddr, peer: NodeId, shared: Arc<Shared>) {
+    let id = conn.stable_id();
+    while let Ok(bytes) = conn.read_datagram().await {
+        inc(&shared.counters.datagrams_in);
+        let frame = Inbound {
+            conn: id,
+            from: addr,
+            peer,
+            reliable: false,
+            bytes,
+        };
+        if shared.frames.send(frame).await.is_err() {
+            break;
+        }
+    }
+    shared
+        .counters
+        .open_connections
+        .fetch_sub(1, Ordering::Relaxed);
+    let _ = shared.conn_events.send(ConnEvent::Down { addr, id }).await;
+}
+
+async fn accept_streams(conn: Connection, addr: SocketAddr, peer: NodeId, shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            uni = conn.accept_uni() => match uni {
+                Ok(recv) => {
+                    let task = read_stream(recv, conn.stable_id(), addr, peer, shared.clone());
+                    tokio::spawn(task);
+                }
+                Err(_) => break,
+            },
+            bi = conn.accept_bi() => match bi {
+                Ok((send, recv)) => {
+                    tokio::spawn(super::status::serve(send, recv, shared.clone()));
+                }
+                Err(_) => break,
+            },
+        }
+    }
+}
+
+async fn read_stream(
+    mut recv: RecvStream,
+    conn: usize,
+    from: SocketAddr,
+    peer: NodeId,
+    shared: Arc<Shared>,
+) {
+    loop {
+        match read_frame(&mut recv, shared.max_stream_bytes).await {
+            Ok(Some(body)) => {
+                inc(&shared.counters.streams_in);
+                let frame = Inbound {
+                    conn,
+                    from,
+                    peer,
+                    reliable: true,
+                    bytes: Bytes::from(body),
+                };
+                if shared.frames.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(FrameError::Read(e)) => {
+                tracing::debug!(%from, %peer, error = %e, "stream failed");
+                return;
+            }
+            Err(e) => {
+                inc(&shared.counters.malformed_streams);
+                tracing::warn!(%from, %peer, error = %e, "dropped a malformed stream");
+                let _ = recv.stop(code::BAD_FRAME);
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one frame on a new unidirectional stream, in its own task; `permit` bounds how
+/// many run at once.
+pub(crate) fn spawn_stream_send(
+    conn: Connection,
+    payload: Bytes,
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    tokio::spawn(async move {
+        let _permit = permit;
+        let send = async {
+            let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
+            write_frame(&mut stream, &payload)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.finish().map_err(|e| e.to_string())?;
+            stream.stopped().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        };
+        let error = match timeout(shared.timings.send_timeout, send).await {
+            Ok(Ok(())) => return inc(&shared.counters.streams_out),
+            Ok(Err(error)) => error,
+            Err(_) => "timed out".to_owned(),
+        };
+        inc(&shared.counters.send_dropped);
+        tracing::debug!(to = %conn.remote_address(), %error, "stream send failed");
+    });
+}
+
+/// Closes a connection with an application code.
+pub(crate) fn close(conn: &Connection, code: VarInt, reason: &str) {
+    conn.close(code, reason.as_bytes());
+}

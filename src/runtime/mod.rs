@@ -1,0 +1,32 @@
+//! The I/O layer: QUIC transport (quinn), mutual TLS (rustls with ring), the tokio
+//! driver of the engine, and a fault-injecting socket for tests.
+//!
+//! Most applications only need [`crate::Node`]; this module exposes the pieces for tools
+//! and tests that speak to nodes directly: [`client_config`] builds a quinn client
+//! configuration from an identity, [`write_frame`] writes the length-prefixed frames
+//! nodes read from streams, [`TransportStats`] are the transport's counters, and
+//! [`faults`] injects loss, delay and partitions under the real QUIC stack.
+//!
+//! Wire layout, for such tools: one QUIC connection per pair of nodes, ALPN
+//! [`ALPN`]; SWIM probes, acks and gossip travel as QUIC datagrams, each holding one
+//! [`crate::wire`] frame; larger messages (push-pull, metadata) travel on
+//! unidirectional streams, each holding length-prefixed [`crate::wire`] frames (4-byte
+//! big-endian length); status queries use bidirectional streams.
+
+// The runtime is the I/O layer: it reads clocks, spawns tasks and draws OS randomness.
+#![allow(clippy::disallowed_methods)]
+
+pub(crate) mod conn;
+pub(crate) mod driver;
+pub mod faults;
+mod frame;
+pub(crate) mod pool;
+pub(crate) mod shared;
+pub(crate) mod status;
+pub(crate) mod tls;
+pub(crate) mod transport;
+
+pub use frame::{write_frame, LEN_PREFIX};
+pub use shared::TransportStats;
+pub use tls::{client_crypto, peer_of, ALPN};
+pub use transport::client_config;

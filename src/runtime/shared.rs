@@ -1,0 +1,183 @@
+//! State shared between the driver and the tasks it spawns: counters, the membership
+//! snapshot, and the channels into the driver.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::swim::Member;
+use crate::wire::{Incarnation, NodeId};
+
+/// A frame read from a peer, on its way to the engine.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    /// The connection it came on (`quinn::Connection::stable_id`).
+    pub conn: usize,
+    /// The peer's address (its listen address: one endpoint per node).
+    pub from: SocketAddr,
+    /// The node id from the peer's certificate.
+    pub peer: NodeId,
+    /// Read from a stream rather than a datagram.
+    pub reliable: bool,
+    /// The frame.
+    pub bytes: Bytes,
+}
+
+/// A change in the set of connections.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    /// A handshake completed with node `peer` (dialed by us when `dial` is set).
+    Up {
+        conn: quinn::Connection,
+        peer: NodeId,
+        initiator: NodeId,
+        dial: Option<u64>,
+    },
+    /// Our dial `dial` to `to` failed.
+    DialFailed { to: SocketAddr, dial: u64 },
+    /// Connection `id` to `addr` closed.
+    Down { addr: SocketAddr, id: usize },
+}
+
+/// What the driver publishes after each change: the node's view.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    pub addr: SocketAddr,
+    pub incarnation: Incarnation,
+    pub members: Vec<Member>,
+}
+
+/// Counters of the transport (the protocol's own are in [`crate::Stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportStats {
+    /// Connections established, both directions.
+    pub connections_opened: u64,
+    /// Connections this node closed because they were idle.
+    pub idle_closed: u64,
+    /// Connections this node closed because a connection to the same peer won the
+    /// one-connection-per-pair tie-break, or another node took over the address.
+    pub duplicates_closed: u64,
+    /// Connections open now (pooled, active and standby).
+    pub open_connections: u64,
+    /// Outgoing handshakes that failed (peer unreachable, not of our CA, wrong node id).
+    pub dials_failed: u64,
+    /// Incoming handshakes refused (certificate not from the cluster CA, no identity).
+    pub handshakes_refused: u64,
+    /// Stream frames refused (over `max_stream_bytes`, truncated).
+    pub malformed_streams: u64,
+    /// Frames not sent: dial failed or queue full, stream send failed or too many at once.
+    pub send_dropped: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Stream frames sent (acknowledged by the peer).
+    pub streams_out: u64,
+    /// Stream frames received.
+    pub streams_in: u64,
+    /// Status queries answered.
+    pub status_queries: u64,
+}
+
+macro_rules! counters {
+    ($($field:ident),* $(,)?) => {
+        /// The live counters behind [`TransportStats`].
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters { $(pub $field: AtomicU64,)* }
+
+        impl Counters {
+            pub fn snapshot(&self) -> TransportStats {
+                TransportStats { $($field: self.$field.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters!(
+    connections_opened,
+    idle_closed,
+    duplicates_closed,
+    open_connections,
+    dials_failed,
+    handshakes_refused,
+    malformed_streams,
+    send_dropped,
+    datagrams_out,
+    datagrams_in,
+    streams_out,
+    streams_in,
+    status_queries,
+);
+
+/// Adds one to a counter.
+pub(crate) fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Everything the connection tasks need.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub me: NodeId,
+    pub cluster: String,
+    pub max_stream_bytes: usize,
+    pub timings: Timings,
+    pub counters: Counters,
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub frames: mpsc::Sender<Inbound>,
+    pub conn_events: mpsc::Sender<ConnEvent>,
+}
+
+/// Transport timings, all derived from the SWIM configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Timings {
+    /// QUIC idle timeout: a connection whose peer is silent this long is dead (also the
+    /// handshake timeout). Ten probe intervals, at least 1 s.
+    pub quic_idle: Duration,
+    /// QUIC keep-alive while a connection is pooled: a third of the idle timeout.
+    pub keep_alive: Duration,
+    /// A pooled connection without frames either way for this long is closed: twenty
+    /// probe intervals, at least 2 s.
+    pub pool_idle: Duration,
+    /// Two connections of one pair established within this window are a dial race,
+    /// settled by node id; a loser is closed this long after it lost. Two probe
+    /// intervals, at least 500 ms.
+    pub race: Duration,
+    /// Bound on one stream send (open, write, acknowledgement).
+    pub send_timeout: Duration,
+    /// Housekeeping period of the driver (sweeps, snapshot refresh).
+    pub tick: Duration,
+    /// After `leave`, the node keeps gossiping at least this long (three gossip
+    /// intervals, at least one probe interval)...
+    pub leave_linger: Duration,
+    /// ...and at most this long while reliable sends are still in flight.
+    pub leave_timeout: Duration,
+}
+
+impl Timings {
+    /// The timings for `cfg`.
+    pub fn new(cfg: &Config) -> Self {
+        let p = cfg.probe_interval;
+        let quic_idle = (p * 10).max(Duration::from_secs(1));
+        Timings {
+            quic_idle,
+            keep_alive: quic_idle / 3,
+            pool_idle: (p * 20).max(Duration::from_secs(2)),
+            race: (p * 2).max(Duration::from_millis(500)),
+            send_timeout: quic_idle * 2,
+            tick: p.clamp(Duration::from_millis(20), Duration::from_secs(1)),
+            leave_linger: (cfg.gossip_interval * 3).max(p),
+            leave_timeout: (p * 10).clamp(Duration::from_secs(1), Duration::from_secs(10)),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The status query: a client (an admin identity, or a node's) opens a bidirectional
+//! stream, sends a [`StatusRequest`] frame and reads back one response frame holding the
+//! node's view of the cluster. It is a small message set of the runtime, separate from
+//! the membership protocol, encoded with postcard in length-prefixed frames.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{Endpoint, RecvStream, SendStream};
+use serde::{Deserialize, Serialize};
+
+use super::conn::canonical;
+use super::frame::{read_frame, write_frame};
+use super::shared::{inc, Shared};
+use super::tls;
+use crate::identity::{Identity, MEMBER_SERVER_NAME};
+use crate::node::NodeError;
+use crate::wire::{Incarnation, NodeId, State};
+
+/// Version of the status message set.
+const STATUS_VERSION: u16 = 1;
+/// Largest request accepted.
+const MAX_REQUEST: usize = 1024;
+/// Largest report a client accepts.
+const MAX_REPORT: usize = 256 << 20;
+/// Bound on a whole status query.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Serialize, Deserialize)]
+struct StatusRequest {
+    version: u16,
+    cluster: String,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StatusResponse {
+    Report(StatusReport),
+    Refused(String),
+}
+
+/// One node's view of the cluster, as answered to a status query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StatusReport {
+    /// The cluster the node is in.
+    pub cluster: String,
+    /// The node that answered.
+    pub node: NodeId,
+    /// Its advertised address.
+    pub addr: SocketAddr,
+    /// Its own incarnation.
+    pub incarnation: Incarnation,
+    /// Every member in its table (itself included), sorted by id.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member in a [`StatusReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MemberStatus {
+    /// Its id.
+    pub id: NodeId,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state in the answering node's view.
+    pub state: State,
+    /// Its incarnation.
+    pub incarnation: Incarnation,
+    /// Its metadata.
+    pub meta: Vec<u8>,
+}
+
+fn report(shared: &Shared) -> StatusReport {
+    let snap = shared.snapshot.borrow().clone();
+    let mut members: Vec<MemberStatus> = snap
+        .members
+        .iter()
+        .map(|m| MemberStatus {
+            id: m.id,
+            addr: m.addr,
+            state: m.state,
+            incarnation: m.incarnation,
+            meta: m.meta.clone(),
+        })
+        .collect();
+    members.sort_by_key(|m| m.id);
+    StatusReport {
+        cluster: shared.cluster.clone(),
+        node: shared.me,
+        addr: snap.addr,
+        incarnation: snap.incarnation,
+        members,
+    }
+}
+
+/// Answers one status request on a bidirectional stream.
+pub(crate) async fn serve(mut send: SendStream, mut recv: RecvStream, shared: Arc<Shared>) {
+    let answer = async {
+        let req = read_frame(&mut recv, MAX_REQUEST)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("empty request")?;
+        let req: StatusRequest = postcard::from_bytes(&req).map_err(|e| e.to_string())?;
+        let resp = if req.version != STATUS_VERSION {
+            StatusResponse::Refused(format!(
+                "status version {} is not supported (this node speaks {STATUS_VERSION})",
+                req.version
+            ))
+        } else if req.cluster != shared.cluster {
+            StatusResponse::Refused(format!(
+                "this node is in cluster {:?}, not {:?}",
+                shared.cluster, req.cluster
+            ))
+        } else {
+            StatusResponse::Report(report(&shared))
+        };
+        let bytes = postcard::to_stdvec(&resp).map_err(|e| e.to_string())?;
+        write_frame(&mut send, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        let _ = send.stopped().await;
+        Ok::<_, String>(())
+    };
+    match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
+        Ok(Ok(())) => inc(&shared.counters.status_queries),
+        Ok(Err(error)) => tracing::debug!(%error, "status query failed"),
+        Err(_) => tracing::debug!("status query timed out"),
+    }
+}
+
+/// Asks the node at `addr` for its view of cluster `cluster_name`, as `identity` (a
+/// client identity issued by [`crate::ClusterCa::issue_client`], or a node's).
+///
+/// Uses its own short-lived QUIC endpoint on an ephemeral port. Fails with
+/// [`NodeError::Connect`] when the handshake fails (unreachable, or not of the same CA),
+/// [`NodeError::Refused`] when the node is in another cluster, and [`NodeError::Timeout`]
+/// after 10 s.
+pub async fn query_status(
+    identity: &Identity,
+    addr: SocketAddr,
+    cluster_name: &str,
+) -> Result<StatusReport, NodeError> {
+    let query = query(identity, addr, cluster_name);
+    tokio::time::timeout(QUERY_TIMEOUT, query)
+        .await
+        .map_err(|_| NodeError::Timeout { addr })?
+}
+
+async fn query(
+    identity: &Identity,
+    addr: SocketAddr,
+    cluster: &str,
+) -> Result<StatusReport, NodeError> {
+    let connect = |reason: String| NodeError::Connect { addr, reason };
+    let bind: SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let endpoint = Endpoint::client(bind).map_err(|e| NodeError::Bind {
+        addr: bind,
+        source: e,
+    })?;
+    let client = quinn::ClientConfig::new(Arc::new(tls::client_crypto(identity)?));
+    let conn = endpoint
+        .connect_with(client, canonical(addr), MEMBER_SERVER_NAME)
+        .map_err(|e| connect(e.to_string()))?
+        .await
+        .map_err(|e| connect(e.to_string()))?;
+    let protocol = |reason: String| NodeError::Protocol { addr, reason };
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connect(e.to_string()))?;
+    let req = StatusRequest {
+        version: STATUS_VERSION,
+        cluster: cluster.to_owned(),
+    };
+    let bytes = postcard::to_stdvec(&req).map_err(|e| protocol(e.to_string()))?;
+    write_frame(&mut send, &bytes)
+        .await
+        .map_err(|e| connect(e.to_string()))?;
+    send.finish().map_err(|e| connect(e.to_string()))?;
+    let resp = read_frame(&mut recv, MAX_REPORT)
+        .await
+        .map_err(|e| protocol(e.to_string()))?
+        .ok_or_else(|| protocol("no answer".into()))?;
+    conn.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    match postcard::from_bytes(&resp).map_err(|e| protocol(e.to_string()))? {
+        StatusResponse::Report(report) => Ok(report),
+        StatusResponse::Refused(reason) => Err(NodeError::Refused { addr, reason }),
+    }
+}

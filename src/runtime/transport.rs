@@ -1,0 +1,228 @@
+//! The QUIC transport of one node: its endpoint (client and server at once), the
+//! connection pool, and the execution of the engine's transmits.
+//!
+//! Datagram transmits go out as QUIC datagrams on the pooled connection (on a stream when
+//! the connection cannot carry a datagram that large); reliable ones each on a new
+//! unidirectional stream, sent by a spawned task. Nothing here blocks the driver: a
+//! transmit to an address without a connection waits in a bounded queue while a task
+//! dials.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use quinn::{Connection, Endpoint, SendDatagramError, TransportConfig};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::conn::{self, code};
+use super::pool::{CloseReason, Link, Pool, Route};
+use super::shared::{add, inc, ConnEvent, Shared, Timings};
+use super::tls;
+use crate::config::Config;
+use crate::identity::{Identity, IdentityError};
+use crate::swim::Transmit;
+
+/// Most transmits waiting for one address's connection; the oldest are dropped.
+const DIAL_QUEUE: usize = 64;
+/// Most stream sends in flight at once per node; beyond, transmits are dropped.
+const MAX_STREAM_SENDS: usize = 256;
+/// Most concurrent incoming unidirectional streams per connection.
+const MAX_UNI_STREAMS: u32 = 64;
+/// Most concurrent incoming bidirectional (status) streams per connection.
+const MAX_BI_STREAMS: u32 = 4;
+
+/// The QUIC transport parameters for `cfg`: idle timeout and keep-alive from the probe
+/// interval, datagram buffers from the datagram size.
+pub(crate) fn transport_config(cfg: &Config) -> TransportConfig {
+    let t = Timings::new(cfg);
+    let mut tc = TransportConfig::default();
+    tc.max_idle_timeout(t.quic_idle.try_into().ok())
+        .keep_alive_interval(Some(t.keep_alive))
+        .max_concurrent_uni_streams(MAX_UNI_STREAMS.into())
+        .max_concurrent_bidi_streams(MAX_BI_STREAMS.into())
+        .datagram_receive_buffer_size(Some(cfg.max_datagram_bytes.max(1200) * 256))
+        .datagram_send_buffer_size(cfg.max_datagram_bytes.max(1200) * 256);
+    tc
+}
+
+/// A quinn client configuration presenting `identity` and trusting only its cluster CA,
+/// with the transport parameters derived from `cfg`. Dial a node with server name
+/// [`crate::identity::node_server_name`] (or [`crate::identity::MEMBER_SERVER_NAME`]
+/// for any node of the cluster).
+pub fn client_config(
+    identity: &Identity,
+    cfg: &Config,
+) -> Result<quinn::ClientConfig, IdentityError> {
+    let mut client = quinn::ClientConfig::new(Arc::new(tls::client_crypto(identity)?));
+    client.transport_config(Arc::new(transport_config(cfg)));
+    Ok(client)
+}
+
+/// The server side of a node's endpoint.
+pub(crate) fn server_config(
+    identity: &Identity,
+    cfg: &Config,
+) -> Result<quinn::ServerConfig, IdentityError> {
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(tls::server_crypto(identity)?));
+    server
+        .transport_config(Arc::new(transport_config(cfg)))
+        // Peers are known by their listen address: a connection never migrates.
+        .migration(false);
+    Ok(server)
+}
+
+/// The node's transport: endpoint, pool, and the limits on work in flight.
+pub(crate) struct Transport {
+    endpoint: Endpoint,
+    client: quinn::ClientConfig,
+    pool: Pool<Connection>,
+    shared: Arc<Shared>,
+    sends: Arc<Semaphore>,
+}
+
+impl Transport {
+    pub fn new(endpoint: Endpoint, client: quinn::ClientConfig, shared: Arc<Shared>) -> Self {
+        let t = shared.timings;
+        Transport {
+            pool: Pool::new(shared.me, t.race, t.pool_idle, DIAL_QUEUE),
+            endpoint,
+            client,
+            shared,
+            sends: Arc::new(Semaphore::new(MAX_STREAM_SENDS)),
+        }
+    }
+
+    /// Executes one transmit of the engine.
+    pub fn send(&mut self, t: Transmit, now: Instant) {
+        let (to, peer) = (t.to, t.peer);
+        match self.pool.route(t, now) {
+            Route::Send(conn, t) => self.send_on(conn, t.reliable, Bytes::from(t.payload)),
+            Route::Queued { dial, dropped } => {
+                if dropped {
+                    inc(&self.shared.counters.send_dropped);
+                }
+                self.start_dial(to, peer, dial);
+            }
+        }
+    }
+
+    fn start_dial(&self, to: SocketAddr, expect: Option<crate::wire::NodeId>, dial: Option<u64>) {
+        if let Some(dial) = dial {
+            let task = conn::dial(
+                self.endpoint.clone(),
+                self.client.clone(),
+                to,
+                expect,
+                dial,
+                self.shared.clone(),
+            );
+            tokio::spawn(task);
+        }
+    }
+
+    fn send_on(&mut self, conn: Connection, reliable: bool, payload: Bytes) {
+        if !reliable {
+            match conn.send_datagram(payload.clone()) {
+                Ok(()) => return inc(&self.shared.counters.datagrams_out),
+                Err(SendDatagramError::ConnectionLost(_)) => {
+                    // The connection died under us: forget it; the next frame redials.
+                    let addr = conn::canonical(conn.remote_address());
+                    self.pool.lost(addr, conn.stable_id());
+                    return inc(&self.shared.counters.send_dropped);
+                }
+                // Too large for this path (or no datagram support): use a stream.
+                Err(_) => {}
+            }
+        }
+        match self.sends.clone().try_acquire_owned() {
+            Ok(permit) => conn::spawn_stream_send(conn, payload, permit, self.shared.clone()),
+            Err(_) => {
+                inc(&self.shared.counters.send_dropped);
+                tracing::debug!("too many stream sends in flight; frame dropped");
+            }
+        }
+    }
+
+    /// A connection event from the tasks.
+    pub fn on_event(&mut self, ev: ConnEvent, now: Instant) {
+        match ev {
+            ConnEvent::Up {
+                conn,
+                peer,
+                initiator,
+                dial,
+            } => {
+                let addr = conn::canonical(conn.remote_address());
+                conn::spawn_readers(conn.clone(), addr, peer, self.shared.clone());
+                let link = Link {
+                    id: conn.stable_id(),
+                    conn,
+                    peer,
+                    initiator,
+                    since: now,
+                    last_used: now,
+                    close_at: None,
+                };
+                let acts = self.pool.up(addr, link, dial);
+                add(&self.shared.counters.send_dropped, acts.dropped);
+                for (c, why) in acts.close {
+                    self.close_one(&c, why);
+                }
+                for t in acts.flush {
+                    self.send(t, now);
+                }
+            }
+            ConnEvent::DialFailed { to, dial } => {
+                let dropped = self.pool.dial_failed(to, dial);
+                add(&self.shared.counters.send_dropped, dropped);
+            }
+            ConnEvent::Down { addr, id } => self.pool.down(addr, id),
+        }
+    }
+
+    /// A frame arrived on connection `conn` from `from`.
+    pub fn touch(&mut self, from: SocketAddr, conn: usize, now: Instant) {
+        self.pool.touch(from, conn, now);
+    }
+
+    /// Housekeeping: idle connections and tie-break losers are closed.
+    pub fn sweep(&mut self, now: Instant) {
+        for (c, why) in self.pool.sweep(now) {
+            self.close_one(&c, why);
+        }
+    }
+
+    fn close_one(&self, c: &Connection, why: CloseReason) {
+        let counters = &self.shared.counters;
+        match why {
+            CloseReason::Idle => {
+                inc(&counters.idle_closed);
+                conn::close(c, code::IDLE, "idle");
+            }
+            CloseReason::Duplicate | CloseReason::Replaced => {
+                inc(&counters.duplicates_closed);
+                conn::close(c, code::DUPLICATE, "duplicate");
+            }
+        }
+        tracing::trace!(peer = %c.remote_address(), ?why, "closed a connection");
+    }
+
+    /// Whether reliable sends or dials are still under way.
+    pub fn busy(&self) -> bool {
+        self.sends.available_permits() < MAX_STREAM_SENDS || self.pool.dials() > 0
+    }
+
+    /// Closes every connection and the endpoint.
+    pub fn close(&self, code: quinn::VarInt, reason: &str) {
+        for c in self.pool.all() {
+            conn::close(c, code, reason);
+        }
+        self.endpoint.close(code, reason.as_bytes());
+    }
+
+    /// Waits (bounded) until the close reached the peers.
+    pub async fn wait_idle(&self, bound: std::time::Duration) {
+        let _ = tokio::time::timeout(bound, self.endpoint.wait_idle()).await;
+    }
+}

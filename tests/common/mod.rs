@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests: real nodes over QUIC on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use quorate::runtime::faults::Faults;
+use quorate::{ClusterCa, Config, Member, Node, NodeConfig, NodeId, State};
+
+/// Generous bound on every wait: tests assert behaviour, never speed.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// `Config::local()` timings, cluster "test".
+pub fn config() -> Config {
+    Config {
+        cluster_name: "test".into(),
+        ..Config::local()
+    }
+}
+
+pub fn node_config(ca: &ClusterCa, id: u64, seeds: &[SocketAddr]) -> NodeConfig {
+    let id = NodeId(id);
+    let mut cfg = NodeConfig::new(id, loopback(), ca.issue_node(id).unwrap());
+    cfg.config = config();
+    cfg.seeds = seeds.to_vec();
+    cfg
+}
+
+pub async fn start(ca: &ClusterCa, id: u64, seeds: &[SocketAddr], faults: Option<&Faults>) -> Node {
+    let mut cfg = node_config(ca, id, seeds);
+    cfg.faults = faults.cloned();
+    Node::start(cfg).await.unwrap()
+}
+
+/// Starts nodes `1..=n`, every one seeded with node 1.
+pub async fn cluster(ca: &ClusterCa, n: u64, faults: Option<&Faults>) -> Vec<Node> {
+    let first = start(ca, 1, &[], faults).await;
+    let seed = [first.local_addr()];
+    let mut nodes = vec![first];
+    for id in 2..=n {
+        nodes.push(start(ca, id, &seed, faults).await);
+    }
+    nodes
+}
+
+/// Polls `cond` until it holds, failing after [`DEADLINE`] with `what`.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let start = tokio::time::Instant::now();
+    while !cond() {
+        if start.elapsed() > DEADLINE {
+            bail!("timed out waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+pub fn state(node: &Node, id: u64) -> Option<State> {
+    node.member(NodeId(id)).map(|m| m.state)
+}
+
+/// Whether `node` sees exactly the ids `ids` alive (and nothing else live).
+pub fn sees_alive(node: &Node, ids: &[u64]) -> bool {
+    let members = node.members();
+    let alive: Vec<u64> = sorted_ids(&members, |m| m.state == State::Alive);
+    let live: Vec<u64> = sorted_ids(&members, |m| {
+        matches!(m.state, State::Alive | State::Suspect)
+    });
+    let mut want = ids.to_vec();
+    want.sort_unstable();
+    alive == want && live == want
+}
+
+fn sorted_ids(members: &[Member], keep: impl Fn(&Member) -> bool) -> Vec<u64> {
+    let mut ids: Vec<u64> = members.iter().filter(|m| keep(m)).map(|m| m.id.0).collect();
+    ids.sort_unstable();
+    ids
+}
+
+pub async fn wait_converged(nodes: &[Node]) -> Result<()> {
+    let ids: Vec<u64> = nodes.iter().map(|n| n.id().0).collect();
+    wait_until(&format!("{ids:?} all see each other alive"), || {
+        nodes.iter().all(|n| sees_alive(n, &ids))
+    })
+    .await
+}

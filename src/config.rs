@@ -33,6 +33,12 @@ pub struct Config {
     /// give a falsely suspected member more time to refute, but a lone accuser's suspicion
     /// takes longer to become a death.
     pub suspicion_max_mult: u32,
+    /// When a direct ping gets no ack within `probe_timeout`, also ping the member over
+    /// a reliable stream while the indirect probes run (memberlist's TCP fallback).
+    /// Default true. A stream is retransmitted, so datagram loss alone cannot make a
+    /// live member look dead; the cost is one stream message each way per failed direct
+    /// probe, and a member whose datagrams are blocked but streams pass stays alive.
+    pub fallback_ping: bool,
     /// Lifeguard on (local health multiplier, dynamic suspicion timeout, nacks, buddy
     /// system). Default true. Turning it off gives plain SWIM, for comparison only.
     pub lifeguard: bool,
@@ -102,6 +108,7 @@ impl Config {
             indirect_checks: 3,
             suspicion_mult: 3,
             suspicion_max_mult: 6,
+            fallback_ping: true,
             lifeguard: true,
             awareness_max: 8,
             retransmit_mult: 3,

@@ -9,6 +9,12 @@ use std::collections::{BTreeSet, HashMap};
 use super::timer::FixedState;
 use crate::wire::{update_len, NodeId, Update};
 
+/// No update encodes in fewer bytes (`Left` with one-byte id and incarnation).
+const MIN_UPDATE_LEN: usize = 3;
+
+/// Updates that do not fit the room left, skipped before a datagram is closed.
+const MAX_MISSES: usize = 8;
+
 #[derive(Debug)]
 struct Entry {
     update: Update,
@@ -85,8 +91,11 @@ impl Broadcasts {
         let mut out = Vec::new();
         let mut picked = Vec::new();
         let mut room = budget;
+        // Stop after a few updates that do not fit: scanning a long queue for one small
+        // enough would make every datagram cost O(queue).
+        let mut misses = 0;
         for &(t, s, id) in &self.order {
-            if room == 0 {
+            if room < MIN_UPDATE_LEN || misses >= MAX_MISSES {
                 break;
             }
             if Some(id) == exclude {
@@ -96,6 +105,8 @@ impl Broadcasts {
             if e.len <= room {
                 room -= e.len;
                 picked.push((t, s, id));
+            } else {
+                misses += 1;
             }
         }
         for key @ (t, s, id) in picked {
@@ -108,6 +119,10 @@ impl Broadcasts {
             } else {
                 self.order.insert((t + 1, s, id));
             }
+        }
+        if self.entries.is_empty() && self.entries.capacity() > 256 {
+            // A burst (a mass join) is over: give its room back.
+            self.entries.shrink_to(16);
         }
         out
     }

@@ -119,6 +119,12 @@ impl Members {
         self.live
     }
 
+    /// Makes room for `additional` more members at once (a push-pull brings many).
+    pub fn reserve(&mut self, additional: usize) {
+        self.list.reserve(additional);
+        self.index.reserve(additional);
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Member> {
         self.list.iter()
     }

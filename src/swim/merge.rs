@@ -170,7 +170,9 @@ impl Swim {
             self.send(addr, Some(id), true, &Message::MetaRequest);
         }
         self.emit(MemberEvent::Joined(m));
-        self.rebroadcast_alive(id, addr, inc, meta, digest);
+        if !self.quiet {
+            self.rebroadcast_alive(id, addr, inc, meta, digest);
+        }
     }
 
     /// Drops the oldest departed or dead record to make room; false when there is none.

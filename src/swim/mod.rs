@@ -164,6 +164,8 @@ pub struct Swim {
     seeds: Vec<SocketAddr>,
     joined: bool,
     leaving: bool,
+    /// Set while merging a join reply: members learned from it are not re-gossiped.
+    quiet: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MemberEvent>,
     stats: Stats,
@@ -213,6 +215,7 @@ impl Swim {
             seeds: Vec::new(),
             joined: false,
             leaving: false,
+            quiet: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -416,10 +419,18 @@ impl Swim {
             return;
         }
         self.stats.frames_in += 1;
-        self.dispatch(now, from, env.from, env.msg);
+        let via_stream = limit == self.cfg.max_stream_bytes;
+        self.dispatch(now, from, env.from, env.msg, via_stream);
     }
 
-    fn dispatch(&mut self, now: Instant, from: SocketAddr, sender: NodeId, msg: Message) {
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: NodeId,
+        msg: Message,
+        via_stream: bool,
+    ) {
         match msg {
             Message::Ping {
                 seq,
@@ -427,7 +438,7 @@ impl Swim {
                 updates,
             } => {
                 self.apply_all(now, sender, updates);
-                self.on_ping(now, from, sender, seq, target);
+                self.on_ping(now, from, sender, seq, target, via_stream);
             }
             Message::Ack { seq, updates } => {
                 self.apply_all(now, sender, updates);
@@ -491,7 +502,12 @@ impl Swim {
 
     /// The next membership event.
     pub fn poll_event(&mut self) -> Option<MemberEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 1024 {
+            // A join reports every member at once; do not keep that much room forever.
+            self.events.shrink_to(64);
+        }
+        e
     }
 
     // ---- helpers shared by the concept files ----

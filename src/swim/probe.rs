@@ -88,9 +88,13 @@ impl Swim {
         let Some(m) = self.members.get(p.target) else {
             return;
         };
-        if m.state == State::Alive {
+        // A member already suspected by others gets our independent confirmation,
+        // which shortens its suspicion (Lifeguard).
+        let (state, incarnation) = (m.state, m.incarnation);
+        if state == State::Alive {
             self.stats.suspicions_raised += 1;
-            let incarnation = m.incarnation;
+        }
+        if matches!(state, State::Alive | State::Suspect) {
             self.on_suspect(now, p.target, incarnation, self.me);
         }
     }
@@ -124,6 +128,16 @@ impl Swim {
         if let Some(p) = self.probe.as_mut() {
             p.expected_nacks = if want_nack { helpers.len() as u32 } else { 0 };
         }
+        if self.cfg.fallback_ping {
+            // As memberlist's TCP fallback: a stream is retransmitted, so datagram loss
+            // alone cannot make a live member look dead.
+            let msg = Message::Ping {
+                seq,
+                target,
+                updates: Vec::new(),
+            };
+            self.send(addr, Some(target), true, &msg);
+        }
     }
 
     pub(super) fn on_ping(
@@ -133,13 +147,15 @@ impl Swim {
         sender: NodeId,
         seq: u32,
         target: NodeId,
+        via_stream: bool,
     ) {
         if target != self.me {
             self.stats.misrouted += 1;
             return;
         }
+        // A fallback ping came over a stream: answer the same way.
         let msg = self.with_gossip(Vec::new(), |updates| Message::Ack { seq, updates });
-        self.send(from, Some(sender), false, &msg);
+        self.send(from, Some(sender), via_stream, &msg);
     }
 
     pub(super) fn on_ack(&mut self, _now: Instant, seq: u32) {

@@ -37,6 +37,9 @@ impl Swim {
     /// Periodic full-state exchange with one random live member.
     pub(super) fn on_push_pull_timer(&mut self, now: Instant) {
         let every = self.cfg.push_pull_interval_for(self.members.live());
+        if every.is_zero() {
+            return; // anti-entropy disabled
+        }
         self.timers.set(Timer::PushPull, now + every);
         let me = self.me;
         let to = self
@@ -74,17 +77,37 @@ impl Swim {
         reply: bool,
         members: Vec<MemberRecord>,
     ) {
+        // The answer to our join: what the seed knows, the cluster already knows, so
+        // the members it brings are not re-gossiped (each would otherwise be sent
+        // `retransmit_limit` times by every joining node).
+        let mut quiet = false;
         if !reply {
             let msg = self.push_pull_msg(false, true);
             self.send(from, Some(sender), true, &msg);
         } else if !self.joined {
             self.joined = true;
             self.timers.cancel(Timer::Join);
+            quiet = true;
+            // Announce ourselves too: the seed is then not the only source of the news,
+            // which matters while many nodes join at once.
+            let own = self.own_update(true);
+            self.broadcasts.push(own);
+            // Members joining at the same time as us may have been gossiped before the
+            // cluster knew us: one more full exchange, soon, picks them up.
+            if !self.cfg.push_pull_interval.is_zero() {
+                let periods = rand::Rng::random_range(&mut self.rng, 5..=10);
+                self.timers
+                    .set(Timer::PushPull, now + self.cfg.probe_interval * periods);
+            }
         }
         let _ = join;
+        self.members
+            .reserve(members.len().saturating_sub(self.members.len()));
+        self.quiet = quiet;
         for r in members {
             self.merge_record(now, sender, r);
         }
+        self.quiet = false;
     }
 
     /// One remote record. A remote "dead" is only taken as a suspicion (as memberlist

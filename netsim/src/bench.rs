@@ -93,8 +93,11 @@ pub fn row(opts: &BenchOpts, n: usize, progress: &mut dyn FnMut(&str)) -> Row {
             let o = steady(&p, loss, opts.duration);
             *slot = o.num("false_dead");
             r.wall_s += o.wall_ms as f64 / 1000.0;
-            r.violations
-                .extend(o.violations.into_iter().map(|v| format!("{loss} loss: {v}")));
+            r.violations.extend(
+                o.violations
+                    .into_iter()
+                    .map(|v| format!("{loss} loss: {v}")),
+            );
         }
     }
     r

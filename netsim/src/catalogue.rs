@@ -192,7 +192,10 @@ pub fn loss_scenario(p: &Params) -> Scenario {
 }
 
 fn loss(p: &Params, exec: &mut Exec<'_>) -> Outcome {
-    exec(&loss_scenario(p))
+    let mut o = exec(&loss_scenario(p));
+    o.metrics
+        .insert("loss".into(), p.loss.unwrap_or(0.10).into());
+    o
 }
 
 fn partition_heal(p: &Params, exec: &mut Exec<'_>) -> Outcome {
@@ -259,8 +262,10 @@ fn slow_node(p: &Params, exec: &mut Exec<'_>) -> Outcome {
     put("false_dead_plain", fd_pl);
     let (lg, pl) = (fs_lg.unwrap_or(0.0), fs_pl.unwrap_or(0.0));
     let ratio = pl / lg.max(1.0);
-    out.metrics
-        .insert("suspect_reduction".into(), ((ratio * 10.0).round() / 10.0).into());
+    out.metrics.insert(
+        "suspect_reduction".into(),
+        ((ratio * 10.0).round() / 10.0).into(),
+    );
     if pl < 10.0 {
         out.violations.push(format!(
             "plain SWIM raised only {pl} false suspicions: the slow node is too mild to compare"

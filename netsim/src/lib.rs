@@ -42,12 +42,15 @@ pub fn outcome_json(o: &Outcome, loss: Option<f64>) -> serde_json::Value {
     m.insert("scenario".into(), o.scenario.clone().into());
     m.insert("nodes".into(), o.nodes.into());
     m.insert("seed".into(), o.seed.into());
-    m.insert("loss".into(), loss.into());
+    m.insert(
+        "loss".into(),
+        o.metrics.get("loss").cloned().unwrap_or(loss.into()),
+    );
     m.insert("sim_ms".into(), o.sim_ms.into());
     m.insert("wall_ms".into(), o.wall_ms.into());
     m.insert("trace_hash".into(), format!("{:016x}", o.trace_hash).into());
     m.insert("violations".into(), o.violations.clone().into());
-    for (k, v) in &o.metrics {
+    for (k, v) in o.metrics.iter().filter(|(k, _)| *k != "loss") {
         m.insert(k.clone(), v.clone());
     }
     let secs = (o.sim_ms as f64 / 1000.0).max(1e-9) * o.nodes.max(1) as f64;

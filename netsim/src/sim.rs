@@ -531,6 +531,17 @@ impl Sim {
         self.stats.delivered += 1;
         let h = hash_bytes(&payload);
         self.note(8 + u64::from(reliable), u64::from(to), u64::from(from), h);
+        if self.trace.writing() {
+            let (kind, len) = (if reliable { "stream" } else { "datagram" }, payload.len());
+            self.trace.line(
+                self.now,
+                format_args!(
+                    "node {} <- node {} {kind} {len}B {h:016x}",
+                    node_id(to),
+                    node_id(from)
+                ),
+            );
+        }
         let (addr, id) = (node_addr(from), node_id(from));
         self.with_engine(to, |e, now| {
             if reliable {
@@ -545,11 +556,11 @@ impl Sim {
     fn after(&mut self, i: NodeIdx) {
         let n = self.nodes.len();
         let mut out = std::mem::take(&mut self.scratch);
-        loop {
-            let Some(e) = self.nodes[i as usize].engine.as_mut() else {
-                break;
-            };
-            let Some(t) = e.poll_transmit() else { break };
+        while let Some(t) = self.nodes[i as usize]
+            .engine
+            .as_mut()
+            .and_then(|e| e.poll_transmit())
+        {
             if t.reliable {
                 self.stats.streams += 1;
             } else {
@@ -560,8 +571,7 @@ impl Sim {
                 self.stats.lost += 1;
                 continue;
             };
-            self.net
-                .delays(&mut self.rng, i, to, t.reliable, &mut out);
+            self.net.delays(&mut self.rng, i, to, t.reliable, &mut out);
             if out.is_empty() {
                 self.stats.lost += 1;
             }
@@ -617,8 +627,12 @@ impl Sim {
                 self.views.set(i, m, live);
             }
             if self.trace.writing() {
-                self.trace
-                    .line(self.now, format_args!("node {} {:?}", node_id(i), me));
+                let name = ["joined", "suspect", "alive", "failed", "left", "updated"];
+                let what = name.get(kind as usize).copied().unwrap_or("?");
+                self.trace.line(
+                    self.now,
+                    format_args!("node {} sees {id} {what} inc {inc}", node_id(i)),
+                );
             }
             self.records.push(Record {
                 at,

@@ -31,7 +31,7 @@ pub fn mix(h: u64, x: u64) -> u64 {
 
 /// A stable hash of a byte string, eight bytes at a time.
 pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h = mix(0x51_7cc1_b727_220a, bytes.len() as u64);
+    let mut h = mix(0x0051_7cc1_b727_220a, bytes.len() as u64);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
         h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));

@@ -96,3 +96,47 @@ pub async fn wait_converged(nodes: &[Node]) -> Result<()> {
     })
     .await
 }
+
+/// Moves every buffered event of `stream` into `seen`.
+pub fn drain(stream: &mut quorate::EventStream, seen: &mut Vec<quorate::Event>) {
+    while let Some(e) = stream.try_recv() {
+        seen.push(e);
+    }
+}
+
+/// Whether `seen` holds a membership event matching `pred`.
+pub fn has_event(seen: &[quorate::Event], pred: impl Fn(&quorate::MemberEvent) -> bool) -> bool {
+    seen.iter()
+        .any(|e| matches!(e, quorate::Event::Member(m) if pred(m)))
+}
+
+/// A bare QUIC connection to `target` presenting node `as_id`'s certificate from `ca`:
+/// what a tool, or an attacker holding a valid certificate, can do.
+pub async fn raw_connect(
+    ca: &ClusterCa,
+    as_id: u64,
+    target: &Node,
+) -> Result<(quinn::Endpoint, quinn::Connection)> {
+    let identity = ca.issue_node(NodeId(as_id))?;
+    let mut endpoint = quinn::Endpoint::client(loopback())?;
+    endpoint.set_default_client_config(quorate::runtime::client_config(&identity, &config())?);
+    let name = quorate::identity::node_server_name(target.id());
+    let conn = endpoint.connect(target.local_addr(), &name)?.await?;
+    Ok((endpoint, conn))
+}
+
+/// Sends `frame` on a new unidirectional stream, as nodes do.
+pub async fn send_stream(conn: &quinn::Connection, frame: &[u8]) -> Result<()> {
+    let mut s = conn.open_uni().await?;
+    quorate::runtime::write_frame(&mut s, frame).await?;
+    s.finish()?;
+    Ok(())
+}
+
+/// Sends raw bytes on a new unidirectional stream (no framing).
+pub async fn send_raw_stream(conn: &quinn::Connection, bytes: &[u8]) -> Result<()> {
+    let mut s = conn.open_uni().await?;
+    s.write_all(bytes).await?;
+    s.finish()?;
+    Ok(())
+}

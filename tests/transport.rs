@@ -1,0 +1,57 @@
+//! Connection management over real QUIC on 127.0.0.1.
+
+mod common;
+
+use anyhow::Result;
+use common::*;
+use quorate::wire::{self, Message};
+use quorate::{ClusterCa, NodeId};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_per_pair() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    // Nodes seed with every earlier node, so several dial each other at once.
+    let first = start(&ca, 1, &[], None).await;
+    let second = start(&ca, 2, &[first.local_addr()], None).await;
+    let seeds = [first.local_addr(), second.local_addr()];
+    let third = start(&ca, 3, &seeds, None).await;
+    let nodes = vec![first, second, third];
+    wait_converged(&nodes).await?;
+    wait_until("each node holds exactly one connection per peer", || {
+        nodes
+            .iter()
+            .all(|n| n.transport_stats().open_connections == 2)
+    })
+    .await?;
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let node = start(&ca, 1, &[], None).await;
+    let (_endpoint, conn) = raw_connect(&ca, 9, &node).await?;
+    let hello = wire::encode(
+        "test",
+        NodeId(9),
+        &Message::Gossip { updates: vec![] },
+        1150,
+    )?;
+    send_stream(&conn, &hello).await?;
+    // QUIC keep-alives flow, but no frame does: the node closes the connection as idle.
+    let reason = tokio::time::timeout(DEADLINE, conn.closed()).await?;
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(u64::from(close.error_code), 2, "{close:?}");
+        }
+        other => panic!("closed for another reason: {other}"),
+    }
+    assert!(node.transport_stats().idle_closed >= 1);
+    node.shutdown().await;
+    Ok(())
+}

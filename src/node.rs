@@ -206,6 +206,8 @@ pub struct Node {
     local_addr: SocketAddr,
     cmds: mpsc::Sender<Command>,
     events: broadcast::Receiver<Event>,
+    /// Subscribed at start, handed to the first [`Node::events`] caller.
+    first_events: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     stats: watch::Receiver<Stats>,
     shared: Arc<Shared>,
@@ -334,6 +336,7 @@ impl Node {
             id: cfg.id,
             local_addr: local,
             cmds: cmd_tx,
+            first_events: std::sync::Mutex::new(Some(events_rx.resubscribe())),
             events: events_rx,
             snapshot: snapshot_rx,
             stats: stats_rx,
@@ -373,11 +376,17 @@ impl Node {
             .cloned()
     }
 
-    /// A new subscription to membership events, from now on (see [`EventStream`] for the
-    /// overflow policy).
+    /// A subscription to membership events (see [`EventStream`] for the overflow
+    /// policy). The first call receives every event since the node started (joins that
+    /// happen while `start` returns are not lost); later calls see events from then on.
     pub fn events(&self) -> EventStream {
+        let first = self
+            .first_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         EventStream {
-            rx: self.events.resubscribe(),
+            rx: first.unwrap_or_else(|| self.events.resubscribe()),
             lagged: 0,
         }
     }

@@ -1,2 +1,87 @@
-//! The `quorate` command.
-fn main() {}
+//! The `quorate` command: make a cluster, run its nodes, ask them what they see, or
+//! watch a whole cluster work in one command (`quorate demo`).
+
+mod bench;
+mod cluster;
+mod demo;
+mod init;
+mod run;
+mod status;
+mod view;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "quorate",
+    version,
+    about = "Membership and leader election for edge clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Write a cluster directory: CA, node certificates and keys, cluster.toml.
+    Init(init::InitArgs),
+    /// Run one node until SIGINT/SIGTERM (which leave the cluster gracefully).
+    Node(run::NodeArgs),
+    /// Ask a running node for its view of the cluster.
+    Status(status::StatusArgs),
+    /// Start a local cluster, crash a node and report what happened, with timings.
+    Demo(demo::DemoArgs),
+    /// Measure real node processes on loopback and print a table.
+    Bench(bench::BenchArgs),
+}
+
+/// `--listen`/`--seed` values.
+pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:7101"))
+}
+
+/// `--dir` values.
+pub(crate) fn parse_dir(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("the directory must not be empty".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("QUORATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.cmd {
+        Cmd::Init(a) => init::run(a),
+        Cmd::Node(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
+        Cmd::Status(a) => runtime().and_then(|rt| rt.block_on(status::run(a))),
+        Cmd::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
+        Cmd::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,296 @@
+//! `quorate bench`: real `quorate node` processes on loopback, measured. For each
+//! cluster size: convergence time, crash detection latency (first / all survivors),
+//! bytes sent per node per second, CPU and RSS per node in steady state.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::Value;
+
+/// Arguments of `quorate bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Cluster sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "5,20,50")]
+    nodes: Vec<u16>,
+    /// Seconds of steady state measured for traffic, CPU and memory.
+    #[arg(long, default_value_t = 10)]
+    window: u64,
+    /// Timing preset: lan, wan or local.
+    #[arg(long, default_value = "lan")]
+    preset: String,
+}
+
+struct Row {
+    n: u16,
+    converge: Duration,
+    first: Duration,
+    all: Duration,
+    bytes_per_s: f64,
+    cpu_pct: f64,
+    rss_mib: f64,
+}
+
+/// Runs every size in turn and prints the table.
+pub fn run(a: BenchArgs) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for &n in &a.nodes {
+        if n < 3 {
+            bail!("--nodes values must be at least 3");
+        }
+        eprintln!("measuring {n} nodes...");
+        rows.push(measure(&exe, n, &a).with_context(|| format!("{n} nodes"))?);
+    }
+    println!(
+        "real quorate nodes on 127.0.0.1, preset {}, {} s steady window",
+        a.preset, a.window
+    );
+    println!(
+        "{:>5} {:>12} {:>14} {:>14} {:>15} {:>12} {:>12}",
+        "nodes",
+        "converge_ms",
+        "detect_first",
+        "detect_all",
+        "bytes/node/s",
+        "cpu%/node",
+        "rss_MiB/node"
+    );
+    for r in rows {
+        println!(
+            "{:>5} {:>12.0} {:>14.0} {:>14.0} {:>15.0} {:>12.2} {:>12.1}",
+            r.n,
+            ms(r.converge),
+            ms(r.first),
+            ms(r.all),
+            r.bytes_per_s,
+            r.cpu_pct,
+            r.rss_mib
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Cluster {
+    procs: HashMap<u64, Child>,
+    rx: mpsc::Receiver<Value>,
+    /// Latest stats line per node.
+    stats: HashMap<u64, Value>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.procs.values_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Cluster {
+    /// Receives events until `done(event)` returns true for the last needed one.
+    fn until(&mut self, limit: Duration, mut done: impl FnMut(&Value) -> bool) -> Result<()> {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let v = self.rx.recv_timeout(left).context("timed out")?;
+            if v["event"] == "stats" {
+                self.stats
+                    .insert(v["node"].as_u64().unwrap_or(0), v.clone());
+            }
+            if done(&v) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
+    let tmp = std::env::temp_dir().join(format!("quorate-bench-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let base = free_base(n)?;
+    let ok = Command::new(exe)
+        .args([
+            "init",
+            tmp.to_str().unwrap_or("."),
+            "--nodes",
+            &n.to_string(),
+        ])
+        .args(["--base-port", &base.to_string(), "--preset", &a.preset])
+        .stdout(Stdio::null())
+        .status()?
+        .success();
+    if !ok {
+        bail!("quorate init failed");
+    }
+    let mut c = spawn_all(exe, &tmp, n)?;
+    let t0 = Instant::now();
+    let mut joined: HashMap<u64, usize> = HashMap::new();
+    let need = usize::from(n) - 1;
+    let mut complete = 0;
+    c.until(Duration::from_secs(120), |v| {
+        if v["event"] == "member_joined" {
+            let k = joined.entry(v["node"].as_u64().unwrap_or(0)).or_default();
+            *k += 1;
+            if *k == need {
+                complete += 1;
+            }
+        }
+        complete == usize::from(n)
+    })?;
+    let converge = t0.elapsed();
+    let (bytes_per_s, cpu_pct, rss_mib) = steady(&mut c, a.window)?;
+    let (first, all) = crash(&mut c, u64::from(n))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(Row {
+        n,
+        converge,
+        first,
+        all,
+        bytes_per_s,
+        cpu_pct,
+        rss_mib,
+    })
+}
+
+fn spawn_all(exe: &Path, dir: &Path, n: u16) -> Result<Cluster> {
+    let (tx, rx) = mpsc::channel();
+    let mut procs = HashMap::new();
+    for id in 1..=u64::from(n) {
+        let mut child = Command::new(exe)
+            .args([
+                "node",
+                "--dir",
+                dir.to_str().unwrap_or("."),
+                "--id",
+                &id.to_string(),
+            ])
+            .args(["--json", "--stats-every", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let out = child.stdout.take().context("stdout")?;
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        procs.insert(id, child);
+    }
+    Ok(Cluster {
+        procs,
+        rx,
+        stats: HashMap::new(),
+    })
+}
+
+/// Traffic, CPU and memory per node over the steady window.
+fn steady(c: &mut Cluster, window: u64) -> Result<(f64, f64, f64)> {
+    // Let every node print a stats line, then take the starting point.
+    c.until(Duration::from_secs(5), |_| false).ok();
+    let bytes0: u64 = c
+        .stats
+        .values()
+        .map(|v| v["bytes_out"].as_u64().unwrap_or(0))
+        .sum();
+    let cpu0: u64 = c.procs.values().map(|p| cpu_ticks(p.id())).sum();
+    let t = Instant::now();
+    c.until(Duration::from_secs(window), |_| false).ok();
+    let secs = t.elapsed().as_secs_f64();
+    let bytes1: u64 = c
+        .stats
+        .values()
+        .map(|v| v["bytes_out"].as_u64().unwrap_or(0))
+        .sum();
+    let cpu1: u64 = c.procs.values().map(|p| cpu_ticks(p.id())).sum();
+    let n = c.procs.len() as f64;
+    let rss: u64 = c.procs.values().map(|p| rss_kib(p.id())).sum();
+    let ticks = clock_ticks() as f64;
+    Ok((
+        (bytes1.saturating_sub(bytes0)) as f64 / secs / n,
+        (cpu1.saturating_sub(cpu0)) as f64 / ticks / secs / n * 100.0,
+        rss as f64 / n / 1024.0,
+    ))
+}
+
+/// `kill -9` of node `victim`: time to the first and to the last survivor's report.
+fn crash(c: &mut Cluster, victim: u64) -> Result<(Duration, Duration)> {
+    let mut p = c.procs.remove(&victim).context("victim")?;
+    let t0 = Instant::now();
+    p.kill()?;
+    p.wait()?;
+    let survivors = c.procs.len();
+    let mut first = None;
+    let mut seen = std::collections::HashSet::new();
+    c.until(Duration::from_secs(60), |v| {
+        if v["event"] == "member_failed" && v["member"] == victim {
+            first.get_or_insert(t0.elapsed());
+            seen.insert(v["node"].as_u64().unwrap_or(0));
+        }
+        seen.len() == survivors
+    })?;
+    Ok((first.unwrap_or_default(), t0.elapsed()))
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// A base port with `n` consecutive free UDP ports on 127.0.0.1.
+fn free_base(n: u16) -> Result<u16> {
+    let mut x = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..2000 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let base = 20_000 + (x >> 33) as u16 % 40_000;
+        let held: Vec<_> = (0..n)
+            .map_while(|i| UdpSocket::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return Ok(base);
+        }
+    }
+    bail!("no range of {n} free ports found")
+}

@@ -69,6 +69,9 @@ enum Cmd {
         /// Protocol preset: lan, wan or local.
         #[arg(long, default_value = "lan")]
         preset: String,
+        /// Runs sizes that look too large for the memory available.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -92,6 +95,32 @@ struct RunOpts {
     /// Plain SWIM: Lifeguard off.
     #[arg(long)]
     no_lifeguard: bool,
+    /// Runs even when the cluster looks too large for the memory available.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Every node holds a record of every other: memory grows with the square of the
+/// cluster. Refuses (unless forced) a run that would not fit the memory available.
+fn check_memory(nodes: usize, force: bool) -> Result<()> {
+    const BYTES_PER_RECORD: f64 = 200.0;
+    let need = (nodes as f64).powi(2) * BYTES_PER_RECORD;
+    let avail = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb * 1024.0)
+    });
+    match avail {
+        Some(a) if need > a && !force => bail!(
+            "{nodes} nodes need about {:.1} GiB and {:.1} GiB is available; \
+             use --force to run anyway",
+            need / f64::from(1 << 30),
+            a / f64::from(1 << 30)
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -123,6 +152,7 @@ impl RunOpts {
         if self.nodes < 2 {
             bail!("--nodes must be at least 2");
         }
+        check_memory(self.nodes, self.force)?;
         let mut config = preset(&self.preset)?;
         config.lifeguard = !self.no_lifeguard;
         config.validate()?;
@@ -146,6 +176,9 @@ fn replay(name: &str, o: &RunOpts, seed: u64) -> String {
     }
     if o.no_lifeguard {
         c.push_str(" --no-lifeguard");
+    }
+    if o.force {
+        c.push_str(" --force");
     }
     c
 }
@@ -201,7 +234,11 @@ fn real_main() -> Result<ExitCode> {
             seed,
             loss_max_nodes,
             preset: p,
+            force,
         } => {
+            for &n in &sizes {
+                check_memory(n, force)?;
+            }
             let opts = BenchOpts {
                 sizes,
                 duration: Duration::from_secs_f64(duration),

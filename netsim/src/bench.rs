@@ -23,6 +23,8 @@ pub struct BenchOpts {
     pub config: Config,
     /// Skip the two loss runs for sizes above this.
     pub loss_max_nodes: usize,
+    /// Report the progress of long runs on stderr.
+    pub progress: bool,
 }
 
 /// One line of the table.
@@ -66,6 +68,7 @@ fn steady(p: &Params, loss: f64, d: Duration) -> Outcome {
 pub fn row(opts: &BenchOpts, n: usize, progress: &mut dyn FnMut(&str)) -> Row {
     let p = Params {
         config: opts.config.clone(),
+        progress: opts.progress,
         ..Params::new(n, opts.seed)
     };
     let mut r = Row {

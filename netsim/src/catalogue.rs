@@ -23,6 +23,8 @@ pub struct Params {
     pub duration: Option<Duration>,
     /// Protocol configuration.
     pub config: Config,
+    /// Report progress of long runs on stderr.
+    pub progress: bool,
 }
 
 impl Params {
@@ -34,6 +36,7 @@ impl Params {
             loss: None,
             duration: None,
             config: Config::lan(),
+            progress: false,
         }
     }
 }
@@ -137,6 +140,7 @@ fn converge_within(p: &Params) -> Duration {
 pub fn base(name: &str, p: &Params) -> Scenario {
     let mut s = Scenario::new(name, p.nodes, p.seed).config(p.config.clone());
     s.settle = converge_within(p);
+    s.progress = p.progress;
     s.join_all(spread(p.nodes))
         .until(Cond::Converged, converge_within(p), "converged_ms")
 }

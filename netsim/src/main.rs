@@ -72,6 +72,9 @@ enum Cmd {
         /// Runs sizes that look too large for the memory available.
         #[arg(long)]
         force: bool,
+        /// Reports the progress of long runs on stderr.
+        #[arg(long)]
+        progress: bool,
     },
 }
 
@@ -98,6 +101,9 @@ struct RunOpts {
     /// Runs even when the cluster looks too large for the memory available.
     #[arg(long)]
     force: bool,
+    /// Reports the progress of long runs on stderr.
+    #[arg(long)]
+    progress: bool,
 }
 
 /// Every node holds a record of every other: memory grows with the square of the
@@ -162,6 +168,7 @@ impl RunOpts {
             loss: self.loss,
             duration: self.duration.map(Duration::from_secs_f64),
             config,
+            progress: self.progress,
         })
     }
 }
@@ -235,6 +242,7 @@ fn real_main() -> Result<ExitCode> {
             loss_max_nodes,
             preset: p,
             force,
+            progress,
         } => {
             for &n in &sizes {
                 check_memory(n, force)?;
@@ -245,6 +253,7 @@ fn real_main() -> Result<ExitCode> {
                 seed,
                 config: preset(&p)?,
                 loss_max_nodes,
+                progress,
             };
             print!("{}", bench::header(&opts));
             for &n in &opts.sizes {

@@ -146,6 +146,9 @@ pub struct Scenario {
     pub settle: Duration,
     /// False deaths tolerated (`None`: reported, not checked).
     pub false_dead_budget: Option<u64>,
+    /// Prints the simulated time and the nodes still converging to stderr every
+    /// million events (for long runs).
+    pub progress: bool,
 }
 
 /// What a run produced.
@@ -209,6 +212,7 @@ impl Scenario {
             steps: Vec::new(),
             settle: Duration::from_secs(120),
             false_dead_budget: Some(0),
+            progress: false,
         }
     }
 
@@ -328,6 +332,8 @@ struct Runner {
     mark: Duration,
     seed_node: NodeIdx,
     traffic: (Duration, NetStats),
+    progress: bool,
+    steps: u64,
 }
 
 impl Runner {
@@ -349,6 +355,8 @@ impl Runner {
             mark: Duration::ZERO,
             seed_node: s.seed_node,
             traffic: (Duration::ZERO, NetStats::default()),
+            progress: s.progress,
+            steps: 0,
         })
     }
 
@@ -375,6 +383,16 @@ impl Runner {
                 return cond.is_some_and(|c| c.holds(&self.sim));
             }
             self.dispatch();
+            self.steps += 1;
+            if self.progress && self.steps % (1 << 20) == 0 {
+                eprintln!(
+                    "  sim {:.1}s, {} events, {} of {} nodes with a wrong view",
+                    self.sim.now().as_secs_f64(),
+                    self.steps,
+                    self.sim.views().wrong_observers(),
+                    self.sim.views().n_up()
+                );
+            }
         }
     }
 

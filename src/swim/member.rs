@@ -228,6 +228,7 @@ impl Members {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests need some instant as an origin
 mod tests {
     use super::*;
     use rand::SeedableRng;

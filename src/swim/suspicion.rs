@@ -71,6 +71,7 @@ pub(crate) fn timeout(min: Duration, max: Duration, k: u32, c: u32) -> Duration 
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests need some instant as an origin
 mod tests {
     use super::*;
 

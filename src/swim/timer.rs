@@ -115,6 +115,7 @@ impl<K: Ord + Hash + Copy> Timers<K> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests need some instant as an origin
 mod tests {
     use super::*;
     use std::time::Duration;

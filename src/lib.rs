@@ -1,4 +1,100 @@
 //! quorate: embedded membership and leader election for edge clusters.
+//!
+//! A set of machines with no coordination service of their own learns who is in the
+//! cluster, notices who failed (and tells a failure from a graceful departure), and
+//! shares small per-node metadata. Nodes gossip with SWIM and the Lifeguard extensions
+//! over QUIC; every connection is mutual TLS under one cluster CA, and a node's id is
+//! bound to its certificate.
+//!
+//! # Tutorial
+//!
+//! **Identities.** A cluster has one CA ([`ClusterCa`]); each node gets a certificate
+//! that binds its [`NodeId`] ([`ClusterCa::issue_node`]). In production, make them once
+//! (the `quorate` CLI, or [`ClusterCa::save`] / [`Identity::save`]) and load the PEM
+//! files on each machine with [`Identity::load`]. A node presenting a certificate of
+//! another CA is refused at the handshake; a frame claiming another sender than the
+//! certificate's is dropped.
+//!
+//! **Starting.** [`NodeConfig::new`] takes the id, the UDP address to listen on and the
+//! identity; set `seeds` to the address of any existing member to join (the first node
+//! has none), `config` to a [`Config`] preset ([`Config::lan`] by default,
+//! [`Config::wan`], [`Config::local`]) and `metadata` to what the node publishes.
+//! [`Node::start`] binds the socket and joins in the background.
+//!
+//! **Watching.** [`Node::members`] is the current member list (this node included)
+//! with states and metadata; [`Node::events`] subscribes to [`MemberEvent`]s. Each
+//! subscriber has a bounded buffer: one that falls behind loses its oldest events and
+//! is told how many ([`EventStream::lagged`]); the protocol never waits for it.
+//!
+//! **Changing and leaving.** [`Node::set_metadata`] publishes new metadata;
+//! [`Node::leave`] announces the departure (peers see [`MemberEvent::Left`]) and stops;
+//! [`Node::shutdown`], or dropping the node, stops without a word (peers detect
+//! [`MemberEvent::Failed`]).
+//!
+//! ```
+//! use quorate::{ClusterCa, Config, Event, MemberEvent, Node, NodeConfig, NodeId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ca = ClusterCa::generate("demo")?;
+//! let config = Config {
+//!     cluster_name: "demo".into(),
+//!     ..Config::local()
+//! };
+//!
+//! // The first node starts the cluster (no seeds); port 0 picks a free port.
+//! let mut cfg = NodeConfig::new(NodeId(1), "127.0.0.1:0".parse()?, ca.issue_node(NodeId(1))?);
+//! cfg.config = config.clone();
+//! let first = Node::start(cfg).await?;
+//! let mut events = first.events();
+//!
+//! // The second joins through the first, publishing metadata.
+//! let mut cfg = NodeConfig::new(NodeId(2), "127.0.0.1:0".parse()?, ca.issue_node(NodeId(2))?);
+//! cfg.config = config;
+//! cfg.seeds = vec![first.local_addr()];
+//! cfg.metadata = b"role=worker".to_vec();
+//! let second = Node::start(cfg).await?;
+//!
+//! while let Some(event) = events.recv().await {
+//!     if let Event::Member(MemberEvent::Joined(m)) = event {
+//!         println!("node {} joined from {} with {:?}", m.id, m.addr, m.meta);
+//!         break;
+//!     }
+//! }
+//! for m in first.members() {
+//!     println!("{}: {:?} (incarnation {})", m.id, m.state, m.incarnation);
+//! }
+//!
+//! // Once node 2 has heard back from the cluster too (its view is a snapshot)...
+//! while second.members().len() < 2 {
+//!     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+//! }
+//! // ...it departs gracefully: node 1 reports it as left, not failed.
+//! second.leave().await?;
+//! while let Some(event) = events.recv().await {
+//!     if let Event::Member(MemberEvent::Left { id, .. }) = event {
+//!         assert_eq!(id, NodeId(2));
+//!         break;
+//!     }
+//! }
+//! first.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An admin tool asks any node for its view with [`query_status`], using a client
+//! identity ([`ClusterCa::issue_client`]) that can never become a member. Tests inject
+//! loss, delay and partitions under the real QUIC stack with
+//! [`runtime::faults::Faults`] ([`NodeConfig::faults`]).
+//!
+//! # Layers
+//!
+//! The protocol is a sans-IO state machine ([`Engine`], [`swim`], [`wire`],
+//! [`config`]): time and randomness come in as arguments, frames to send and events
+//! come out. The `runtime` feature (on by default) adds the I/O: [`identity`],
+//! [`runtime`] (QUIC transport, TLS, the tokio driver) and [`node`] (the async API
+//! above). Without it (`default-features = false`) the crate is the core alone, which
+//! is what the deterministic simulator drives.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -35,6 +35,14 @@ const CONN_CHANNEL: usize = 256;
 /// Capacity of the command channel.
 const CMD_CHANNEL: usize = 64;
 
+/// Bytes of stream frames read at once: two of the largest frames (so one large frame
+/// never waits for itself), within what a semaphore counts.
+fn stream_budget(cfg: &Config) -> usize {
+    cfg.max_stream_bytes
+        .saturating_mul(2)
+        .min(u32::MAX as usize)
+}
+
 /// What went wrong. Each variant says what state was left behind.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -309,6 +317,7 @@ impl Node {
             me: cfg.id,
             cluster: cfg.config.cluster_name.clone(),
             max_stream_bytes: cfg.config.max_stream_bytes,
+            stream_budget: tokio::sync::Semaphore::new(stream_budget(&cfg.config)),
             timings: Timings::new(&cfg.config),
             counters: Default::default(),
             snapshot: snapshot_rx.clone(),

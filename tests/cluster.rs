@@ -93,6 +93,41 @@ async fn a_graceful_leave_is_reported_as_left_not_failed() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_rejoins_at_the_same_address() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let mut nodes = cluster(&ca, 3, None).await;
+    wait_converged(&nodes).await?;
+    let old = nodes.pop().unwrap();
+    let addr = old.local_addr();
+    old.shutdown().await;
+    wait_until("nodes 1-2 see node 3 failed", || {
+        nodes.iter().all(|n| state(n, 3) == Some(State::Dead))
+    })
+    .await?;
+    // Same id and address, fresh state: peers still hold connections to the old process.
+    let mut cfg = node_config(&ca, 3, &[nodes[0].local_addr()]);
+    cfg.listen = addr;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let restarted = loop {
+        match Node::start(cfg.clone()).await {
+            Ok(node) => break node,
+            // The old socket may take a moment to be released.
+            Err(NodeError::Bind { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    nodes.push(restarted);
+    wait_converged(&nodes).await?;
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
 async fn publish_and_wait(nodes: &[Node], meta: Vec<u8>) -> Result<()> {
     let mut streams: Vec<_> = nodes[1..].iter().map(|n| n.events()).collect();
     let mut seen = vec![Vec::new(); streams.len()];

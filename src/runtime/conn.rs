@@ -10,7 +10,7 @@ use quinn::{Connection, Endpoint, Incoming, RecvStream, VarInt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout;
 
-use super::frame::{read_frame, write_frame, FrameError};
+use super::frame::{read_body, read_len, write_frame, FrameError};
 use super::shared::{inc, ConnEvent, Inbound, Shared};
 use super::tls::peer_of;
 use crate::identity::{node_server_name, PeerKind, MEMBER_SERVER_NAME};
@@ -198,7 +198,19 @@ async fn read_stream(
     shared: Arc<Shared>,
 ) {
     loop {
-        match read_frame(&mut recv, shared.max_stream_bytes).await {
+        let frame = async {
+            let Some(len) = read_len(&mut recv, shared.max_stream_bytes).await? else {
+                return Ok(None);
+            };
+            // Frames being read share one memory budget: a peer announcing large frames
+            // waits (flow control holds its data) instead of growing our memory.
+            let permits = u32::try_from(len).unwrap_or(u32::MAX);
+            let permit = shared.stream_budget.acquire_many(permits).await;
+            let body = read_body(&mut recv, len).await?;
+            drop(permit);
+            Ok::<_, FrameError>(Some(body))
+        };
+        match frame.await {
             Ok(Some(body)) => {
                 inc(&shared.counters.streams_in);
                 let frame = Inbound {

@@ -33,6 +33,18 @@ pub(crate) async fn read_frame(
     recv: &mut RecvStream,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
+    match read_len(recv, limit).await? {
+        Some(len) => read_body(recv, len).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads the next length prefix, refusing one above `limit`; `Ok(None)` when the stream
+/// finished cleanly between frames.
+pub(crate) async fn read_len(
+    recv: &mut RecvStream,
+    limit: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut prefix = [0u8; LEN_PREFIX];
     let mut got = 0;
     while got < LEN_PREFIX {
@@ -46,6 +58,11 @@ pub(crate) async fn read_frame(
     if len > limit {
         return Err(FrameError::TooLarge { len, limit });
     }
+    Ok(Some(len))
+}
+
+/// Reads a frame body of `len` bytes.
+pub(crate) async fn read_body(recv: &mut RecvStream, len: usize) -> Result<Vec<u8>, FrameError> {
     // Grow with the data actually received, so a false length costs nothing up front.
     let mut body = Vec::with_capacity(len.min(64 * 1024));
     while body.len() < len {
@@ -54,5 +71,5 @@ pub(crate) async fn read_frame(
             None => return Err(FrameError::Truncated),
         }
     }
-    Ok(Some(body))
+    Ok(body)
 }

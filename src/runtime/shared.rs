@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     pub me: NodeId,
     pub cluster: String,
     pub max_stream_bytes: usize,
+    /// Bytes of stream frames being read at once, all connections together.
+    pub stream_budget: tokio::sync::Semaphore,
     pub timings: Timings,
     pub counters: Counters,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,

@@ -310,7 +310,7 @@ impl Node {
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot {
             addr: advertise,
             incarnation: 0,
-            members: engine.members().cloned().collect(),
+            members: engine.members().collect(),
         }));
         let (stats, stats_rx) = watch::channel(engine.stats());
         let shared = Arc::new(Shared {
@@ -441,5 +441,30 @@ impl Node {
     /// The transport's counters (connections, handshakes, stream frames, ...).
     pub fn transport_stats(&self) -> TransportStats {
         self.shared.counters.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Node>();
+        send_sync::<NodeConfig>();
+        send_sync::<EventStream>();
+        send_sync::<NodeError>();
+    }
+
+    #[test]
+    fn the_stream_budget_holds_two_frames() {
+        let cfg = Config::lan();
+        assert_eq!(stream_budget(&cfg), cfg.max_stream_bytes * 2);
+        let huge = Config {
+            max_stream_bytes: usize::MAX / 2,
+            ..Config::lan()
+        };
+        assert_eq!(stream_budget(&huge), u32::MAX as usize);
     }
 }

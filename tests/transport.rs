@@ -5,7 +5,10 @@ mod common;
 use anyhow::Result;
 use common::*;
 use quorate::wire::{self, Message};
-use quorate::{ClusterCa, NodeId};
+use std::sync::Arc;
+
+use quorate::runtime::faults::{Faults, FaultySocket};
+use quorate::{ClusterCa, Node, NodeId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_per_pair() -> Result<()> {
@@ -53,5 +56,28 @@ async fn idle_connections_are_closed() -> Result<()> {
     }
     assert!(node.transport_stats().idle_closed >= 1);
     node.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_on_an_injected_socket_and_runtime() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let first = start(&ca, 1, &[], None).await;
+    // Any quinn socket and runtime will do: here a wrapped tokio socket.
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let socket = std::net::UdpSocket::bind(loopback())?;
+    socket.set_nonblocking(true)?;
+    let inner = runtime.wrap_udp_socket(socket)?;
+    let faults = Faults::new();
+    let socket = Arc::new(FaultySocket::new(inner, faults.clone())?);
+    let cfg = node_config(&ca, 2, &[first.local_addr()]);
+    let second = Node::start_with_socket(cfg, socket, runtime).await?;
+    let nodes = vec![first, second];
+    wait_converged(&nodes).await?;
+    assert_eq!(faults.dropped(), 0);
+    for n in nodes {
+        n.shutdown().await;
+    }
     Ok(())
 }

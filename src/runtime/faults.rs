@@ -259,10 +259,11 @@ impl AsyncUdpSocket for FaultySocket {
                     continue;
                 }
                 if kept != i {
-                    let len = meta[i].len;
                     let (head, tail) = bufs.split_at_mut(i);
+                    let len = meta[i].len.min(head[kept].len()).min(tail[0].len());
                     head[kept][..len].copy_from_slice(&tail[0][..len]);
                     meta[kept] = meta[i];
+                    meta[kept].len = len;
                 }
                 kept += 1;
             }

@@ -52,7 +52,7 @@ impl Engine {
     }
 
     /// Every member in this node's table.
-    pub fn members(&self) -> impl Iterator<Item = &Member> {
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
         self.swim.members()
     }
 

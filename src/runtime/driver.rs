@@ -208,7 +208,7 @@ impl Driver {
         let snap = Snapshot {
             addr: self.addr,
             incarnation: self.engine.swim().incarnation(),
-            members: self.engine.members().cloned().collect(),
+            members: self.engine.members().collect(),
         };
         self.outputs.snapshot.send_replace(Arc::new(snap));
         let stats = self.engine.stats();

@@ -4,15 +4,14 @@
 //! an index by id, plus a shuffled round-robin probe order: every live member is probed
 //! once per pass, which bounds detection time (SWIM §4.3).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::timer::FixedState;
+use super::index::IdIndex;
 use crate::wire::{Incarnation, MemberRecord, NodeId, State};
 
 /// A member as this node sees it.
@@ -39,17 +38,6 @@ impl Member {
     /// Whether the member counts as live (alive or suspect).
     pub fn is_live(&self) -> bool {
         matches!(self.state, State::Alive | State::Suspect)
-    }
-
-    /// The record push-pull sends.
-    pub(crate) fn record(&self) -> MemberRecord {
-        MemberRecord {
-            id: self.id,
-            addr: self.addr,
-            incarnation: self.incarnation,
-            state: self.state,
-            meta: self.meta.clone(),
-        }
     }
 }
 
@@ -81,32 +69,157 @@ pub(crate) fn overrides(
     }
 }
 
+/// Grows `v` by about a quarter when full instead of doubling it: the tables hold one
+/// entry per cluster member on every node, so doubling's slack is what a large cluster
+/// runs out of memory on.
+fn grow_for_one<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.capacity() / 4).max(16));
+    }
+}
+
+/// What a record keeps out of line, only when needed: an IPv6 address, or metadata.
+#[derive(Debug, Default)]
+struct Extra {
+    v6: Option<SocketAddrV6>,
+    meta: Vec<u8>,
+}
+
+/// A member as the table stores it (48 bytes; every node keeps one per member of the
+/// cluster). The public [`Member`] is built from it on demand.
+#[derive(Debug)]
+pub(crate) struct Rec {
+    pub id: NodeId,
+    pub incarnation: Incarnation,
+    pub state: State,
+    /// Digest of the newest metadata we heard of (see [`Member`]).
+    pub meta_digest: u64,
+    /// When the state last changed, as a [`Members::stamp`].
+    pub since: u64,
+    /// The address when IPv4 (else it is in `extra`).
+    v4: SocketAddrV4,
+    extra: Option<Box<Extra>>,
+}
+
+impl Rec {
+    /// Whether the member counts as live (alive or suspect).
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, State::Alive | State::Suspect)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        match self.extra.as_ref().and_then(|e| e.v6) {
+            Some(v6) => SocketAddr::V6(v6),
+            None => SocketAddr::V4(self.v4),
+        }
+    }
+
+    pub fn meta(&self) -> &[u8] {
+        self.extra.as_ref().map_or(&[], |e| &e.meta)
+    }
+
+    pub fn set_addr(&mut self, addr: SocketAddr) {
+        match addr {
+            SocketAddr::V4(a) => {
+                self.v4 = a;
+                if let Some(e) = &mut self.extra {
+                    e.v6 = None;
+                }
+            }
+            SocketAddr::V6(a) => self.extra.get_or_insert_with(Box::default).v6 = Some(a),
+        }
+        self.tidy();
+    }
+
+    pub fn set_meta(&mut self, meta: Vec<u8>) {
+        if !meta.is_empty() || self.extra.is_some() {
+            self.extra.get_or_insert_with(Box::default).meta = meta;
+        }
+        self.tidy();
+    }
+
+    /// Drops the out-of-line part when it holds nothing.
+    fn tidy(&mut self) {
+        if self
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.v6.is_none() && e.meta.is_empty())
+        {
+            self.extra = None;
+        }
+    }
+
+    /// The record push-pull sends.
+    pub fn record(&self) -> MemberRecord {
+        MemberRecord {
+            id: self.id,
+            addr: self.addr(),
+            incarnation: self.incarnation,
+            state: self.state,
+            meta: self.meta().to_vec(),
+        }
+    }
+}
+
 /// The member table (this node included).
 #[derive(Debug)]
 pub(crate) struct Members {
-    list: Vec<Member>,
-    index: HashMap<NodeId, usize, FixedState>,
+    list: Vec<Rec>,
+    index: IdIndex,
     probe_order: Vec<NodeId>,
     probe_pos: usize,
     live: usize,
+    /// Where the records' `since` stamps count from.
+    origin: Instant,
 }
 
 impl Members {
-    /// A table holding only `me`.
-    pub fn new(me: Member) -> Self {
+    /// A table holding only `me`; its `since` is the origin of the table's stamps.
+    pub fn new(me: &Member) -> Self {
         let mut t = Members {
             list: Vec::new(),
-            index: HashMap::default(),
+            index: IdIndex::default(),
             probe_order: Vec::new(),
             probe_pos: 0,
             live: 0,
+            origin: me.since,
         };
         t.insert(me, None);
         t
     }
 
-    pub fn get(&self, id: NodeId) -> Option<&Member> {
-        self.index.get(&id).map(|&i| &self.list[i])
+    /// `at` as a record stamp: nanoseconds since the origin.
+    pub fn stamp(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    /// Time from the stamp `since` to `now`.
+    pub fn age(&self, since: u64, now: Instant) -> Duration {
+        Duration::from_nanos(self.stamp(now).saturating_sub(since))
+    }
+
+    /// The public view of a record.
+    pub fn member(&self, r: &Rec) -> Member {
+        Member {
+            id: r.id,
+            addr: r.addr(),
+            incarnation: r.incarnation,
+            state: r.state,
+            meta: r.meta().to_vec(),
+            meta_digest: r.meta_digest,
+            since: self.origin + Duration::from_nanos(r.since),
+        }
+    }
+
+    fn pos(&self, id: NodeId) -> Option<usize> {
+        let list = &self.list;
+        self.index
+            .get(id, |p| list[p as usize].id)
+            .map(|p| p as usize)
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<&Rec> {
+        self.pos(id).map(|i| &self.list[i])
     }
 
     /// Number of members in the table, this node included.
@@ -121,34 +234,48 @@ impl Members {
 
     /// Makes room for `additional` more members at once (a push-pull brings many).
     pub fn reserve(&mut self, additional: usize) {
-        self.list.reserve(additional);
-        self.index.reserve(additional);
+        self.list.reserve_exact(additional);
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Member> {
+    pub fn iter(&self) -> impl Iterator<Item = &Rec> {
         self.list.iter()
     }
 
     /// Adds a member not yet in the table; with an RNG it joins the probe order at a
     /// random place in the remaining pass.
-    pub fn insert(&mut self, m: Member, rng: Option<&mut SmallRng>) {
-        debug_assert!(!self.index.contains_key(&m.id));
+    pub fn insert(&mut self, m: &Member, rng: Option<&mut SmallRng>) {
+        debug_assert!(self.pos(m.id).is_none());
         if m.is_live() {
             self.live += 1;
         }
         if let Some(rng) = rng {
+            grow_for_one(&mut self.probe_order);
             self.probe_order.push(m.id);
             let last = self.probe_order.len() - 1;
             let at = rng.random_range(self.probe_pos.min(last)..=last);
             self.probe_order.swap(at, last);
         }
-        self.index.insert(m.id, self.list.len());
-        self.list.push(m);
+        let mut r = Rec {
+            id: m.id,
+            incarnation: m.incarnation,
+            state: m.state,
+            meta_digest: m.meta_digest,
+            since: self.stamp(m.since),
+            v4: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            extra: None,
+        };
+        r.set_addr(m.addr);
+        r.set_meta(m.meta.clone());
+        grow_for_one(&mut self.list);
+        self.list.push(r);
+        let list = &self.list;
+        let pos = u32::try_from(list.len() - 1).expect("fewer than 2^32 members");
+        self.index.insert(pos, |p| list[p as usize].id);
     }
 
     /// Applies `f` to a member, keeping the live count right.
-    pub fn update<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Member) -> R) -> Option<R> {
-        let &i = self.index.get(&id)?;
+    pub fn update<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Rec) -> R) -> Option<R> {
+        let i = self.pos(id)?;
         let m = &mut self.list[i];
         let was = m.is_live();
         let r = f(m);
@@ -161,12 +288,15 @@ impl Members {
     }
 
     /// Removes a member (its probe-order entry is skipped lazily).
-    pub fn remove(&mut self, id: NodeId) -> Option<Member> {
-        let i = self.index.remove(&id)?;
-        let m = self.list.swap_remove(i);
-        if let Some(moved) = self.list.get(i) {
-            self.index.insert(moved.id, i);
+    pub fn remove(&mut self, id: NodeId) -> Option<Rec> {
+        let list = &self.list;
+        let i = self.index.remove(id, |p| list[p as usize].id)? as usize;
+        let last = list.len() - 1;
+        if i != last {
+            let moved = list[last].id;
+            self.index.set(moved, i as u32, |p| list[p as usize].id);
         }
+        let m = self.list.swap_remove(i);
         if m.is_live() {
             self.live -= 1;
         }
@@ -180,11 +310,12 @@ impl Members {
             while self.probe_pos < self.probe_order.len() {
                 let id = self.probe_order[self.probe_pos];
                 self.probe_pos += 1;
-                if id != me && self.get(id).is_some_and(Member::is_live) {
+                if id != me && self.get(id).is_some_and(Rec::is_live) {
                     return Some(id);
                 }
             }
             self.probe_order.clear();
+            self.probe_order.reserve_exact(self.live);
             self.probe_order.extend(
                 self.list
                     .iter()
@@ -203,7 +334,7 @@ impl Members {
         &self,
         k: usize,
         rng: &mut SmallRng,
-        mut ok: impl FnMut(&Member) -> bool,
+        mut ok: impl FnMut(&Rec) -> bool,
     ) -> Vec<NodeId> {
         if k == 0 || self.list.is_empty() {
             return Vec::new();
@@ -274,9 +405,12 @@ mod tests {
     #[test]
     fn probe_order_visits_every_live_member_once_per_pass() {
         let mut rng = SmallRng::seed_from_u64(1);
-        let mut t = Members::new(member(0, Alive));
+        let mut t = Members::new(&member(0, Alive));
         for i in 1..=9 {
-            t.insert(member(i, if i == 5 { Dead } else { Alive }), Some(&mut rng));
+            t.insert(
+                &member(i, if i == 5 { Dead } else { Alive }),
+                Some(&mut rng),
+            );
         }
         let mut seen: Vec<u64> = (0..8)
             .map(|_| t.next_probe_target(NodeId(0), &mut rng).unwrap().0)
@@ -287,9 +421,9 @@ mod tests {
 
     #[test]
     fn live_count_and_removal_keep_index_right() {
-        let mut t = Members::new(member(0, Alive));
-        t.insert(member(1, Alive), None);
-        t.insert(member(2, Alive), None);
+        let mut t = Members::new(&member(0, Alive));
+        t.insert(&member(1, Alive), None);
+        t.insert(&member(2, Alive), None);
         assert_eq!(t.live(), 3);
         t.update(NodeId(1), |m| m.state = Dead);
         assert_eq!(t.live(), 2);
@@ -300,12 +434,32 @@ mod tests {
     }
 
     #[test]
+    fn records_are_compact_and_round_trip() {
+        assert!(std::mem::size_of::<Rec>() <= 48);
+        let mut t = Members::new(&member(0, Alive));
+        let mut v6 = member(1, Suspect);
+        v6.addr = "[fe80::1%3]:7001".parse().unwrap();
+        v6.meta = b"zone=a".to_vec();
+        t.insert(&v6, None);
+        assert_eq!(t.member(t.get(NodeId(1)).unwrap()), v6);
+        let me = member(0, Alive);
+        assert_eq!(t.member(t.get(NodeId(0)).unwrap()).addr, me.addr);
+        t.update(NodeId(1), |r| {
+            r.set_addr(me.addr);
+            r.set_meta(Vec::new());
+        });
+        let r = t.get(NodeId(1)).unwrap();
+        assert!(r.extra.is_none());
+        assert_eq!((r.addr(), r.meta()), (me.addr, &[][..]));
+    }
+
+    #[test]
     fn pick_returns_distinct_matching_members() {
         let mut rng = SmallRng::seed_from_u64(7);
         for n in [10u64, 200] {
-            let mut t = Members::new(member(0, Alive));
+            let mut t = Members::new(&member(0, Alive));
             for i in 1..n {
-                t.insert(member(i, if i % 2 == 0 { Alive } else { Dead }), None);
+                t.insert(&member(i, if i % 2 == 0 { Alive } else { Dead }), None);
             }
             let got = t.pick(3, &mut rng, |m| m.state == Alive && m.id != NodeId(0));
             assert_eq!(got.len(), 3);

@@ -71,7 +71,7 @@ impl Swim {
         self.suspicions.remove(&id);
         self.timers.cancel(Timer::Suspicion(id));
         let (new_digest, fetch) = self.store_alive(now, id, addr, inc, &meta);
-        let m = self.members.get(id).cloned().expect("known member");
+        let m = self.member(id).expect("known member");
         if prior != State::Alive {
             self.emit(MemberEvent::Alive(m));
         } else if new_digest != old_digest && !fetch {
@@ -94,20 +94,21 @@ impl Swim {
             Meta::Inline(b) => (wire::meta_digest(b), Some(b.clone())),
             Meta::Digest(d) => (*d, None),
         };
+        let t = self.members.stamp(now);
         let fetch = self.members.update(id, |m| {
             if m.state != State::Alive {
-                m.since = now;
+                m.since = t;
             }
             m.state = State::Alive;
             m.incarnation = inc;
-            m.addr = addr;
+            m.set_addr(addr);
             m.meta_digest = digest;
             match bytes {
                 Some(b) => {
-                    m.meta = b;
+                    m.set_meta(b);
                     false
                 }
-                None => wire::meta_digest(&m.meta) != digest,
+                None => wire::meta_digest(m.meta()) != digest,
             }
         });
         if fetch == Some(true) {
@@ -165,7 +166,7 @@ impl Swim {
             meta_digest: digest,
             since: now,
         };
-        self.members.insert(m.clone(), Some(&mut self.rng));
+        self.members.insert(&m, Some(&mut self.rng));
         if fetch {
             self.send(addr, Some(id), true, &Message::MetaRequest);
         }
@@ -225,10 +226,11 @@ impl Swim {
         let s = Suspicion::new(inc, from, now, min, max, k);
         self.timers.set(Timer::Suspicion(id), s.deadline());
         self.suspicions.insert(id, s);
+        let t = self.members.stamp(now);
         self.members.update(id, |m| {
             m.state = State::Suspect;
             m.incarnation = inc;
-            m.since = now;
+            m.since = t;
         });
         self.emit(MemberEvent::Suspect {
             id,
@@ -322,10 +324,11 @@ impl Swim {
     fn set_down(&mut self, now: Instant, id: NodeId, inc: Incarnation, state: State) {
         self.suspicions.remove(&id);
         self.timers.cancel(Timer::Suspicion(id));
+        let t = self.members.stamp(now);
         self.members.update(id, |m| {
             m.state = state;
             m.incarnation = inc;
-            m.since = now;
+            m.since = t;
         });
     }
 
@@ -352,7 +355,7 @@ impl Swim {
         self.members.update(me, |m| {
             m.incarnation = inc;
             m.meta_digest = wire::meta_digest(&meta);
-            m.meta = meta;
+            m.set_meta(meta);
         });
         let up = self.own_update(true);
         self.broadcasts.push(up);

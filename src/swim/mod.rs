@@ -11,6 +11,7 @@
 
 mod awareness;
 mod broadcast;
+mod index;
 mod member;
 mod merge;
 mod probe;
@@ -203,7 +204,7 @@ impl Swim {
         };
         let awareness = Awareness::new(if cfg.lifeguard { cfg.awareness_max } else { 0 });
         let mut s = Swim {
-            members: Members::new(own),
+            members: Members::new(&own),
             suspicions: HashMap::default(),
             broadcasts: Broadcasts::new(cfg.max_broadcasts),
             awareness,
@@ -263,13 +264,13 @@ impl Swim {
     }
 
     /// Every member in the table (this node included), in no particular order.
-    pub fn members(&self) -> impl Iterator<Item = &Member> {
-        self.members.iter()
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.members.iter().map(|r| self.members.member(r))
     }
 
     /// One member's record.
-    pub fn member(&self, id: NodeId) -> Option<&Member> {
-        self.members.get(id)
+    pub fn member(&self, id: NodeId) -> Option<Member> {
+        self.members.get(id).map(|r| self.members.member(r))
     }
 
     /// Number of live (alive or suspect) members, this node included.
@@ -324,9 +325,10 @@ impl Swim {
             incarnation: self.incarnation,
         };
         let me = self.me;
+        let t = self.members.stamp(now);
         self.members.update(me, |m| {
             m.state = State::Left;
-            m.since = now;
+            m.since = t;
         });
         self.broadcasts.push(left.clone());
         let k = self.cfg.gossip_nodes.max(3);
@@ -545,7 +547,7 @@ impl Swim {
     }
 
     fn send_to_member(&mut self, id: NodeId, reliable: bool, msg: &Message) {
-        if let Some(addr) = self.members.get(id).map(|m| m.addr) {
+        if let Some(addr) = self.members.get(id).map(|m| m.addr()) {
             self.send(addr, Some(id), reliable, msg);
         }
     }

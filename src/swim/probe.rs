@@ -105,7 +105,7 @@ impl Swim {
             return;
         };
         let (seq, target) = (p.seq, p.target);
-        let Some(addr) = self.members.get(target).map(|m| m.addr) else {
+        let Some(addr) = self.members.get(target).map(|m| m.addr()) else {
             return;
         };
         let me = self.me;

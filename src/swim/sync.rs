@@ -23,7 +23,7 @@ impl Swim {
             .pick(self.cfg.gossip_nodes, &mut self.rng, |m| {
                 m.id != me
                     && (m.is_live()
-                        || (m.state == State::Dead && now.duration_since(m.since) < grace))
+                        || (m.state == State::Dead && self.members.age(m.since, now) < grace))
             });
         for id in to {
             let msg = self.with_gossip(Vec::new(), |updates| Message::Gossip { updates });
@@ -192,7 +192,7 @@ impl Swim {
             .members
             .iter()
             .filter(|m| {
-                let age = now.duration_since(m.since);
+                let age = self.members.age(m.since, now);
                 (m.state == State::Left && age >= left) || (m.state == State::Dead && age >= dead)
             })
             .map(|m| m.id)

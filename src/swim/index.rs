@@ -8,6 +8,15 @@ use crate::wire::NodeId;
 
 const EMPTY: u32 = u32::MAX;
 
+/// Grows `v` by about a quarter when full instead of doubling it: the tables hold one
+/// entry per cluster member on every node, so doubling's slack is what a large cluster
+/// runs out of memory on.
+pub(crate) fn grow_for_one<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.capacity() / 4).max(16));
+    }
+}
+
 /// Positions by id; `key(pos)` gives the id stored at a position.
 #[derive(Debug, Default)]
 pub(crate) struct IdIndex {

@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::index::IdIndex;
+use super::index::{grow_for_one, IdIndex};
 use crate::wire::{Incarnation, MemberRecord, NodeId, State};
 
 /// A member as this node sees it.
@@ -66,15 +66,6 @@ pub(crate) fn overrides(
         (Dead, Dead | Left) => false,
         (Left, Alive | Suspect | Dead) => new_inc >= cur_inc,
         (Left, Left) => false,
-    }
-}
-
-/// Grows `v` by about a quarter when full instead of doubling it: the tables hold one
-/// entry per cluster member on every node, so doubling's slack is what a large cluster
-/// runs out of memory on.
-fn grow_for_one<T>(v: &mut Vec<T>) {
-    if v.len() == v.capacity() {
-        v.reserve_exact((v.capacity() / 4).max(16));
     }
 }
 

@@ -53,37 +53,16 @@ pub async fn run(a: DemoArgs) -> Result<()> {
 
     let victim = NodeId(a.nodes);
     println!("crashing node {victim} (no goodbye)...");
-    let t0 = Instant::now();
-    nodes.remove(&victim).expect("victim").shutdown().await;
-    let crash = observe(
-        &mut rx,
-        &nodes,
-        victim,
-        t0,
-        |e| matches!(e, MemberEvent::Failed { id, .. } if *id == victim),
-    )
-    .await
-    .context("the crash was not detected")?;
+    let crash = depart(&mut rx, &mut nodes, victim, Exit::Crash).await?;
     println!(
         "crash detected: first node after {}, all {} nodes after {}",
         ms(crash.0),
         nodes.len(),
         ms(crash.1)
     );
-
     let leaver = NodeId(a.nodes - 1);
     println!("node {leaver} leaves gracefully...");
-    let t0 = Instant::now();
-    nodes.remove(&leaver).expect("leaver").leave().await?;
-    let left = observe(
-        &mut rx,
-        &nodes,
-        leaver,
-        t0,
-        |e| matches!(e, MemberEvent::Left { id, .. } if *id == leaver),
-    )
-    .await
-    .context("the departure was not seen")?;
+    let left = depart(&mut rx, &mut nodes, leaver, Exit::Leave).await?;
     println!(
         "departure seen: first node after {}, all after {}",
         ms(left.0),
@@ -94,6 +73,35 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         node.leave().await.ok();
     }
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Exit {
+    Crash,
+    Leave,
+}
+
+/// Stops `who` (abruptly or gracefully) and times how long the others take to report it.
+async fn depart(
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+    nodes: &mut HashMap<NodeId, Node>,
+    who: NodeId,
+    how: Exit,
+) -> Result<(Duration, Duration)> {
+    let t0 = Instant::now();
+    let node = nodes.remove(&who).context("no such running node")?;
+    match how {
+        Exit::Crash => node.shutdown().await,
+        Exit::Leave => node.leave().await?,
+    }
+    let reported = |e: &MemberEvent| match (how, e) {
+        (Exit::Crash, MemberEvent::Failed { id, .. })
+        | (Exit::Leave, MemberEvent::Left { id, .. }) => *id == who,
+        _ => false,
+    };
+    observe(rx, nodes, who, t0, reported)
+        .await
+        .with_context(|| format!("node {who}'s departure was not reported"))
 }
 
 async fn start(

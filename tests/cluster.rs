@@ -172,7 +172,6 @@ async fn metadata_updates_reach_every_member() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the engine drops fetched metadata at the same incarnation (src/swim/merge.rs on_alive)"]
 async fn large_metadata_travels_by_digest_and_fetch() -> Result<()> {
     init_tracing();
     let ca = ClusterCa::generate("test")?;

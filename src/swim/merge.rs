@@ -59,6 +59,9 @@ impl Swim {
             }
             return;
         }
+        if self.fill_fetched_meta(id, inc, &meta) {
+            return;
+        }
         let Some(cur) = self.members.get(id) else {
             self.add_member(now, id, addr, inc, meta);
             return;
@@ -78,6 +81,30 @@ impl Swim {
             self.emit(MemberEvent::Updated(m));
         }
         self.rebroadcast_alive(id, addr, inc, meta, new_digest);
+    }
+
+    /// The answer to a metadata fetch: the bytes behind a digest we already hold, at
+    /// the incarnation we hold. Stores them (reporting `Updated`) and returns true; any
+    /// other update returns false and goes through the usual precedence.
+    fn fill_fetched_meta(&mut self, id: NodeId, inc: Incarnation, meta: &Meta) -> bool {
+        let Meta::Inline(bytes) = meta else {
+            return false;
+        };
+        let Some(cur) = self.members.get(id) else {
+            return false;
+        };
+        let awaited = cur.is_live()
+            && cur.incarnation == inc
+            && cur.meta_digest == wire::meta_digest(bytes)
+            && wire::meta_digest(cur.meta()) != cur.meta_digest;
+        if !awaited {
+            return false;
+        }
+        self.members.update(id, |m| m.set_meta(bytes.clone()));
+        if let Some(m) = self.member(id) {
+            self.emit(MemberEvent::Updated(m));
+        }
+        true
     }
 
     /// Writes an accepted alive update; returns the new digest and whether the bytes

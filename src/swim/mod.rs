@@ -17,6 +17,8 @@ mod merge;
 mod probe;
 mod suspicion;
 mod sync;
+#[cfg(test)]
+mod tests;
 mod timer;
 
 use std::collections::{HashMap, VecDeque};

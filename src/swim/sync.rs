@@ -88,16 +88,19 @@ impl Swim {
             self.joined = true;
             self.timers.cancel(Timer::Join);
             quiet = true;
-            // Announce ourselves too: the seed is then not the only source of the news,
-            // which matters while many nodes join at once.
-            let own = self.own_update(true);
-            self.broadcasts.push(own);
-            // Members joining at the same time as us may have been gossiped before the
-            // cluster knew us: one more full exchange, soon, picks them up.
-            if !self.cfg.push_pull_interval.is_zero() {
-                let periods = rand::Rng::random_range(&mut self.rng, 5..=10);
-                self.timers
-                    .set(Timer::PushPull, now + self.cfg.probe_interval * periods);
+            if self.leaving {
+                // We left while the join was in flight: the seed has just added us, so
+                // it hears of the departure directly (the pending `Left` stays queued).
+                let left = Update::Left {
+                    id: self.me,
+                    incarnation: self.incarnation,
+                };
+                let msg = Message::Gossip {
+                    updates: vec![left],
+                };
+                self.send(from, Some(sender), true, &msg);
+            } else {
+                self.announce_after_join(now);
             }
         }
         let _ = join;
@@ -108,6 +111,19 @@ impl Swim {
             self.merge_record(now, sender, r);
         }
         self.quiet = false;
+    }
+
+    /// After a join: announce ourselves too (the seed is then not the only source of
+    /// the news, which matters while many nodes join at once), and plan one more full
+    /// exchange soon for members that joined at the same moment.
+    fn announce_after_join(&mut self, now: Instant) {
+        let own = self.own_update(true);
+        self.broadcasts.push(own);
+        if !self.cfg.push_pull_interval.is_zero() {
+            let periods = rand::Rng::random_range(&mut self.rng, 5..=10);
+            self.timers
+                .set(Timer::PushPull, now + self.cfg.probe_interval * periods);
+        }
     }
 
     /// One remote record. A remote "dead" is only taken as a suspicion (as memberlist

@@ -1,0 +1,121 @@
+//! Engine-level tests: a few engines exchanging frames directly (instant delivery).
+
+#![allow(clippy::disallowed_methods)] // a base instant for the tests only
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{MemberEvent, Swim};
+use crate::config::Config;
+use crate::wire::{NodeId, State};
+
+fn addr(i: u64) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
+}
+
+fn node(i: u64, meta: Vec<u8>, t0: Instant) -> Swim {
+    Swim::new(NodeId(i), addr(i), meta, Config::local(), i, t0).unwrap()
+}
+
+/// Delivers every pending frame (and the frames they cause) among `nodes`.
+fn pump(nodes: &mut [Swim], now: Instant) {
+    for _ in 0..100 {
+        let mut frames = Vec::new();
+        for n in nodes.iter_mut() {
+            while let Some(t) = n.poll_transmit() {
+                frames.push((n.id(), n.addr, t));
+            }
+        }
+        if frames.is_empty() {
+            return;
+        }
+        for (from, from_addr, t) in frames {
+            if let Some(to) = nodes.iter_mut().find(|n| n.addr == t.to) {
+                if t.reliable {
+                    to.handle_stream(now, from_addr, Some(from), &t.payload);
+                } else {
+                    to.handle_datagram(now, from_addr, Some(from), &t.payload);
+                }
+            }
+        }
+    }
+    panic!("frames kept flowing");
+}
+
+/// Runs timers and deliveries in `step`s for `total`.
+fn run(nodes: &mut [Swim], from: Instant, total: Duration) -> Instant {
+    let step = Duration::from_millis(10);
+    let mut now = from;
+    while now < from + total {
+        now += step;
+        for n in nodes.iter_mut() {
+            n.handle_timeout(now);
+        }
+        pump(nodes, now);
+    }
+    now
+}
+
+fn events(n: &mut Swim) -> Vec<MemberEvent> {
+    std::iter::from_fn(|| n.poll_event()).collect()
+}
+
+#[test]
+fn metadata_too_large_for_a_datagram_arrives_by_fetch() {
+    let t0 = Instant::now();
+    let big = vec![b'x'; 2000];
+    let mut nodes = vec![node(1, vec![], t0), node(2, vec![], t0)];
+    nodes[1].join(t0, &[addr(1)]);
+    let now = run(&mut nodes, t0, Duration::from_millis(500));
+    events(&mut nodes[0]);
+    nodes[1].set_metadata(now, big.clone()).unwrap();
+    run(&mut nodes, now, Duration::from_secs(2));
+    assert_eq!(nodes[0].member(NodeId(2)).unwrap().meta, big);
+    let updated = events(&mut nodes[0])
+        .into_iter()
+        .any(|e| matches!(e, MemberEvent::Updated(m) if m.id == NodeId(2) && m.meta == big));
+    assert!(updated, "the application hears of the new metadata");
+}
+
+#[test]
+fn leaving_while_the_join_is_in_flight_is_still_a_departure() {
+    let t0 = Instant::now();
+    let mut nodes = vec![node(1, vec![], t0), node(2, vec![], t0)];
+    nodes[1].join(t0, &[addr(1)]);
+    // The join request reaches the seed; its answer is still on the way when 2 leaves.
+    let join = nodes[1].poll_transmit().unwrap();
+    nodes[0].handle_stream(t0, addr(2), Some(NodeId(2)), &join.payload);
+    let answer = nodes[0].poll_transmit().unwrap();
+    nodes[1].leave(t0);
+    nodes[1].handle_stream(t0, addr(1), Some(NodeId(1)), &answer.payload);
+    // A departing node lingers briefly to flush its frames, then stops.
+    let now = run(&mut nodes, t0, Duration::from_millis(300));
+    nodes.truncate(1);
+    run(&mut nodes, now, Duration::from_secs(5));
+    assert_eq!(nodes[0].member(NodeId(2)).unwrap().state, State::Left);
+    let failed = events(&mut nodes[0])
+        .into_iter()
+        .any(|e| matches!(e, MemberEvent::Failed { .. }));
+    assert!(!failed, "a departure is never reported as a failure");
+}
+
+#[test]
+fn a_suspected_member_refutes_with_a_higher_incarnation() {
+    let t0 = Instant::now();
+    let mut nodes = vec![
+        node(1, vec![], t0),
+        node(2, vec![], t0),
+        node(3, vec![], t0),
+    ];
+    nodes[1].join(t0, &[addr(1)]);
+    nodes[2].join(t0, &[addr(1)]);
+    let now = run(&mut nodes, t0, Duration::from_millis(500));
+    // Node 1 suspects node 2 (as after a lost probe round); the news reaches node 2.
+    nodes[0].on_suspect(now, NodeId(2), 0, NodeId(1));
+    run(&mut nodes, now, Duration::from_millis(500));
+    assert!(nodes[1].incarnation() > 0);
+    for n in &nodes {
+        let m = n.member(NodeId(2)).unwrap();
+        assert_eq!(m.state, State::Alive, "node {} sees {m:?}", n.id());
+    }
+}

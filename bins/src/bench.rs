@@ -34,6 +34,7 @@ struct Row {
     first: Duration,
     all: Duration,
     bytes_per_s: f64,
+    udp_per_s: f64,
     cpu_pct: f64,
     rss_mib: f64,
 }
@@ -65,12 +66,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     );
     for r in rows {
         println!(
-            "{:>5} {:>12.0} {:>14.0} {:>14.0} {:>15.0} {:>12.2} {:>12.1}",
+            "{:>5} {:>12.0} {:>14.0} {:>14.0} {:>15.0} {:>13.0} {:>10.2} {:>13.1}",
             r.n,
             ms(r.converge),
             ms(r.first),
             ms(r.all),
             r.bytes_per_s,
+            r.udp_per_s,
             r.cpu_pct,
             r.rss_mib
         );
@@ -150,7 +152,12 @@ fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
         complete == usize::from(n)
     })?;
     let converge = t0.elapsed();
-    let (bytes_per_s, cpu_pct, rss_mib) = steady(&mut c, a.window)?;
+    let Steady {
+        bytes_per_s,
+        udp_per_s,
+        cpu_pct,
+        rss_mib,
+    } = steady(&mut c, a.window)?;
     let (first, all) = crash(&mut c, u64::from(n))?;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(Row {
@@ -159,9 +166,24 @@ fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
         first,
         all,
         bytes_per_s,
+        udp_per_s,
         cpu_pct,
         rss_mib,
     })
+}
+
+struct Steady {
+    bytes_per_s: f64,
+    udp_per_s: f64,
+    cpu_pct: f64,
+    rss_mib: f64,
+}
+
+fn total(c: &Cluster, field: &str) -> u64 {
+    c.stats
+        .values()
+        .map(|v| v[field].as_u64().unwrap_or(0))
+        .sum()
 }
 
 fn spawn_all(exe: &Path, dir: &Path, n: u16) -> Result<Cluster> {
@@ -201,32 +223,26 @@ fn spawn_all(exe: &Path, dir: &Path, n: u16) -> Result<Cluster> {
 }
 
 /// Traffic, CPU and memory per node over the steady window.
-fn steady(c: &mut Cluster, window: u64) -> Result<(f64, f64, f64)> {
+fn steady(c: &mut Cluster, window: u64) -> Result<Steady> {
     // Let every node print a stats line, then take the starting point.
     c.until(Duration::from_secs(5), |_| false).ok();
-    let bytes0: u64 = c
-        .stats
-        .values()
-        .map(|v| v["bytes_out"].as_u64().unwrap_or(0))
-        .sum();
+    let (bytes0, udp0) = (total(c, "bytes_out"), total(c, "udp_bytes_out"));
     let cpu0: u64 = c.procs.values().map(|p| cpu_ticks(p.id())).sum();
     let t = Instant::now();
     c.until(Duration::from_secs(window), |_| false).ok();
     let secs = t.elapsed().as_secs_f64();
-    let bytes1: u64 = c
-        .stats
-        .values()
-        .map(|v| v["bytes_out"].as_u64().unwrap_or(0))
-        .sum();
+    let (bytes1, udp1) = (total(c, "bytes_out"), total(c, "udp_bytes_out"));
     let cpu1: u64 = c.procs.values().map(|p| cpu_ticks(p.id())).sum();
     let n = c.procs.len() as f64;
     let rss: u64 = c.procs.values().map(|p| rss_kib(p.id())).sum();
     let ticks = clock_ticks() as f64;
-    Ok((
-        (bytes1.saturating_sub(bytes0)) as f64 / secs / n,
-        (cpu1.saturating_sub(cpu0)) as f64 / ticks / secs / n * 100.0,
-        rss as f64 / n / 1024.0,
-    ))
+    let per_node_s = |d: u64| d as f64 / secs / n;
+    Ok(Steady {
+        bytes_per_s: per_node_s(bytes1.saturating_sub(bytes0)),
+        udp_per_s: per_node_s(udp1.saturating_sub(udp0)),
+        cpu_pct: (cpu1.saturating_sub(cpu0)) as f64 / ticks / secs / n * 100.0,
+        rss_mib: rss as f64 / n / 1024.0,
+    })
 }
 
 /// `kill -9` of node `victim`: time to the first and to the last survivor's report.

@@ -137,6 +137,10 @@ impl Output {
         f.insert("frames_out".into(), json!(s.frames_out));
         f.insert("bytes_out".into(), json!(s.bytes_out));
         f.insert("frames_in".into(), json!(s.frames_in));
+        f.insert(
+            "udp_bytes_out".into(),
+            json!(node.transport_stats().udp_bytes_out),
+        );
         f.insert("members".into(), json!(node.members().len()));
         self.line("stats", f);
     }

@@ -109,6 +109,12 @@ pub(crate) enum Route<C> {
 }
 
 impl<C: Clone> Pool<C> {
+    /// Every pooled connection, active and standby.
+    pub fn connections(&self) -> impl Iterator<Item = &C> {
+        let active = self.active.values().map(|l| &l.conn);
+        active.chain(self.spare.iter().map(|(_, l)| &l.conn))
+    }
+
     pub fn new(me: NodeId, race: Duration, idle: Duration, dial_queue: usize) -> Self {
         Pool {
             me,

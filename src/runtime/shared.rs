@@ -83,6 +83,10 @@ pub struct TransportStats {
     pub streams_in: u64,
     /// Status queries answered.
     pub status_queries: u64,
+    /// UDP bytes sent (QUIC headers, handshakes, acknowledgements and retransmissions
+    /// included) by the connections open now and by those this node closed; refreshed
+    /// at every housekeeping sweep.
+    pub udp_bytes_out: u64,
 }
 
 macro_rules! counters {
@@ -113,6 +117,7 @@ counters!(
     streams_out,
     streams_in,
     status_queries,
+    udp_bytes_out,
 );
 
 /// Adds one to a counter.

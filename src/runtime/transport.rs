@@ -8,6 +8,7 @@
 //! dials.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -79,6 +80,8 @@ pub(crate) struct Transport {
     pool: Pool<Connection>,
     shared: Arc<Shared>,
     sends: Arc<Semaphore>,
+    /// UDP bytes sent by connections this node closed.
+    closed_udp_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Transport {
@@ -90,6 +93,7 @@ impl Transport {
             client,
             shared,
             sends: Arc::new(Semaphore::new(MAX_STREAM_SENDS)),
+            closed_udp_bytes: Default::default(),
         }
     }
 
@@ -191,10 +195,22 @@ impl Transport {
         for (c, why) in self.pool.sweep(now) {
             self.close_one(&c, why);
         }
+        let open: u64 = self
+            .pool
+            .connections()
+            .map(|c| c.stats().udp_tx.bytes)
+            .sum();
+        let closed = self.closed_udp_bytes.load(Ordering::Relaxed);
+        let counters = &self.shared.counters;
+        counters
+            .udp_bytes_out
+            .store(closed + open, Ordering::Relaxed);
     }
 
     fn close_one(&self, c: &Connection, why: CloseReason) {
         let counters = &self.shared.counters;
+        self.closed_udp_bytes
+            .fetch_add(c.stats().udp_tx.bytes, Ordering::Relaxed);
         match why {
             CloseReason::Idle => {
                 inc(&counters.idle_closed);

@@ -63,6 +63,13 @@ pub struct Config {
     /// Time between attempts to reach one dead member (or the seeds, when alone), so that
     /// a healed partition merges by itself. Default (LAN) 5 s.
     pub reconnect_interval: Duration,
+    /// A connection to a peer that carries nothing for this long is closed (QUIC idle
+    /// timeout). No keep-alive traffic flows meanwhile, so an idle connection costs no
+    /// bytes and a node's background traffic stays flat as the cluster grows. Longer
+    /// keeps connections of large clusters (where a pair talks about once per probe
+    /// round) from being re-established, at the cost of memory per connection.
+    /// Default (LAN) 30 s.
+    pub connection_idle: Duration,
     /// Time between join attempts while no seed has answered. Default (LAN) 1 s.
     pub join_retry_interval: Duration,
     /// Dead members are remembered (and retried) this long, then forgotten.
@@ -117,6 +124,7 @@ impl Config {
             gossip_to_the_dead: Duration::from_secs(10),
             push_pull_interval: Duration::from_secs(15),
             reconnect_interval: Duration::from_secs(5),
+            connection_idle: Duration::from_secs(30),
             join_retry_interval: Duration::from_secs(1),
             dead_retention: Duration::from_secs(3600),
             left_retention: Duration::from_secs(60),
@@ -142,6 +150,7 @@ impl Config {
             gossip_to_the_dead: Duration::from_secs(60),
             push_pull_interval: Duration::from_secs(60),
             reconnect_interval: Duration::from_secs(30),
+            connection_idle: Duration::from_secs(120),
             join_retry_interval: Duration::from_secs(5),
             ..Self::lan()
         }
@@ -158,6 +167,7 @@ impl Config {
             gossip_to_the_dead: Duration::from_secs(5),
             push_pull_interval: Duration::from_secs(5),
             reconnect_interval: Duration::from_secs(2),
+            connection_idle: Duration::from_secs(10),
             join_retry_interval: Duration::from_millis(500),
             left_retention: Duration::from_secs(30),
             ..Self::lan()
@@ -208,6 +218,12 @@ impl Config {
         }
         if self.reconnect_interval.is_zero() {
             return bad("reconnect_interval", "must be positive".into());
+        }
+        if self.connection_idle < (self.probe_interval * 4).max(Duration::from_secs(1)) {
+            return bad(
+                "connection_idle",
+                "must be at least 1s and four probe intervals".into(),
+            );
         }
         if self.join_retry_interval.is_zero() {
             return bad("join_retry_interval", "must be positive".into());

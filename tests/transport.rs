@@ -46,7 +46,7 @@ async fn idle_connections_are_closed() -> Result<()> {
         1150,
     )?;
     send_stream(&conn, &hello).await?;
-    // QUIC keep-alives flow, but no frame does: the node closes the connection as idle.
+    // No frame flows: the node closes the connection as idle before QUIC's own timer.
     let reason = tokio::time::timeout(DEADLINE, conn.closed()).await?;
     match reason {
         quinn::ConnectionError::ApplicationClosed(close) => {

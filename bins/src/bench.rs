@@ -55,12 +55,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         a.preset, a.window
     );
     println!(
-        "{:>5} {:>12} {:>14} {:>14} {:>15} {:>12} {:>12}",
+        "{:>5} {:>12} {:>14} {:>14} {:>15} {:>13} {:>10} {:>13}",
         "nodes",
         "converge_ms",
         "detect_first",
         "detect_all",
-        "bytes/node/s",
+        "payload_B/n/s",
+        "udp_B/node/s",
         "cpu%/node",
         "rss_MiB/node"
     );

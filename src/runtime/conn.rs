@@ -48,7 +48,7 @@ pub(crate) async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
 async fn accept_one(incoming: Incoming, shared: Arc<Shared>) {
     let remote = incoming.remote_address();
     let handshake = async { incoming.accept()?.await };
-    let conn = match timeout(shared.timings.quic_idle, handshake).await {
+    let conn = match timeout(shared.timings.handshake, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             inc(&shared.counters.handshakes_refused);
@@ -107,7 +107,7 @@ pub(crate) async fn dial(
             .map_err(|e| e.to_string())?;
         connecting.await.map_err(|e| e.to_string())
     };
-    let outcome = match timeout(shared.timings.quic_idle, handshake).await {
+    let outcome = match timeout(shared.timings.handshake, handshake).await {
         Ok(Ok(conn)) => match peer_of(&conn) {
             Some(PeerKind::Node(id)) if id != shared.me && expect.map_or(true, |e| e == id) => {
                 Ok(conn_up(conn, id, shared.me, dial))

@@ -148,13 +148,13 @@ pub(crate) struct Shared {
 /// Transport timings, all derived from the SWIM configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Timings {
-    /// QUIC idle timeout: a connection whose peer is silent this long is dead (also the
-    /// handshake timeout). Ten probe intervals, at least 1 s.
+    /// QUIC idle timeout: `Config::connection_idle`. No keep-alive is sent, so a
+    /// connection nobody uses costs nothing and ends after this long.
     pub quic_idle: Duration,
-    /// QUIC keep-alive while a connection is pooled: a third of the idle timeout.
-    pub keep_alive: Duration,
-    /// A pooled connection without frames either way for this long is closed: twenty
-    /// probe intervals, at least 2 s.
+    /// Bound on a handshake: ten probe intervals, at least 1 s.
+    pub handshake: Duration,
+    /// A pooled connection without frames either way for this long is closed (with the
+    /// IDLE code, before QUIC's own idle timer fires): three quarters of `quic_idle`.
     pub pool_idle: Duration,
     /// Two connections of one pair established within this window are a dial race,
     /// settled by node id; a loser is closed this long after it lost. Two probe
@@ -175,13 +175,14 @@ impl Timings {
     /// The timings for `cfg`.
     pub fn new(cfg: &Config) -> Self {
         let p = cfg.probe_interval;
-        let quic_idle = (p * 10).max(Duration::from_secs(1));
+        let quic_idle = cfg.connection_idle;
+        let handshake = (p * 10).max(Duration::from_secs(1));
         Timings {
             quic_idle,
-            keep_alive: quic_idle / 3,
-            pool_idle: (p * 20).max(Duration::from_secs(2)),
+            handshake,
+            pool_idle: quic_idle * 3 / 4,
             race: (p * 2).max(Duration::from_millis(500)),
-            send_timeout: quic_idle * 2,
+            send_timeout: handshake * 2,
             tick: p.clamp(Duration::from_millis(20), Duration::from_secs(1)),
             leave_linger: (cfg.gossip_interval * 3).max(p),
             leave_timeout: (p * 10).clamp(Duration::from_secs(1), Duration::from_secs(10)),

@@ -33,13 +33,14 @@ const MAX_UNI_STREAMS: u32 = 64;
 /// Most concurrent incoming bidirectional (status) streams per connection.
 const MAX_BI_STREAMS: u32 = 4;
 
-/// The QUIC transport parameters for `cfg`: idle timeout and keep-alive from the probe
-/// interval, datagram buffers from the datagram size.
+/// The QUIC transport parameters for `cfg`: the idle timeout is
+/// `Config::connection_idle` with no keep-alive; datagram buffers follow the datagram
+/// size.
 pub(crate) fn transport_config(cfg: &Config) -> TransportConfig {
     let t = Timings::new(cfg);
     let mut tc = TransportConfig::default();
     tc.max_idle_timeout(t.quic_idle.try_into().ok())
-        .keep_alive_interval(Some(t.keep_alive))
+        .keep_alive_interval(None)
         .max_concurrent_uni_streams(MAX_UNI_STREAMS.into())
         .max_concurrent_bidi_streams(MAX_BI_STREAMS.into())
         .datagram_receive_buffer_size(Some(cfg.max_datagram_bytes.max(1200) * 256))

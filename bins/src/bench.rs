@@ -51,7 +51,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         rows.push(measure(&exe, n, &a).with_context(|| format!("{n} nodes"))?);
     }
     println!(
-        "real quorate nodes on 127.0.0.1, preset {}, {} s steady window",
+        "real quorate nodes on 127.0.0.1, preset {}, {} s steady window after two probe rounds",
         a.preset, a.window
     );
     println!(
@@ -158,7 +158,7 @@ fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
         udp_per_s,
         cpu_pct,
         rss_mib,
-    } = steady(&mut c, a.window)?;
+    } = steady(&mut c, warmup(n, &a.preset)?, a.window)?;
     let (first, all) = crash(&mut c, u64::from(n))?;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(Row {
@@ -224,9 +224,15 @@ fn spawn_all(exe: &Path, dir: &Path, n: u16) -> Result<Cluster> {
 }
 
 /// Traffic, CPU and memory per node over the steady window.
-fn steady(c: &mut Cluster, window: u64) -> Result<Steady> {
-    // Let every node print a stats line, then take the starting point.
-    c.until(Duration::from_secs(5), |_| false).ok();
+/// Time for two full probe rounds (every node has then talked to every other and its
+/// connections are up), at least 5 s: steady state starts after it.
+fn warmup(n: u16, preset: &str) -> Result<Duration> {
+    let probe = crate::cluster::preset(preset)?.probe_interval;
+    Ok((probe * u32::from(n) * 2).max(Duration::from_secs(5)))
+}
+
+fn steady(c: &mut Cluster, warmup: Duration, window: u64) -> Result<Steady> {
+    c.until(warmup, |_| false).ok();
     let (bytes0, udp0) = (total(c, "bytes_out"), total(c, "udp_bytes_out"));
     let cpu0: u64 = c.procs.values().map(|p| cpu_ticks(p.id())).sum();
     let t = Instant::now();

@@ -259,6 +259,28 @@ impl Config {
             .mul_f64(f64::from(self.suspicion_mult) * scale)
     }
 
+    /// The longest a crash can take to reach every healthy member of an `n`-member
+    /// cluster when nothing confirms the suspicion early: one full probe round until
+    /// some member probes the dead one, that probe's period, the longest suspicion
+    /// (Lifeguard starts it at `suspicion_max_mult` times the shortest), and
+    /// `ceil(log2 n) + 2` gossip rounds to spread the death. Slow members (Lifeguard's
+    /// health score above 0) stretch their own probing beyond it.
+    pub fn detection_bound(&self, n: usize) -> Duration {
+        let n = n.max(2);
+        let mult = if self.lifeguard {
+            self.suspicion_max_mult
+        } else {
+            1
+        };
+        let rounds = usize::BITS - (n - 1).leading_zeros() + 2;
+        let spread = if self.gossip_interval.is_zero() {
+            self.probe_interval * rounds
+        } else {
+            self.gossip_interval * rounds
+        };
+        self.probe_interval * (n as u32 + 1) + self.suspicion_min(n) * mult + spread
+    }
+
     /// How many times each update is gossiped in a cluster of `n` members:
     /// `retransmit_mult * ceil(log2(n + 1))`.
     pub fn retransmit_limit(&self, n: usize) -> u32 {
@@ -360,6 +382,21 @@ mod tests {
         assert_eq!(c.suspicion_min(1), Duration::from_millis(600));
         assert_eq!(c.suspicion_min(10), Duration::from_millis(600));
         assert_eq!(c.suspicion_min(100), Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn detection_bound_adds_round_suspicion_and_spread() {
+        let c = Config::lan();
+        // 6 probe periods + 600ms * 6 + 5 gossip rounds of 100ms.
+        assert_eq!(
+            c.detection_bound(5),
+            Duration::from_millis(1200 + 3600 + 500)
+        );
+        let plain = Config {
+            lifeguard: false,
+            ..Config::lan()
+        };
+        assert!(plain.detection_bound(5) < c.detection_bound(5));
     }
 
     #[test]

@@ -155,15 +155,18 @@ fn five_processes_converge_detect_crash_and_leave() {
     let report: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["members"].as_array().unwrap().len(), 5, "{report}");
 
-    // kill -9: every survivor reports member_failed.
+    // kill -9: every survivor reports member_failed within the configured bound.
     let crashed = Instant::now();
     drop(procs.remove(&5));
     wait_for(&rx, &mut log, "crash detection", |log| {
         (1..=4).all(|n| seen(log, n, "member_failed", 5))
     });
-    eprintln!(
-        "kill -9 detected by all 4 survivors after {:?}",
-        crashed.elapsed()
+    let took = crashed.elapsed();
+    let bound = quorate::Config::lan().detection_bound(5);
+    eprintln!("kill -9 reported by all 4 survivors after {took:?} (bound {bound:?})");
+    assert!(
+        took <= bound,
+        "detection took {took:?}, beyond the configured bound {bound:?}"
     );
 
     // SIGTERM: the others report member_left, never member_failed.

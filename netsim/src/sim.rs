@@ -137,6 +137,22 @@ pub struct SimNode {
 }
 
 impl SimNode {
+    /// A node running `engine` (none while crashed) with no fault applied.
+    fn new(engine: Option<Engine>, cfg: Config) -> Self {
+        SimNode {
+            engine,
+            cfg,
+            epoch: 0,
+            paused_until: None,
+            slow: None,
+            drift_ppm: 0,
+            anchor_t: 0,
+            anchor_local: 0,
+            timer_at: None,
+            timer_gen: 0,
+        }
+    }
+
     fn local(&self, t: u64) -> u64 {
         let dt = t.saturating_sub(self.anchor_t) as i128;
         let skew = dt * i128::from(self.drift_ppm) / 1_000_000;
@@ -242,18 +258,7 @@ impl Sim {
                 engine_seed,
                 sim.base,
             )?;
-            sim.nodes.push(SimNode {
-                engine: Some(engine),
-                cfg: cfg.clone(),
-                epoch: 0,
-                paused_until: None,
-                slow: None,
-                drift_ppm: 0,
-                anchor_t: 0,
-                anchor_local: 0,
-                timer_at: None,
-                timer_gen: 0,
-            });
+            sim.nodes.push(SimNode::new(Some(engine), cfg.clone()));
             sim.after(i);
         }
         Ok(sim)
@@ -690,18 +695,7 @@ mod tests {
 
     #[test]
     fn drifting_clock_maps_deadlines_back() {
-        let mut n = SimNode {
-            engine: None,
-            cfg: Config::lan(),
-            epoch: 0,
-            paused_until: None,
-            slow: None,
-            drift_ppm: 0,
-            anchor_t: 0,
-            anchor_local: 0,
-            timer_at: None,
-            timer_gen: 0,
-        };
+        let mut n = SimNode::new(None, Config::lan());
         assert_eq!(n.local(1_000), 1_000);
         n.anchor_local = n.local(1_000_000);
         n.anchor_t = 1_000_000;

@@ -74,24 +74,24 @@ pub struct NetStats {
     pub delivered: u64,
 }
 
+/// A frame in flight.
+#[derive(Debug)]
+struct Delivery {
+    to: NodeIdx,
+    from: NodeIdx,
+    /// The receiver's epoch when sent (a restart since drops the frame).
+    epoch: u32,
+    reliable: bool,
+    /// Already held back by a slow node once.
+    late: bool,
+    payload: Vec<u8>,
+}
+
 #[derive(Debug)]
 enum Ev {
-    Deliver {
-        to: NodeIdx,
-        from: NodeIdx,
-        epoch: u32,
-        reliable: bool,
-        late: bool,
-        payload: Vec<u8>,
-    },
-    Timer {
-        node: NodeIdx,
-        gen: u64,
-    },
-    Resume {
-        node: NodeIdx,
-        epoch: u32,
-    },
+    Deliver(Delivery),
+    Timer { node: NodeIdx, gen: u64 },
+    Resume { node: NodeIdx, epoch: u32 },
 }
 
 #[derive(Debug)]
@@ -454,14 +454,7 @@ impl Sim {
         match q.ev {
             Ev::Timer { node, gen } => self.on_timer(node, gen),
             Ev::Resume { node, epoch } => self.on_resume(node, epoch),
-            Ev::Deliver {
-                to,
-                from,
-                epoch,
-                reliable,
-                late,
-                payload,
-            } => self.on_deliver(to, from, epoch, reliable, late, payload),
+            Ev::Deliver(d) => self.on_deliver(d),
         }
         true
     }
@@ -494,45 +487,30 @@ impl Sim {
         self.with_engine(i, |e, now| e.handle_timeout(now));
     }
 
-    fn on_deliver(
-        &mut self,
-        to: NodeIdx,
-        from: NodeIdx,
-        epoch: u32,
-        reliable: bool,
-        late: bool,
-        payload: Vec<u8>,
-    ) {
-        let node = &self.nodes[to as usize];
-        if node.epoch != epoch || !node.is_up() || (reliable && self.net.is_cut(from, to)) {
+    fn on_deliver(&mut self, mut d: Delivery) {
+        let node = &self.nodes[d.to as usize];
+        let cut = d.reliable && self.net.is_cut(d.from, d.to);
+        if node.epoch != d.epoch || !node.is_up() || cut {
             self.stats.lost += 1;
             return;
         }
         if let Some(until) = node.paused_until {
-            let ev = Ev::Deliver {
-                to,
-                from,
-                epoch,
-                reliable,
-                late,
-                payload,
-            };
-            self.push(until, ev);
+            self.push(until, Ev::Deliver(d));
             return;
         }
-        if let (Some((lo, hi)), false) = (node.slow, late) {
+        if let (Some((lo, hi)), false) = (node.slow, d.late) {
             let at = self.now + self.rng.random_range(lo..=hi);
-            let ev = Ev::Deliver {
-                to,
-                from,
-                epoch,
-                reliable,
-                late: true,
-                payload,
-            };
-            self.push(at, ev);
+            d.late = true;
+            self.push(at, Ev::Deliver(d));
             return;
         }
+        let Delivery {
+            to,
+            from,
+            reliable,
+            payload,
+            ..
+        } = d;
         self.stats.delivered += 1;
         let h = hash_bytes(&payload);
         self.note(8 + u64::from(reliable), u64::from(to), u64::from(from), h);
@@ -589,14 +567,14 @@ impl Sim {
                 } else {
                     payload.clone().unwrap_or_default()
                 };
-                let ev = Ev::Deliver {
+                let ev = Ev::Deliver(Delivery {
                     to,
                     from: i,
                     epoch,
                     reliable: t.reliable,
                     late: false,
                     payload: p,
-                };
+                });
                 self.push(self.now + d, ev);
             }
         }

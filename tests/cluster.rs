@@ -38,15 +38,12 @@ async fn an_abrupt_stop_is_detected_as_a_failure() -> Result<()> {
         nodes.iter().all(|n| state(n, 4) == Some(State::Dead))
     })
     .await?;
-    wait_until("every survivor got a Failed event for node 4", || {
-        streams.iter_mut().zip(&mut seen).all(|(s, seen)| {
-            drain(s, seen);
-            has_event(
-                seen,
-                |e| matches!(e, MemberEvent::Failed { id, .. } if *id == NodeId(4)),
-            )
-        })
-    })
+    wait_for_event(
+        "every survivor got a Failed event for node 4",
+        &mut streams,
+        &mut seen,
+        |e| matches!(e, MemberEvent::Failed { id, .. } if *id == NodeId(4)),
+    )
     .await?;
     wait_converged(&nodes).await?;
     for n in nodes {
@@ -68,15 +65,12 @@ async fn a_graceful_leave_is_reported_as_left_not_failed() -> Result<()> {
         nodes.iter().all(|n| state(n, 4) == Some(State::Left))
     })
     .await?;
-    wait_until("every survivor got a Left event for node 4", || {
-        streams.iter_mut().zip(&mut seen).all(|(s, seen)| {
-            drain(s, seen);
-            has_event(
-                seen,
-                |e| matches!(e, MemberEvent::Left { id, .. } if *id == NodeId(4)),
-            )
-        })
-    })
+    wait_for_event(
+        "every survivor got a Left event for node 4",
+        &mut streams,
+        &mut seen,
+        |e| matches!(e, MemberEvent::Left { id, .. } if *id == NodeId(4)),
+    )
     .await?;
     for seen in &seen {
         assert!(
@@ -139,15 +133,12 @@ async fn publish_and_wait(nodes: &[Node], meta: Vec<u8>) -> Result<()> {
             .all(|n| n.member(NodeId(1)).is_some_and(|m| m.meta == meta))
     })
     .await?;
-    wait_until("every peer got an Updated event with the new bytes", || {
-        streams.iter_mut().zip(&mut seen).all(|(s, seen)| {
-            drain(s, seen);
-            has_event(
-                seen,
-                |e| matches!(e, MemberEvent::Updated(m) if m.id == NodeId(1) && m.meta == meta),
-            )
-        })
-    })
+    wait_for_event(
+        "every peer got an Updated event with the new bytes",
+        &mut streams,
+        &mut seen,
+        |e| matches!(e, MemberEvent::Updated(m) if m.id == NodeId(1) && m.meta == meta),
+    )
     .await
 }
 

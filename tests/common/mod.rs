@@ -104,6 +104,23 @@ pub fn drain(stream: &mut quorate::EventStream, seen: &mut Vec<quorate::Event>) 
     }
 }
 
+/// Waits until every stream in `streams` has delivered a membership event matching
+/// `pred`; everything received is kept in `seen` (one list per stream).
+pub async fn wait_for_event(
+    what: &str,
+    streams: &mut [quorate::EventStream],
+    seen: &mut [Vec<quorate::Event>],
+    pred: impl Fn(&quorate::MemberEvent) -> bool,
+) -> Result<()> {
+    wait_until(what, || {
+        streams.iter_mut().zip(seen.iter_mut()).all(|(s, seen)| {
+            drain(s, seen);
+            has_event(seen, &pred)
+        })
+    })
+    .await
+}
+
 /// Whether `seen` holds a membership event matching `pred`.
 pub fn has_event(seen: &[quorate::Event], pred: impl Fn(&quorate::MemberEvent) -> bool) -> bool {
     seen.iter()

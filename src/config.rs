@@ -97,6 +97,18 @@ pub struct Config {
     /// Most application events buffered inside the engine before the oldest are
     /// dropped (and counted). Default 65 536.
     pub max_events: usize,
+    /// Most groups the cluster's registry holds (deleted groups count until forgotten),
+    /// and most groups one node joins or runs for. Default 1024. A create beyond it is
+    /// refused with [`crate::GroupError::TooManyGroups`].
+    pub max_groups: usize,
+    /// Largest group state a node publishes, in bytes: the groups it joined with their
+    /// capabilities, its candidacies and leaderships, and the group creations it made.
+    /// Default 4096. It travels with the node's metadata (as a digest and a stream
+    /// fetch when large), so every node knows every group; more bytes cost more gossip.
+    pub max_group_state_bytes: usize,
+    /// Leader election: the voters and the lease timings. With no voters (the
+    /// default) the node does not take part in elections and campaigns are refused.
+    pub election: crate::election::ElectionConfig,
 }
 
 impl Default for Config {
@@ -135,6 +147,9 @@ impl Config {
             max_broadcasts: 4096,
             max_pending_indirect: 256,
             max_events: 65_536,
+            max_groups: 1024,
+            max_group_state_bytes: 4096,
+            election: crate::election::ElectionConfig::lan(Vec::new()),
         }
     }
 
@@ -152,6 +167,7 @@ impl Config {
             reconnect_interval: Duration::from_secs(30),
             connection_idle: Duration::from_secs(120),
             join_retry_interval: Duration::from_secs(5),
+            election: crate::election::ElectionConfig::wan(Vec::new()),
             ..Self::lan()
         }
     }
@@ -170,6 +186,7 @@ impl Config {
             connection_idle: Duration::from_secs(10),
             join_retry_interval: Duration::from_millis(500),
             left_retention: Duration::from_secs(30),
+            election: crate::election::ElectionConfig::local(Vec::new()),
             ..Self::lan()
         }
     }
@@ -249,7 +266,31 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
-        Ok(())
+        if self.max_groups == 0 {
+            return bad("max_groups", "must be at least 1".into());
+        }
+        if self.max_group_state_bytes < 256 || self.max_group_state_bytes > 1 << 20 {
+            return bad("max_group_state_bytes", "must be within 256..=1 MiB".into());
+        }
+        if self.max_stream_bytes < self.node_state_limit() + 1024 {
+            return bad(
+                "max_stream_bytes",
+                "must hold one member's metadata and group state with its record".into(),
+            );
+        }
+        self.election.validate()
+    }
+
+    /// Largest node state a member publishes: its metadata and its group state, with
+    /// their framing.
+    pub fn node_state_limit(&self) -> usize {
+        self.max_metadata_bytes + self.max_group_state_bytes + 16
+    }
+
+    /// This config with `voters` as the election's voter set.
+    pub fn with_voters(mut self, voters: Vec<crate::wire::NodeId>) -> Self {
+        self.election.voters = voters;
+        self
     }
 
     /// The smallest suspicion timeout for a cluster of `n` members.

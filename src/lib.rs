@@ -101,6 +101,7 @@
 pub mod config;
 pub mod election;
 pub mod engine;
+pub mod groups;
 pub mod swim;
 pub mod wire;
 
@@ -112,7 +113,9 @@ pub mod node;
 pub mod runtime;
 
 pub use config::{Config, ConfigError};
+pub use election::{CampaignError, ElectionConfig, ElectionEvent, StepDown, Term};
 pub use engine::{Engine, Event};
+pub use groups::{GroupError, GroupEvent, LeaderChange};
 pub use swim::{Member, MemberEvent, MetadataError, Stats, Transmit};
 pub use wire::{Incarnation, NodeId, State};
 

@@ -182,9 +182,13 @@ pub enum Message {
         reply: bool,
         /// The sender's whole member table, itself included.
         members: Vec<MemberRecord>,
+        /// State of the layers above membership (the group registry), opaque to SWIM.
+        shared: Vec<u8>,
     },
     /// Ask a member for its own metadata (sent when only a digest reached us).
     MetaRequest,
+    /// Lease election between a candidate and a voter (or a leader query).
+    Election(crate::election::ElectionMsg),
 }
 
 /// Everything that travels: header fields, then the sender and the body.
@@ -417,8 +421,25 @@ mod tests {
                     state: State::Suspect,
                     meta: vec![0; 5000],
                 }],
+                shared: vec![1, 2, 3],
             },
             Message::MetaRequest,
+            Message::Election(crate::election::ElectionMsg::Request {
+                group: "g".into(),
+                term: 7,
+                round: 3,
+                lease: std::time::Duration::from_millis(900),
+            }),
+            Message::Election(crate::election::ElectionMsg::Answer {
+                group: "g".into(),
+                round: 3,
+                term: 7,
+                verdict: crate::election::WireVerdict::Held(
+                    NodeId(2),
+                    6,
+                    std::time::Duration::from_millis(10),
+                ),
+            }),
         ]
     }
 

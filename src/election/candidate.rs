@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::tally::{Outcome, Tally};
-use super::voter::{Term, Verdict};
+use super::voter::{Denial, Term, Verdict};
 use crate::wire::NodeId;
 
 /// Timing of a candidacy (a subset of the election config).
@@ -51,6 +51,15 @@ pub enum Action {
         /// The term.
         term: Term,
         /// Round number, echoed by answers.
+        round: u32,
+    },
+    /// Send the round's request again to one voter (it became free mid-round).
+    RequestOne {
+        /// The voter.
+        voter: NodeId,
+        /// The term.
+        term: Term,
+        /// Round number.
         round: u32,
     },
     /// Tell `voter` to drop its promise at `term`.
@@ -115,6 +124,8 @@ pub struct Candidacy {
     next_term: Term,
     round: u32,
     rank: u32,
+    /// This candidate's id, when known: it yields a round at once to a lower id.
+    me: Option<NodeId>,
 }
 
 impl Candidacy {
@@ -129,7 +140,16 @@ impl Candidacy {
             next_term: known_term + 1,
             round: 0,
             rank,
+            me: None,
         }
+    }
+
+    /// The candidacy of node `me`. A round denied because a lower id holds a voter's
+    /// promise is then abandoned at once (its grants released), so two candidates that
+    /// split the voters do not hold each other off until their rounds time out.
+    pub fn with_id(mut self, me: NodeId) -> Self {
+        self.me = Some(me);
+        self
     }
 
     /// Updates this node's rank among the live candidates (0 = lowest id). Every wait
@@ -144,11 +164,21 @@ impl Candidacy {
         self.rank
     }
 
-    /// A voter says the group became vacant (its holder resigned): a waiting candidate
-    /// asks after `rank * rank_backoff` instead of waiting out the old promise.
-    pub fn on_vacant(&mut self, now: Instant, rank: u32) {
-        if let Phase::Waiting { until } = &mut self.phase {
-            *until = (*until).min(now + self.timing.rank_backoff * rank);
+    /// `voter` says the group became vacant (its holder resigned, or a rival released
+    /// a lost round): a waiting candidate asks after `rank * rank_backoff` instead of
+    /// waiting out the old promise; a candidate mid-round asks that voter again.
+    pub fn on_vacant(&mut self, now: Instant, voter: NodeId, rank: u32) -> Vec<Action> {
+        match &mut self.phase {
+            Phase::Waiting { until } => {
+                *until = (*until).min(now + self.timing.rank_backoff * rank);
+                Vec::new()
+            }
+            Phase::Asking { tally, round, .. } => vec![Action::RequestOne {
+                voter,
+                term: tally.term(),
+                round: *round,
+            }],
+            Phase::Leading { .. } => Vec::new(),
         }
     }
 
@@ -161,6 +191,18 @@ impl Candidacy {
         match &self.phase {
             Phase::Leading { term, deadline, .. } => Some((*term, *deadline)),
             _ => None,
+        }
+    }
+
+    /// Whether a grant for `round` at `term` belongs to no live round or leadership
+    /// of this candidacy (a round given up, or answered after it was decided): the
+    /// caller releases it so the voter is not promised to nobody for a lease.
+    pub fn stray_grant(&self, round: u32, term: Term) -> bool {
+        match &self.phase {
+            Phase::Asking { round: r, .. } => *r != round,
+            // Never release a voter's promise for the term being led.
+            Phase::Leading { term: t, .. } => *t != term,
+            Phase::Waiting { .. } => true,
         }
     }
 
@@ -192,6 +234,7 @@ impl Candidacy {
             Phase::Waiting { until } if now >= *until => vec![self.ask(now)],
             Phase::Asking { tally, expires, .. } if now >= *expires => {
                 let mut out = release_grants(tally);
+                self.next_term = self.next_term.max(tally.next_term_hint());
                 let until = now + self.backoff();
                 if until <= now {
                     out.push(self.ask(now));
@@ -250,7 +293,36 @@ impl Candidacy {
         v: Verdict,
     ) -> Vec<Action> {
         let (drift, margin) = (self.timing.drift, self.timing.margin);
+        // Give the round up at once when a lower id holds a voter (it goes first), or
+        // when a voter has granted a higher term (this round's term cannot win it).
+        let yields = match (v, self.me) {
+            (Verdict::Denied(Denial::Held { holder, .. }), Some(me)) => holder < me,
+            (Verdict::Denied(Denial::StaleTerm { .. }), Some(_)) => true,
+            _ => false,
+        };
         match &mut self.phase {
+            Phase::Asking {
+                tally, round: r, ..
+            } if *r == round && yields => {
+                let out = release_grants(tally);
+                let wait = match v {
+                    Verdict::Denied(Denial::Held {
+                        term, remaining, ..
+                    }) => {
+                        self.next_term = self.next_term.max(term + 1);
+                        remaining.min(self.timing.lease * 4)
+                    }
+                    Verdict::Denied(Denial::StaleTerm { highest }) => {
+                        self.next_term = self.next_term.max(highest + 1);
+                        Duration::ZERO
+                    }
+                    _ => Duration::ZERO,
+                };
+                self.phase = Phase::Waiting {
+                    until: now + wait + self.backoff(),
+                };
+                out
+            }
             Phase::Asking {
                 tally, round: r, ..
             } if *r == round => match tally.record(voter, v, drift, margin) {

@@ -29,16 +29,47 @@ pub struct ElectionConfig {
 }
 
 impl ElectionConfig {
-    /// Defaults for a LAN: 900 ms leases renewed every 300 ms, ρ = 1%, 10 ms margin.
+    /// Defaults for a LAN: 900 ms leases renewed every 300 ms, ρ = 1%, 10 ms margin,
+    /// 30 ms back-off per rank, rounds abandoned after 150 ms. A crashed leader is
+    /// replaced about one lease after its last renewal.
     pub fn lan(voters: Vec<NodeId>) -> Self {
-        let lease = Duration::from_millis(900);
+        Self::with_lease(
+            voters,
+            Duration::from_millis(900),
+            Duration::from_millis(10),
+        )
+    }
+
+    /// Defaults for a WAN: 3 s leases renewed every second, ρ = 1%, 50 ms margin,
+    /// 100 ms back-off per rank, rounds abandoned after 500 ms.
+    pub fn wan(voters: Vec<NodeId>) -> Self {
+        let mut c = Self::with_lease(voters, Duration::from_secs(3), Duration::from_millis(50));
+        c.timing.rank_backoff = Duration::from_millis(100);
+        c.timing.round_timeout = Duration::from_millis(500);
+        c
+    }
+
+    /// Defaults for one machine: 600 ms leases renewed every 200 ms, ρ = 1%, 10 ms
+    /// margin, 20 ms back-off per rank, rounds abandoned after 100 ms.
+    pub fn local(voters: Vec<NodeId>) -> Self {
+        let mut c = Self::with_lease(
+            voters,
+            Duration::from_millis(600),
+            Duration::from_millis(10),
+        );
+        c.timing.rank_backoff = Duration::from_millis(20);
+        c.timing.round_timeout = Duration::from_millis(100);
+        c
+    }
+
+    fn with_lease(voters: Vec<NodeId>, lease: Duration, margin: Duration) -> Self {
         ElectionConfig {
             voters,
             timing: Timing {
                 lease,
                 renew_interval: lease / 3,
                 drift: 0.01,
-                margin: Duration::from_millis(10),
+                margin,
                 rank_backoff: Duration::from_millis(30),
                 round_timeout: Duration::from_millis(150),
             },
@@ -47,7 +78,13 @@ impl ElectionConfig {
         }
     }
 
-    /// Checks the settings; the first problem found is returned.
+    /// Whether elections are on (the voter set is not empty).
+    pub fn enabled(&self) -> bool {
+        !self.voters.is_empty()
+    }
+
+    /// Checks the settings; the first problem found is returned. An empty voter set
+    /// is valid (elections off).
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
         let bad = |field: &'static str, reason: &str| {
             Err(crate::ConfigError::Invalid {
@@ -59,8 +96,11 @@ impl ElectionConfig {
         let mut ids = self.voters.clone();
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() || ids.len() != self.voters.len() {
-            return bad("voters", "must be a non-empty set of distinct node ids");
+        if ids.len() != self.voters.len() {
+            return bad("voters", "must be distinct node ids");
+        }
+        if !(0.0..0.5).contains(&t.drift) {
+            return bad("drift", "must be within 0 and 0.5");
         }
         if super::lease::safe_duration(t.lease, t.drift, t.margin).is_none() {
             return bad("lease", "leaves no leadership time after drift and margin");
@@ -107,6 +147,8 @@ pub enum ElectionMsg {
         group: String,
         /// The round answered.
         round: u32,
+        /// The term asked for.
+        term: Term,
         /// The verdict.
         verdict: WireVerdict,
     },
@@ -116,6 +158,10 @@ pub enum ElectionMsg {
         group: String,
         /// The term.
         term: Term,
+        /// A resignation: tell the candidates turned away that the group is vacant.
+        /// (Grants released after a lost round do not: the candidates that split the
+        /// vote would otherwise all retry at once, again and again.)
+        vacate: bool,
     },
     /// Voter → candidates it turned away: `resigned` released the group.
     Vacant {
@@ -228,6 +274,15 @@ pub enum CampaignError {
     /// This node already runs for `max_groups` groups.
     #[error("already running for the maximum number of groups")]
     TooManyGroups,
+    /// The cluster config names no voters: elections are off.
+    #[error("elections are off: the cluster config names no voters")]
+    Disabled,
+    /// Publishing the candidacy would exceed `Config::max_group_state_bytes`.
+    #[error("group state too large to publish the candidacy")]
+    StateTooLarge,
+    /// The node has left the cluster.
+    #[error("the node has left the cluster")]
+    Left,
 }
 
 /// One node's election state.
@@ -245,6 +300,12 @@ impl Election {
     /// Node `me`'s election role, started at `now` (a voter starts in quarantine).
     pub fn new(me: NodeId, cfg: ElectionConfig, now: Instant) -> Result<Self, crate::ConfigError> {
         cfg.validate()?;
+        if !cfg.enabled() {
+            return Err(crate::ConfigError::Invalid {
+                field: "voters",
+                reason: "an election needs at least one voter".into(),
+            });
+        }
         let voter = cfg
             .voters
             .contains(&me)
@@ -292,7 +353,8 @@ impl Election {
             return Err(CampaignError::TooManyGroups);
         }
         let voters = self.cfg.voters.len();
-        let c = Candidacy::new(now, self.cfg.timing.clone(), voters, rank, known_term);
+        let c =
+            Candidacy::new(now, self.cfg.timing.clone(), voters, rank, known_term).with_id(self.me);
         self.campaigns.insert(group.to_owned(), c);
         self.handle_timeout(now);
         Ok(())
@@ -304,6 +366,28 @@ impl Election {
             let actions = c.resign();
             self.act(now, group, actions);
         }
+    }
+
+    /// Updates this node's rank among the live candidates for `group`.
+    pub fn set_rank(&mut self, group: &str, rank: u32) {
+        if let Some(c) = self.campaigns.get_mut(group) {
+            c.set_rank(rank);
+        }
+    }
+
+    /// The groups this node runs for.
+    pub fn campaigns(&self) -> impl Iterator<Item = &str> {
+        self.campaigns.keys().map(String::as_str)
+    }
+
+    /// Whether this node runs for `group`.
+    pub fn is_running(&self, group: &str) -> bool {
+        self.campaigns.contains_key(group)
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ElectionConfig {
+        &self.cfg
     }
 
     /// The leadership this node holds for `group`: `(term, deadline)`.
@@ -323,9 +407,26 @@ impl Election {
             ElectionMsg::Answer {
                 group,
                 round,
+                term,
                 verdict,
             } => {
                 if !self.cfg.voters.contains(&from) {
+                    return;
+                }
+                let granted = matches!(verdict, WireVerdict::Granted(_));
+                let stray = self
+                    .campaigns
+                    .get(&group)
+                    .map_or(true, |c| c.stray_grant(round, term));
+                if granted && stray {
+                    // A grant for a round given up (or a campaign ended): free the voter
+                    // now rather than leave it promised to nobody for a lease.
+                    let msg = ElectionMsg::Release {
+                        group,
+                        term,
+                        vacate: false,
+                    };
+                    self.send(now, from, msg);
                     return;
                 }
                 if let Some(c) = self.campaigns.get_mut(&group) {
@@ -333,12 +434,21 @@ impl Election {
                     self.act(now, &group, actions);
                 }
             }
-            ElectionMsg::Release { group, term } => {
+            ElectionMsg::Release {
+                group,
+                term,
+                vacate,
+            } => {
+                // A resignation frees the group for every candidate turned away; grants
+                // released after a lost round only for lower ids (who go first), so
+                // the candidates that split the vote do not all retry at once.
                 let waiters = self
                     .voter
                     .as_mut()
                     .and_then(|v| v.release(&group, from, term))
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|w| vacate || *w < from);
                 for w in waiters {
                     let msg = ElectionMsg::Vacant {
                         group: group.clone(),
@@ -355,7 +465,8 @@ impl Election {
                 if let Some(c) = self.campaigns.get_mut(&group) {
                     // The resigner no longer runs: those above it move up one rank.
                     let rank = c.rank().saturating_sub(u32::from(resigned < me));
-                    c.on_vacant(now, rank);
+                    let actions = c.on_vacant(now, from, rank);
+                    self.act(now, &group, actions);
                     self.handle_timeout(now);
                 }
             }
@@ -387,6 +498,7 @@ impl Election {
         let answer = ElectionMsg::Answer {
             group,
             round,
+            term,
             verdict: verdict.into(),
         };
         self.send(now, from, answer);
@@ -422,14 +534,30 @@ impl Election {
                     self.send(now, v, msg);
                 }
             }
+            Action::RequestOne { voter, term, round } => {
+                let lease = self.cfg.timing.lease;
+                let msg = ElectionMsg::Request {
+                    group: g,
+                    term,
+                    round,
+                    lease,
+                };
+                self.send(now, voter, msg);
+            }
             Action::Release { voter, term } => {
-                self.send(now, voter, ElectionMsg::Release { group: g, term });
+                let msg = ElectionMsg::Release {
+                    group: g,
+                    term,
+                    vacate: false,
+                };
+                self.send(now, voter, msg);
             }
             Action::ReleaseAll { term } => {
                 for v in self.cfg.voters.clone() {
                     let msg = ElectionMsg::Release {
                         group: g.clone(),
                         term,
+                        vacate: true,
                     };
                     self.send(now, v, msg);
                 }

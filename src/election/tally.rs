@@ -113,6 +113,18 @@ impl Tally {
         Outcome::Pending
     }
 
+    /// The lowest term worth asking for next, from the denials so far.
+    pub fn next_term_hint(&self) -> Term {
+        self.answers
+            .values()
+            .map(|v| match v {
+                Verdict::Denied(Denial::Held { term, .. }) => *term + 1,
+                Verdict::Denied(Denial::StaleTerm { highest }) => *highest + 1,
+                _ => self.term,
+            })
+            .fold(self.term, Term::max)
+    }
+
     fn lost(&self) -> Outcome {
         let need = quorum(self.voters);
         // Voters that granted or did not answer are free now; others after their wait.

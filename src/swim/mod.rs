@@ -121,7 +121,8 @@ pub struct Stats {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MetadataError {
-    /// The metadata exceeds `Config::max_metadata_bytes`.
+    /// The metadata exceeds `Config::max_metadata_bytes` (or, for the node state the
+    /// engine publishes, `Config::node_state_limit`).
     #[error("metadata of {len} bytes exceeds the limit of {limit}")]
     TooLarge {
         /// Its size.
@@ -169,6 +170,12 @@ pub struct Swim {
     leaving: bool,
     /// Set while merging a join reply: members learned from it are not re-gossiped.
     quiet: bool,
+    /// Opaque state of the layers above, sent with every push-pull.
+    shared_out: Vec<u8>,
+    /// Opaque state received by push-pull, for the layers above.
+    shared_in: VecDeque<Vec<u8>>,
+    /// Election messages received, with their authenticated sender.
+    election_in: VecDeque<(NodeId, crate::election::ElectionMsg)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MemberEvent>,
     stats: Stats,
@@ -185,13 +192,13 @@ impl Swim {
         now: Instant,
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        if meta.len() > cfg.max_metadata_bytes {
+        if meta.len() > cfg.node_state_limit() {
             return Err(ConfigError::Invalid {
                 field: "metadata",
                 reason: format!(
-                    "{} bytes exceeds max_metadata_bytes ({})",
+                    "{} bytes exceeds the node state limit ({})",
                     meta.len(),
-                    cfg.max_metadata_bytes
+                    cfg.node_state_limit()
                 ),
             });
         }
@@ -219,6 +226,9 @@ impl Swim {
             joined: false,
             leaving: false,
             quiet: false,
+            shared_out: Vec::new(),
+            shared_in: VecDeque::new(),
+            election_in: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -355,15 +365,17 @@ impl Swim {
         self.probe = None;
     }
 
-    /// Publishes new metadata (raises this node's incarnation).
+    /// Publishes new metadata (raises this node's incarnation). The bytes are opaque
+    /// here; the engine stores its node state in them, up to
+    /// [`Config::node_state_limit`].
     pub fn set_metadata(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), MetadataError> {
         if self.leaving {
             return Err(MetadataError::Left);
         }
-        if meta.len() > self.cfg.max_metadata_bytes {
+        if meta.len() > self.cfg.node_state_limit() {
             return Err(MetadataError::TooLarge {
                 len: meta.len(),
-                limit: self.cfg.max_metadata_bytes,
+                limit: self.cfg.node_state_limit(),
             });
         }
         self.meta = meta;
@@ -464,7 +476,18 @@ impl Swim {
                 join,
                 reply,
                 members,
-            } => self.on_push_pull(now, from, sender, join, reply, members),
+                shared,
+            } => {
+                if !shared.is_empty() && self.shared_in.len() < 16 {
+                    self.shared_in.push_back(shared);
+                }
+                self.on_push_pull(now, from, sender, join, reply, members)
+            }
+            Message::Election(msg) => {
+                if self.election_in.len() < self.cfg.max_events {
+                    self.election_in.push_back((sender, msg));
+                }
+            }
             Message::MetaRequest => {
                 let own = self.own_update(false);
                 self.send(
@@ -512,6 +535,36 @@ impl Swim {
             self.events.shrink_to(64);
         }
         e
+    }
+
+    /// Sets the opaque state sent with every push-pull (the group registry).
+    pub fn set_shared(&mut self, shared: Vec<u8>) {
+        self.shared_out = shared;
+    }
+
+    /// The next opaque state received by push-pull.
+    pub fn poll_shared(&mut self) -> Option<Vec<u8>> {
+        self.shared_in.pop_front()
+    }
+
+    /// The next election message received, with its authenticated sender.
+    pub fn poll_election(&mut self) -> Option<(NodeId, crate::election::ElectionMsg)> {
+        self.election_in.pop_front()
+    }
+
+    /// Sends an election message to member `to` as a datagram. Returns false (nothing
+    /// sent) when `to` is not a live member of this node's table.
+    pub fn send_election(&mut self, to: NodeId, msg: crate::election::ElectionMsg) -> bool {
+        let Some(addr) = self
+            .members
+            .get(to)
+            .filter(|m| m.is_live())
+            .map(|m| m.addr())
+        else {
+            return false;
+        };
+        self.send(addr, Some(to), false, &Message::Election(msg));
+        true
     }
 
     // ---- helpers shared by the concept files ----

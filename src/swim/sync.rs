@@ -65,6 +65,7 @@ impl Swim {
             join,
             reply,
             members,
+            shared: self.shared_out.clone(),
         }
     }
 

@@ -1,0 +1,521 @@
+//! The engine: every sans-IO protocol part of a node behind one input/output interface.
+//! Drivers (the tokio runtime, the simulator) talk to this type only.
+//!
+//! It composes three layers fed by the same frames and timers:
+//! - membership ([`crate::swim`]): who is in the cluster, alive or not;
+//! - groups ([`crate::groups`]): this node's published state (metadata, groups joined,
+//!   candidacies, leaderships) travels as its SWIM metadata, so every node knows every
+//!   group, and a member that fails leaves its groups;
+//! - election ([`crate::election`]): quorum leases, with each candidacy ranked among
+//!   the live candidates this node sees in the gossiped group state.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::config::{Config, ConfigError};
+use crate::election::{CampaignError, Election, ElectionEvent, Term};
+use crate::groups::{check_name, GroupError, GroupEvent, Groups, LeaderChange, NodeState};
+use crate::swim::{Member, MemberEvent, MetadataError, Stats, Swim, Transmit};
+use crate::wire::{self, NodeId};
+
+/// Something the application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A membership change.
+    Member(MemberEvent),
+    /// A group change.
+    Group(GroupEvent),
+    /// A group's leader changed in this node's gossiped view (every node sees these).
+    Leader(LeaderChange),
+    /// This node's own leadership changed (elected, renewed, stepped down), or as a
+    /// voter it granted a new highest term (persist it when durable).
+    Leadership(ElectionEvent),
+}
+
+/// One node's protocol state machine.
+#[derive(Debug)]
+pub struct Engine {
+    swim: Swim,
+    groups: Groups,
+    election: Option<Election>,
+    /// Digest of each member's application metadata (members with non-empty metadata
+    /// only), to report metadata changes and not group changes as `Updated`.
+    user_digests: HashMap<NodeId, u64>,
+    events: VecDeque<Event>,
+    published: Vec<u8>,
+    shared_version: u64,
+    views_changed: bool,
+    max_events: usize,
+    events_dropped: u64,
+}
+
+impl Engine {
+    /// A node `id` advertising `addr` with metadata `meta`; `seed` seeds every random
+    /// choice it makes. Refuses an invalid `cfg` or metadata over its limit. Takes part
+    /// in elections when `cfg.election` names voters.
+    pub fn new(
+        id: NodeId,
+        addr: SocketAddr,
+        meta: Vec<u8>,
+        cfg: Config,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        if meta.len() > cfg.max_metadata_bytes {
+            return Err(ConfigError::Invalid {
+                field: "metadata",
+                reason: format!(
+                    "{} bytes exceeds max_metadata_bytes ({})",
+                    meta.len(),
+                    cfg.max_metadata_bytes
+                ),
+            });
+        }
+        let groups = Groups::new(id, meta, cfg.max_groups, cfg.max_group_state_bytes);
+        let published = groups.own().encode();
+        let election = match cfg.election.enabled() {
+            true => Some(Election::new(id, cfg.election.clone(), now)?),
+            false => None,
+        };
+        let max_events = cfg.max_events;
+        Ok(Engine {
+            swim: Swim::new(id, addr, published.clone(), cfg, seed, now)?,
+            groups,
+            election,
+            user_digests: HashMap::new(),
+            events: VecDeque::new(),
+            published,
+            shared_version: 0,
+            views_changed: false,
+            max_events,
+            events_dropped: 0,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.swim.id()
+    }
+
+    /// The membership layer (read-only). Its members' metadata is the raw node state;
+    /// [`Engine::members`] gives the application's metadata.
+    pub fn swim(&self) -> &Swim {
+        &self.swim
+    }
+
+    /// The group layer (read-only).
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// The election layer, when elections are on.
+    pub fn election(&self) -> Option<&Election> {
+        self.election.as_ref()
+    }
+
+    /// Every member in this node's table, with its application metadata.
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.swim.members().map(user_member)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.swim.stats();
+        s.events_dropped += self.events_dropped;
+        s
+    }
+
+    /// Joins the cluster through `seeds`.
+    pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        self.swim.join(now, seeds);
+        self.pump(now);
+    }
+
+    /// Leaves gracefully: resigns every candidacy (a leader steps down and releases its
+    /// voters first), then announces the departure. Drain transmits before stopping.
+    pub fn leave(&mut self, now: Instant) {
+        let running: Vec<String> = self
+            .election
+            .as_ref()
+            .map(|e| e.campaigns().map(str::to_owned).collect())
+            .unwrap_or_default();
+        for g in running {
+            self.resign(now, &g);
+        }
+        self.swim.leave(now);
+        self.pump(now);
+    }
+
+    /// Publishes new metadata.
+    pub fn set_metadata(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), MetadataError> {
+        let limit = self.swim.config().max_metadata_bytes;
+        if self.swim.is_leaving() {
+            return Err(MetadataError::Left);
+        }
+        if meta.len() > limit {
+            return Err(MetadataError::TooLarge {
+                len: meta.len(),
+                limit,
+            });
+        }
+        self.groups.set_user(meta);
+        self.publish(now);
+        Ok(())
+    }
+
+    // ---- groups ----
+
+    /// Creates `group` (tooz `create_group`).
+    pub fn create_group(&mut self, now: Instant, group: &str) -> Result<(), GroupError> {
+        self.group_op(now, |g| g.create(group))
+    }
+
+    /// Deletes `group`; refused while it has members (tooz `delete_group`).
+    pub fn delete_group(&mut self, now: Instant, group: &str) -> Result<(), GroupError> {
+        self.group_op(now, |g| g.delete(group))
+    }
+
+    /// Joins `group` with `capabilities` (tooz `join_group`).
+    pub fn join_group(
+        &mut self,
+        now: Instant,
+        group: &str,
+        caps: Vec<u8>,
+    ) -> Result<(), GroupError> {
+        self.group_op(now, |g| g.join(group, caps))
+    }
+
+    /// Leaves `group` (tooz `leave_group`).
+    pub fn leave_group(&mut self, now: Instant, group: &str) -> Result<(), GroupError> {
+        self.group_op(now, |g| g.leave(group))
+    }
+
+    /// Replaces this node's capabilities in `group` (tooz `update_capabilities`).
+    pub fn update_capabilities(
+        &mut self,
+        now: Instant,
+        group: &str,
+        caps: Vec<u8>,
+    ) -> Result<(), GroupError> {
+        self.group_op(now, |g| g.update(group, caps))
+    }
+
+    fn group_op(
+        &mut self,
+        now: Instant,
+        op: impl FnOnce(&mut Groups) -> Result<Vec<GroupEvent>, GroupError>,
+    ) -> Result<(), GroupError> {
+        if self.swim.is_leaving() {
+            return Err(GroupError::Left);
+        }
+        let events = op(&mut self.groups)?;
+        for e in events {
+            self.emit(Event::Group(e));
+        }
+        self.views_changed = true;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Every existing group.
+    pub fn group_list(&self) -> Vec<String> {
+        self.groups.groups()
+    }
+
+    /// The members of `group` with their capabilities (tooz `get_members` and
+    /// `get_member_capabilities` for all at once).
+    pub fn group_members(&self, group: &str) -> Result<Vec<(NodeId, Vec<u8>)>, GroupError> {
+        self.groups.members(group)
+    }
+
+    /// One member's capabilities in `group` (tooz `get_member_capabilities`).
+    pub fn member_capabilities(&self, group: &str, member: NodeId) -> Result<Vec<u8>, GroupError> {
+        self.groups
+            .members(group)?
+            .into_iter()
+            .find(|(id, _)| *id == member)
+            .map(|(_, c)| c)
+            .ok_or_else(|| GroupError::NotJoined(group.to_owned()))
+    }
+
+    // ---- election ----
+
+    /// Runs for leadership of `group`. Any group name works, created or not (as
+    /// kazoo's election path or an etcd election key).
+    pub fn campaign(&mut self, now: Instant, group: &str) -> Result<(), CampaignError> {
+        if self.swim.is_leaving() {
+            return Err(CampaignError::Left);
+        }
+        let Some(election) = self.election.as_ref() else {
+            return Err(CampaignError::Disabled);
+        };
+        check_name(group).map_err(|_| CampaignError::BadName)?;
+        if election.is_running(group) {
+            return Err(CampaignError::AlreadyRunning(group.to_owned()));
+        }
+        self.groups.set_running(group, true).map_err(|e| match e {
+            GroupError::TooManyGroups => CampaignError::TooManyGroups,
+            _ => CampaignError::StateTooLarge,
+        })?;
+        let known: Term = self.groups.leader(group).map_or(0, |(_, t)| t);
+        let rank = self.groups.rank(group);
+        let result = match self.election.as_mut() {
+            Some(e) => e.campaign(now, group, rank, known),
+            None => Err(CampaignError::Disabled),
+        };
+        if result.is_err() {
+            let _ = self.groups.set_running(group, false);
+        }
+        self.views_changed = true;
+        self.pump(now);
+        result
+    }
+
+    /// Stops running for `group`; a leader steps down and releases its voters at once,
+    /// so the next candidate takes over within a round trip. No-op when not running.
+    pub fn resign(&mut self, now: Instant, group: &str) {
+        if let Some(e) = self.election.as_mut() {
+            e.resign(now, group);
+        }
+        let _ = self.groups.set_running(group, false);
+        self.views_changed = true;
+        self.pump(now);
+    }
+
+    /// The leadership this node holds for `group`: its term (fencing token) and the
+    /// deadline (this node's clock) before which it is the only leader.
+    pub fn leadership(&self, group: &str) -> Option<(Term, Instant)> {
+        self.election.as_ref()?.leadership(group)
+    }
+
+    /// The leader of `group` as gossip says (fast, may lag a change by a gossip
+    /// round): the live member announcing the highest term.
+    pub fn leader(&self, group: &str) -> Option<(NodeId, Term)> {
+        self.groups.leader(group)
+    }
+
+    // ---- I/O ----
+
+    /// A datagram from `from`, sent by `peer` as authenticated by the transport.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: Option<NodeId>,
+        bytes: &[u8],
+    ) {
+        self.swim.handle_datagram(now, from, peer, bytes);
+        self.pump(now);
+    }
+
+    /// A stream message from `from`, sent by `peer` as authenticated by the transport.
+    pub fn handle_stream(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: Option<NodeId>,
+        bytes: &[u8],
+    ) {
+        self.swim.handle_stream(now, from, peer, bytes);
+        self.pump(now);
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.swim.poll_timeout().is_some_and(|t| t <= now) {
+            self.swim.handle_timeout(now);
+        }
+        if let Some(e) = self.election.as_mut() {
+            if e.poll_timeout().is_some_and(|t| t <= now) {
+                e.handle_timeout(now);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.swim.poll_transmit()
+    }
+
+    /// The next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let election = self.election.as_ref().and_then(Election::poll_timeout);
+        match (self.swim.poll_timeout(), election) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- internals ----
+
+    fn emit(&mut self, e: Event) {
+        if self.events.len() >= self.max_events {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(e);
+    }
+
+    /// Moves everything the layers produced to where it goes, until nothing moves.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(e) = self.swim.poll_event() {
+                self.on_member_event(e);
+                moved = true;
+            }
+            while let Some(bytes) = self.swim.poll_shared() {
+                for e in self.groups.merge_shared(&bytes) {
+                    self.emit(Event::Group(e));
+                }
+            }
+            while let Some((from, msg)) = self.swim.poll_election() {
+                if let Some(e) = self.election.as_mut() {
+                    e.handle(now, from, msg);
+                }
+            }
+            moved |= self.drain_election();
+            if !moved {
+                break;
+            }
+        }
+        if std::mem::take(&mut self.views_changed) {
+            self.refresh_ranks();
+            for c in self.groups.leader_changes() {
+                self.emit(Event::Leader(c));
+            }
+        }
+        self.publish(now);
+    }
+
+    /// Sends the election's messages and applies its events. Returns whether any event
+    /// came out (it may change what this node publishes).
+    fn drain_election(&mut self) -> bool {
+        let Some(e) = self.election.as_mut() else {
+            return false;
+        };
+        let mut out = Vec::new();
+        while let Some(m) = e.poll_message() {
+            out.push(m);
+        }
+        let mut events = Vec::new();
+        while let Some(ev) = e.poll_event() {
+            events.push(ev);
+        }
+        for (to, msg) in out {
+            self.swim.send_election(to, msg);
+        }
+        let any = !events.is_empty();
+        for ev in events {
+            match &ev {
+                ElectionEvent::Elected { group, term, .. } => {
+                    self.groups.set_leading(group, Some(*term));
+                    self.views_changed = true;
+                }
+                ElectionEvent::SteppedDown { group, .. } => {
+                    self.groups.set_leading(group, None);
+                    self.views_changed = true;
+                }
+                _ => {}
+            }
+            self.emit(Event::Leadership(ev));
+        }
+        any
+    }
+
+    fn on_member_event(&mut self, e: MemberEvent) {
+        match e {
+            MemberEvent::Joined(m) => {
+                self.observe(&m);
+                self.emit(Event::Member(MemberEvent::Joined(user_member(m))));
+            }
+            MemberEvent::Alive(m) => {
+                self.observe(&m);
+                self.emit(Event::Member(MemberEvent::Alive(user_member(m))));
+            }
+            MemberEvent::Updated(m) => {
+                if self.observe(&m) {
+                    self.emit(Event::Member(MemberEvent::Updated(user_member(m))));
+                }
+            }
+            MemberEvent::Failed { id, .. } | MemberEvent::Left { id, .. } => {
+                self.user_digests.remove(&id);
+                for g in self.groups.observe(id, None) {
+                    self.emit(Event::Group(g));
+                }
+                self.views_changed = true;
+                self.emit(Event::Member(e));
+            }
+            e => self.emit(Event::Member(e)),
+        }
+    }
+
+    /// Reads a live member's published state. Returns whether its application
+    /// metadata changed.
+    fn observe(&mut self, m: &Member) -> bool {
+        let state = NodeState::decode(&m.meta);
+        let digest = (!state.user.is_empty()).then(|| wire::meta_digest(&state.user));
+        let before = match digest {
+            Some(d) => self.user_digests.insert(m.id, d),
+            None => self.user_digests.remove(&m.id),
+        };
+        if let Some(e) = self.election.as_mut() {
+            for (g, t) in &state.leading {
+                e.learn_term(g, *t, Some(m.id));
+            }
+        }
+        let had_groups = self.groups.has_view(m.id) || state.has_groups();
+        for g in self.groups.observe(m.id, Some(state)) {
+            self.emit(Event::Group(g));
+        }
+        self.views_changed |= had_groups;
+        before != digest
+    }
+
+    fn refresh_ranks(&mut self) {
+        let Some(e) = self.election.as_mut() else {
+            return;
+        };
+        let running: Vec<String> = e.campaigns().map(str::to_owned).collect();
+        for g in running {
+            e.set_rank(&g, self.groups.rank(&g));
+        }
+    }
+
+    /// Publishes this node's state and the registry when they changed.
+    fn publish(&mut self, now: Instant) {
+        if self.groups.registry_version() != self.shared_version {
+            self.shared_version = self.groups.registry_version();
+            self.swim.set_shared(self.groups.shared());
+        }
+        if self.swim.is_leaving() {
+            return;
+        }
+        let state = self.groups.own().encode();
+        if state != self.published {
+            if let Err(e) = self.swim.set_metadata(now, state.clone()) {
+                tracing::warn!(error = %e, "node state not published");
+                return;
+            }
+            self.published = state;
+        }
+    }
+}
+
+/// `m` with its application metadata in place of its whole published state.
+fn user_member(mut m: Member) -> Member {
+    m.meta = NodeState::user_of(&m.meta);
+    m
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! Engines with groups and elections exchanging frames directly (instant delivery,
+//! 5 ms steps): the layers wired together, before any simulator or socket.
+
+#![allow(clippy::disallowed_methods)] // a base instant for the tests only
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{Engine, Event};
+use crate::config::Config;
+use crate::election::ElectionEvent;
+use crate::groups::{GroupError, GroupEvent};
+use crate::wire::NodeId;
+
+fn addr(i: u64) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7100 + i as u16))
+}
+
+struct Net {
+    nodes: Vec<Engine>,
+    down: Vec<bool>,
+    events: Vec<Vec<Event>>,
+    now: Instant,
+}
+
+impl Net {
+    /// `n` engines, voters 1..=3, all joined through node 1.
+    fn new(n: u64) -> Self {
+        let t0 = Instant::now();
+        let cfg = Config::local().with_voters(vec![NodeId(1), NodeId(2), NodeId(3)]);
+        let mut nodes: Vec<Engine> = (1..=n)
+            .map(|i| Engine::new(NodeId(i), addr(i), vec![i as u8], cfg.clone(), i, t0).unwrap())
+            .collect();
+        for e in nodes.iter_mut().skip(1) {
+            e.join(t0, &[addr(1)]);
+        }
+        let mut net = Net {
+            down: vec![false; n as usize],
+            events: vec![Vec::new(); n as usize],
+            nodes,
+            now: t0,
+        };
+        net.run(Duration::from_secs(2));
+        net
+    }
+
+    fn node(&mut self, id: u64) -> &mut Engine {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..200 {
+            let mut frames = Vec::new();
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                while let Some(t) = n.poll_transmit() {
+                    if !self.down[i] {
+                        frames.push((n.id(), addr(n.id().0), t));
+                    }
+                }
+                while let Some(e) = n.poll_event() {
+                    self.events[i].push(e);
+                }
+            }
+            if frames.is_empty() {
+                return;
+            }
+            for (from, from_addr, t) in frames {
+                let Some(i) = (0..self.nodes.len()).find(|i| addr(*i as u64 + 1) == t.to) else {
+                    continue;
+                };
+                if self.down[i] {
+                    continue;
+                }
+                let to = &mut self.nodes[i];
+                if t.reliable {
+                    to.handle_stream(self.now, from_addr, Some(from), &t.payload);
+                } else {
+                    to.handle_datagram(self.now, from_addr, Some(from), &t.payload);
+                }
+            }
+        }
+        panic!("frames kept flowing");
+    }
+
+    /// Leaders at this instant (lease running), by id.
+    fn leaders(&self, group: &str) -> Vec<u64> {
+        (0..self.nodes.len())
+            .filter(|i| !self.down[*i])
+            .filter(|i| {
+                self.nodes[*i]
+                    .leadership(group)
+                    .is_some_and(|(_, d)| d > self.now)
+            })
+            .map(|i| i as u64 + 1)
+            .collect()
+    }
+
+    /// Runs `total` in 5 ms steps, asserting at most one leader of "g" throughout.
+    fn run(&mut self, total: Duration) {
+        let end = self.now + total;
+        while self.now < end {
+            self.now += Duration::from_millis(5);
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                if !self.down[i] {
+                    n.handle_timeout(self.now);
+                }
+            }
+            self.pump();
+            let l = self.leaders("g");
+            assert!(l.len() <= 1, "two leaders: {l:?}");
+        }
+    }
+
+    /// Runs until `f` holds, at most `limit`; returns the time it took.
+    fn until(&mut self, limit: Duration, f: impl Fn(&Net) -> bool) -> Duration {
+        let start = self.now;
+        while !f(self) {
+            assert!(self.now - start < limit, "condition not met in {limit:?}");
+            self.run(Duration::from_millis(5));
+        }
+        self.now - start
+    }
+}
+
+#[test]
+fn groups_spread_to_every_node_and_failures_leave_them() {
+    let mut net = Net::new(4);
+    let now = net.now;
+    net.node(1).create_group(now, "g").unwrap();
+    net.run(Duration::from_millis(500));
+    for i in 2..=4 {
+        net.node(i)
+            .join_group(now, "g", format!("cap{i}").into_bytes())
+            .unwrap();
+    }
+    net.run(Duration::from_millis(500));
+    for i in 1..=4 {
+        let members = net.node(i).group_members("g").unwrap();
+        let ids: Vec<u64> = members.iter().map(|(id, _)| id.0).collect();
+        assert_eq!(ids, vec![2, 3, 4], "node {i}");
+        assert_eq!(
+            net.node(i).member_capabilities("g", NodeId(3)).unwrap(),
+            b"cap3"
+        );
+    }
+    // Application metadata is unchanged by group state, and no spurious Updated.
+    let metas: Vec<Vec<u8>> = net.node(1).members().map(|m| m.meta).collect();
+    assert!(metas.iter().all(|m| m.len() == 1), "{metas:?}");
+    assert!(!net.events[0]
+        .iter()
+        .any(|e| matches!(e, Event::Member(crate::MemberEvent::Updated(_)))));
+    assert_eq!(
+        net.node(1).delete_group(now, "g"),
+        Err(GroupError::NotEmpty("g".into()))
+    );
+    // Node 4 crashes: the others see it leave "g" when it is declared failed.
+    net.down[3] = true;
+    net.until(Duration::from_secs(10), |n| {
+        n.nodes[0].group_members("g").unwrap().len() == 2
+    });
+    assert!(net.events[0].iter().any(|e| matches!(
+        e,
+        Event::Group(GroupEvent::Left {
+            member: NodeId(4),
+            ..
+        })
+    )));
+    let now = net.now;
+    net.node(2).leave_group(now, "g").unwrap();
+    net.node(3).leave_group(now, "g").unwrap();
+    net.run(Duration::from_millis(500));
+    net.node(1).delete_group(now, "g").unwrap();
+    net.run(Duration::from_millis(500));
+    assert!(net.node(3).group_list().is_empty());
+}
+
+#[test]
+fn lowest_candidate_leads_fails_over_and_hands_over() {
+    let mut net = Net::new(5);
+    let now = net.now;
+    for i in 1..=5 {
+        net.node(i).campaign(now, "g").unwrap();
+    }
+    net.until(Duration::from_secs(3), |n| n.leaders("g") == vec![1]);
+    net.run(Duration::from_millis(500));
+    let (first_term, _) = net.node(1).leadership("g").unwrap();
+    for i in 1..=5 {
+        assert_eq!(
+            net.node(i).leader("g"),
+            Some((NodeId(1), first_term)),
+            "node {i}"
+        );
+    }
+    // The leader crashes: node 2 takes over with a higher term within about a lease.
+    net.down[0] = true;
+    let took = net.until(Duration::from_secs(5), |n| n.leaders("g") == vec![2]);
+    let lease = Config::local().election.timing.lease;
+    assert!(took <= lease * 2, "failover took {took:?}");
+    let (second_term, _) = net.node(2).leadership("g").unwrap();
+    assert!(second_term > first_term);
+    net.run(Duration::from_millis(500));
+    assert_eq!(net.node(5).leader("g"), Some((NodeId(2), second_term)));
+    // Node 2 resigns: node 3 leads in a few round trips, not a lease.
+    let now = net.now;
+    net.node(2).resign(now, "g");
+    let took = net.until(Duration::from_secs(2), |n| n.leaders("g") == vec![3]);
+    assert!(took < lease / 2, "handover took {took:?}");
+    let stepped = net.events[1].iter().any(|e| {
+        matches!(e, Event::Leadership(ElectionEvent::SteppedDown { term, .. }) if *term == second_term)
+    });
+    assert!(stepped);
+    net.run(Duration::from_millis(500));
+    // Node 5 saw every change in order: 1, nobody (or straight to 2), 2, 3.
+    let seen: Vec<Option<u64>> = net.events[4]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Leader(c) if c.group == "g" => Some(c.leader.map(|l| l.0)),
+            _ => None,
+        })
+        .filter(Option::is_some)
+        .collect();
+    assert_eq!(seen, vec![Some(1), Some(2), Some(3)]);
+}
+
+#[test]
+fn campaigns_need_voters_and_a_valid_name() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(NodeId(1), addr(1), vec![], Config::local(), 1, t0).unwrap();
+    assert_eq!(e.campaign(t0, "g"), Err(crate::CampaignError::Disabled));
+    let cfg = Config::local().with_voters(vec![NodeId(1)]);
+    let mut e = Engine::new(NodeId(1), addr(1), vec![], cfg, 1, t0).unwrap();
+    assert_eq!(e.campaign(t0, ""), Err(crate::CampaignError::BadName));
+    e.campaign(t0, "g").unwrap();
+    assert!(matches!(
+        e.campaign(t0, "g"),
+        Err(crate::CampaignError::AlreadyRunning(_))
+    ));
+}

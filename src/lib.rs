@@ -113,7 +113,9 @@ pub mod node;
 pub mod runtime;
 
 pub use config::{Config, ConfigError};
-pub use election::{CampaignError, ElectionConfig, ElectionEvent, StepDown, Term};
+pub use election::{
+    CampaignError, Confirmed, ElectionConfig, ElectionEvent, QueryError, StepDown, Term,
+};
 pub use engine::{Engine, Event};
 pub use groups::{GroupError, GroupEvent, LeaderChange};
 pub use swim::{Member, MemberEvent, MetadataError, Stats, Transmit};

@@ -11,6 +11,7 @@
 pub mod candidate;
 pub mod lease;
 pub mod node;
+pub mod query;
 pub mod tally;
 pub mod voter;
 
@@ -20,5 +21,6 @@ pub use node::{
     CampaignError, Election, ElectionConfig, ElectionEvent, ElectionMsg, WireVerdict,
     MAX_GROUP_NAME,
 };
+pub use query::{Confirmed, QueryError, QueryTally};
 pub use tally::{Outcome, Tally};
 pub use voter::{Denial, Promise, Term, Verdict, Voter};

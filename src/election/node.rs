@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::candidate::{Action, Candidacy, StepDown, Timing};
+use super::query::{Confirmed, QueryError, QueryTally};
 use super::voter::{Denial, Term, Verdict, Voter};
 use crate::wire::NodeId;
 
@@ -163,6 +164,22 @@ pub enum ElectionMsg {
         /// vote would otherwise all retry at once, again and again.)
         vacate: bool,
     },
+    /// Anyone → voter: whose promise for `group` do you hold?
+    Query {
+        /// The group.
+        group: String,
+        /// The asker's query number, echoed.
+        id: u32,
+    },
+    /// Voter → asker: the holder of its unexpired promise, if any.
+    Holder {
+        /// The group.
+        group: String,
+        /// The query answered.
+        id: u32,
+        /// The holder and its term.
+        holder: Option<(NodeId, Term)>,
+    },
     /// Voter → candidates it turned away: `resigned` released the group.
     Vacant {
         /// The group.
@@ -259,6 +276,15 @@ pub enum ElectionEvent {
         /// The term.
         term: Term,
     },
+    /// The answer to [`Election::query`]: the leader a quorum of voters confirmed.
+    Confirmed {
+        /// The query.
+        query: u32,
+        /// The group.
+        group: String,
+        /// The leader and its term, `None` when nobody leads, or why no answer.
+        result: Result<Confirmed, QueryError>,
+    },
 }
 
 /// Why a campaign could not start. Nothing changed.
@@ -294,6 +320,9 @@ pub struct Election {
     campaigns: BTreeMap<String, Candidacy>,
     out: VecDeque<(NodeId, ElectionMsg)>,
     events: VecDeque<ElectionEvent>,
+    /// Pending leader queries: group, answers, deadline.
+    queries: BTreeMap<u32, (String, QueryTally, Instant)>,
+    next_query: u32,
 }
 
 impl Election {
@@ -317,6 +346,8 @@ impl Election {
             campaigns: BTreeMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
+            queries: BTreeMap::new(),
+            next_query: 0,
         })
     }
 
@@ -390,6 +421,61 @@ impl Election {
         &self.cfg
     }
 
+    /// Asks every voter who holds `group`; the answer comes as
+    /// [`ElectionEvent::Confirmed`] with the returned query number, within
+    /// `2 * round_timeout`.
+    pub fn query(&mut self, now: Instant, group: &str) -> Result<u32, QueryError> {
+        if self.queries.len() >= self.cfg.max_groups {
+            return Err(QueryError::Busy);
+        }
+        self.next_query = self.next_query.wrapping_add(1);
+        let id = self.next_query;
+        let deadline = now + self.cfg.timing.round_timeout * 2;
+        let tally = QueryTally::new(self.cfg.voters.len());
+        self.queries.insert(id, (group.to_owned(), tally, deadline));
+        for v in self.cfg.voters.clone() {
+            let msg = ElectionMsg::Query {
+                group: group.to_owned(),
+                id,
+            };
+            self.send(now, v, msg);
+        }
+        Ok(id)
+    }
+
+    fn on_holder(&mut self, from: NodeId, id: u32, holder: Option<(NodeId, Term)>) {
+        let Some((group, tally, _)) = self.queries.get_mut(&id) else {
+            return;
+        };
+        if let Some(result) = tally.record(from, holder) {
+            let group = group.clone();
+            self.queries.remove(&id);
+            self.events.push_back(ElectionEvent::Confirmed {
+                query: id,
+                group,
+                result: Ok(result),
+            });
+        }
+    }
+
+    fn expire_queries(&mut self, now: Instant) {
+        let due: Vec<u32> = self
+            .queries
+            .iter()
+            .filter(|(_, q)| q.2 <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some((group, _, _)) = self.queries.remove(&id) {
+                self.events.push_back(ElectionEvent::Confirmed {
+                    query: id,
+                    group,
+                    result: Err(QueryError::NoQuorum),
+                });
+            }
+        }
+    }
+
     /// The leadership this node holds for `group`: `(term, deadline)`.
     pub fn leadership(&self, group: &str) -> Option<(Term, Instant)> {
         self.campaigns.get(group)?.leadership()
@@ -455,6 +541,18 @@ impl Election {
                         resigned: from,
                     };
                     self.send(now, w, msg);
+                }
+            }
+            ElectionMsg::Query { group, id } => {
+                let Some(v) = self.voter.as_ref().filter(|v| !v.quarantined(now)) else {
+                    return;
+                };
+                let holder = v.promise(now, &group).map(|p| (p.holder, p.term));
+                self.send(now, from, ElectionMsg::Holder { group, id, holder });
+            }
+            ElectionMsg::Holder { id, holder, .. } => {
+                if self.cfg.voters.contains(&from) {
+                    self.on_holder(from, id, holder);
                 }
             }
             ElectionMsg::Vacant { group, resigned } => {
@@ -582,8 +680,9 @@ impl Election {
         }
     }
 
-    /// Runs the candidacy timers due at `now`.
+    /// Runs the candidacy timers and query deadlines due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_queries(now);
         let due: Vec<String> = self
             .campaigns
             .iter()
@@ -598,9 +697,14 @@ impl Election {
         }
     }
 
-    /// The next candidacy deadline.
+    /// The next candidacy or query deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.campaigns.values().map(Candidacy::next_timer).min()
+        let queries = self.queries.values().map(|q| q.2);
+        self.campaigns
+            .values()
+            .map(Candidacy::next_timer)
+            .chain(queries)
+            .min()
     }
 
     /// The next message to send.

@@ -185,6 +185,12 @@ impl Voter {
         }
     }
 
+    /// Whether the voter is still in its restart quarantine at `now` (it may have
+    /// promised before it restarted, so it cannot say who holds a group).
+    pub fn quarantined(&self, now: Instant) -> bool {
+        now < self.quarantine_until
+    }
+
     /// The unexpired promise for `group`, if any.
     pub fn promise(&self, now: Instant, group: &str) -> Option<Promise> {
         self.ballots.get(group)?.promise.filter(|p| p.until > now)

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::config::{Config, ConfigError};
-use crate::election::{CampaignError, Election, ElectionEvent, Term};
+use crate::election::{CampaignError, Election, ElectionEvent, QueryError, Term};
 use crate::groups::{check_name, GroupError, GroupEvent, Groups, LeaderChange, NodeState};
 use crate::swim::{Member, MemberEvent, MetadataError, Stats, Swim, Transmit};
 use crate::wire::{self, NodeId};
@@ -29,8 +29,9 @@ pub enum Event {
     Group(GroupEvent),
     /// A group's leader changed in this node's gossiped view (every node sees these).
     Leader(LeaderChange),
-    /// This node's own leadership changed (elected, renewed, stepped down), or as a
-    /// voter it granted a new highest term (persist it when durable).
+    /// This node's own leadership changed (elected, renewed, stepped down), as a
+    /// voter it granted a new highest term (persist it when durable), or a leader
+    /// query was answered.
     Leadership(ElectionEvent),
 }
 
@@ -295,6 +296,27 @@ impl Engine {
     /// round): the live member announcing the highest term.
     pub fn leader(&self, group: &str) -> Option<(NodeId, Term)> {
         self.groups.leader(group)
+    }
+
+    /// Asks the voters who leads `group` (any node may ask, member of the group or
+    /// not). The answer comes as [`Event::Leadership`] with
+    /// [`ElectionEvent::Confirmed`] carrying the returned query number, within two
+    /// round timeouts.
+    pub fn query_leader(&mut self, now: Instant, group: &str) -> Result<u32, QueryError> {
+        let Some(e) = self.election.as_mut() else {
+            return Err(QueryError::Disabled);
+        };
+        let id = e.query(now, group)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Raises what this node knows of `group`'s highest term: a voter's persisted
+    /// state after a restart (it then never grants a term at or below it again).
+    pub fn restore_term(&mut self, group: &str, term: Term) {
+        if let Some(e) = self.election.as_mut() {
+            e.learn_term(group, term, None);
+        }
     }
 
     // ---- I/O ----

@@ -191,6 +191,17 @@ fn lowest_candidate_leads_fails_over_and_hands_over() {
             "node {i}"
         );
     }
+    // Any node, voter or not, gets the quorum-confirmed answer.
+    let now = net.now;
+    let q = net.node(5).query_leader(now, "g").unwrap();
+    net.run(Duration::from_millis(50));
+    let confirmed = net.events[4].iter().find_map(|e| match e {
+        Event::Leadership(ElectionEvent::Confirmed { query, result, .. }) if *query == q => {
+            Some(result.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(confirmed, Some(Ok(Some((NodeId(1), first_term)))));
     // The leader crashes: node 2 takes over with a higher term within about a lease.
     net.down[0] = true;
     let took = net.until(Duration::from_secs(5), |n| n.leaders("g") == vec![2]);

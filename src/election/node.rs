@@ -27,6 +27,11 @@ pub struct ElectionConfig {
     pub quarantine: Duration,
     /// Most groups a voter tracks and a node runs for.
     pub max_groups: usize,
+    /// Preemption: a leader hands over to a lower-id candidate that has been running
+    /// and live in its view for this long (`None`, the default: never; a leader keeps
+    /// its leadership until it fails or resigns, which avoids flapping when a low id
+    /// comes and goes). Checked at each renewal.
+    pub preempt_after: Option<Duration>,
 }
 
 impl ElectionConfig {
@@ -76,6 +81,7 @@ impl ElectionConfig {
             },
             quarantine: lease,
             max_groups: 1024,
+            preempt_after: None,
         }
     }
 
@@ -123,6 +129,9 @@ impl ElectionConfig {
         }
         if self.max_groups == 0 {
             return bad("max_groups", "must be at least 1");
+        }
+        if self.preempt_after.is_some_and(|d| d < t.lease) {
+            return bad("preempt_after", "must be at least the lease when set");
         }
         Ok(())
     }

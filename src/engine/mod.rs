@@ -50,6 +50,10 @@ pub struct Engine {
     views_changed: bool,
     max_events: usize,
     events_dropped: u64,
+    /// Groups whose leadership was renewed in this pump (preemption is checked then).
+    renewed: Vec<String>,
+    /// When this node first saw each lower-id candidate of a group it leads.
+    lower_since: HashMap<(String, NodeId), Instant>,
 }
 
 impl Engine {
@@ -93,6 +97,8 @@ impl Engine {
             views_changed: false,
             max_events,
             events_dropped: 0,
+            renewed: Vec::new(),
+            lower_since: HashMap::new(),
         })
     }
 
@@ -417,6 +423,44 @@ impl Engine {
             }
         }
         self.publish(now);
+        for group in std::mem::take(&mut self.renewed) {
+            self.check_preemption(now, &group);
+        }
+    }
+
+    /// With preemption on, a leader hands `group` over to a lower-id candidate that
+    /// has been live and running for `preempt_after`: it resigns (releasing its
+    /// voters, who tell the waiting candidates) and runs again behind it.
+    fn check_preemption(&mut self, now: Instant, group: &str) {
+        let Some(hold) = self
+            .election
+            .as_ref()
+            .and_then(|e| e.config().preempt_after)
+        else {
+            return;
+        };
+        let me = self.id();
+        let lower: Vec<NodeId> = self
+            .groups
+            .candidates(group)
+            .into_iter()
+            .filter(|id| *id < me)
+            .collect();
+        self.lower_since
+            .retain(|(g, id), _| g != group || lower.contains(id));
+        let mut stable = false;
+        for id in lower {
+            let since = *self
+                .lower_since
+                .entry((group.to_owned(), id))
+                .or_insert(now);
+            stable |= now.duration_since(since) >= hold;
+        }
+        if stable && self.leadership(group).is_some() {
+            tracing::info!(group, "handing leadership over to a lower id");
+            self.resign(now, group);
+            let _ = self.campaign(now, group);
+        }
     }
 
     /// Sends the election's messages and applies its events. Returns whether any event
@@ -445,8 +489,10 @@ impl Engine {
                 }
                 ElectionEvent::SteppedDown { group, .. } => {
                     self.groups.set_leading(group, None);
+                    self.lower_since.retain(|(g, _), _| g != group);
                     self.views_changed = true;
                 }
+                ElectionEvent::Renewed { group, .. } => self.renewed.push(group.clone()),
                 _ => {}
             }
             self.emit(Event::Leadership(ev));

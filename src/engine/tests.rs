@@ -247,3 +247,36 @@ fn campaigns_need_voters_and_a_valid_name() {
         Err(crate::CampaignError::AlreadyRunning(_))
     ));
 }
+
+#[test]
+fn preemption_hands_over_to_a_stable_lower_id_only_when_enabled() {
+    for preempt in [false, true] {
+        let t0 = Instant::now();
+        let mut cfg = Config::local().with_voters(vec![NodeId(1), NodeId(2), NodeId(3)]);
+        if preempt {
+            cfg.election.preempt_after = Some(cfg.election.timing.lease);
+        }
+        let mut nodes: Vec<Engine> = (1..=3)
+            .map(|i| Engine::new(NodeId(i), addr(i), vec![], cfg.clone(), i, t0).unwrap())
+            .collect();
+        for e in nodes.iter_mut().skip(1) {
+            e.join(t0, &[addr(1)]);
+        }
+        let mut net = Net {
+            down: vec![false; 3],
+            events: vec![Vec::new(); 3],
+            nodes,
+            now: t0,
+        };
+        net.run(Duration::from_secs(2));
+        // Node 3 runs alone first and leads; node 1 joins the race later.
+        let now = net.now;
+        net.node(3).campaign(now, "g").unwrap();
+        net.until(Duration::from_secs(3), |n| n.leaders("g") == vec![3]);
+        let now = net.now;
+        net.node(1).campaign(now, "g").unwrap();
+        net.run(Duration::from_secs(4));
+        let want = if preempt { vec![1] } else { vec![3] };
+        assert_eq!(net.leaders("g"), want, "preempt={preempt}");
+    }
+}

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::lease::UnsafeVariant;
 use super::tally::{Outcome, Tally};
 use super::voter::{Denial, Term, Verdict};
 use crate::wire::NodeId;
@@ -32,6 +33,22 @@ pub struct Timing {
     pub rank_backoff: Duration,
     /// A round undecided after this long is abandoned and retried.
     pub round_timeout: Duration,
+}
+
+impl Timing {
+    /// This timing under an unsafe `variant` (simulation only): without drift
+    /// correction and margin for [`UnsafeVariant::NoDriftMargin`], unchanged otherwise.
+    #[doc(hidden)]
+    pub fn for_variant(&self, variant: Option<UnsafeVariant>) -> Timing {
+        match variant {
+            Some(UnsafeVariant::NoDriftMargin) => Timing {
+                drift: 0.0,
+                margin: Duration::ZERO,
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
 }
 
 /// Why a leadership ended.
@@ -157,6 +174,13 @@ impl Candidacy {
     /// lowest id asks first and the others do not split the votes.
     pub fn set_rank(&mut self, rank: u32) {
         self.rank = rank;
+    }
+
+    /// Changes the number of voters later rounds count a quorum of (the unsafe
+    /// [`UnsafeVariant::GossipQuorum`] only: the voter set is otherwise fixed).
+    #[doc(hidden)]
+    pub fn set_voters(&mut self, voters: usize) {
+        self.voters = voters;
     }
 
     /// This node's rank among the live candidates.
@@ -547,6 +571,24 @@ mod tests {
             c.on_timer(c.next_timer())[..],
             [Action::Request { term: 5, .. }]
         ));
+    }
+
+    #[test]
+    fn no_drift_margin_variant_leads_for_the_whole_lease() {
+        let t0 = Instant::now();
+        let unsafe_timing = timing().for_variant(Some(UnsafeVariant::NoDriftMargin));
+        assert_eq!(timing().for_variant(None), timing());
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, unsafe_timing, 3, 0, 0);
+        let req = c.on_timer(t0);
+        let out = deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
+        assert_eq!(
+            out,
+            vec![Action::Elected {
+                term: 1,
+                deadline: t0 + timing().lease
+            }]
+        );
     }
 
     #[test]

@@ -13,6 +13,53 @@
 
 use std::time::{Duration, Instant};
 
+/// A deliberately unsafe election, for the simulator to show that its checkers catch
+/// what the safe design prevents. Never set it outside a simulation: it is left out of
+/// validation and presets on purpose.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnsafeVariant {
+    /// A restarted voter grants at once instead of waiting out its quarantine, though it
+    /// may have promised before it restarted.
+    NoQuarantine,
+    /// A leader's deadline is `s + L`, with no correction for clock drift and no margin.
+    NoDriftMargin,
+    /// The voters are the members this node sees live, not the fixed voter set: each
+    /// side of a partition finds a "majority" of its own view.
+    GossipQuorum,
+}
+
+impl UnsafeVariant {
+    /// Every variant, in the order the simulator lists them.
+    pub const ALL: [UnsafeVariant; 3] = [
+        UnsafeVariant::NoQuarantine,
+        UnsafeVariant::NoDriftMargin,
+        UnsafeVariant::GossipQuorum,
+    ];
+
+    /// Its name on the simulator's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnsafeVariant::NoQuarantine => "no-quarantine",
+            UnsafeVariant::NoDriftMargin => "no-drift-margin",
+            UnsafeVariant::GossipQuorum => "gossip-quorum",
+        }
+    }
+
+    /// The variant called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// The restart quarantine in force under `variant`.
+pub fn quarantine_for(quarantine: Duration, variant: Option<UnsafeVariant>) -> Duration {
+    match variant {
+        Some(UnsafeVariant::NoQuarantine) => Duration::ZERO,
+        _ => quarantine,
+    }
+}
+
 /// Votes needed out of `voters`: a strict majority.
 pub fn quorum(voters: usize) -> usize {
     voters / 2 + 1
@@ -60,6 +107,25 @@ mod tests {
         assert_eq!(safe_duration(l, 0.0, Duration::ZERO), Some(l));
         assert_eq!(safe_duration(l, 0.5, Duration::from_millis(400)), None);
         assert_eq!(safe_duration(l, 1.0, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn unsafe_variants_by_name_and_quarantine() {
+        for v in UnsafeVariant::ALL {
+            assert_eq!(UnsafeVariant::from_name(v.name()), Some(v));
+        }
+        assert_eq!(UnsafeVariant::from_name("safe"), None);
+        let q = Duration::from_millis(900);
+        assert_eq!(quarantine_for(q, None), q);
+        assert_eq!(
+            quarantine_for(q, Some(UnsafeVariant::GossipQuorum)),
+            q,
+            "only no-quarantine drops it"
+        );
+        assert_eq!(
+            quarantine_for(q, Some(UnsafeVariant::NoQuarantine)),
+            Duration::ZERO
+        );
     }
 
     #[test]

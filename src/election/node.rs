@@ -32,6 +32,10 @@ pub struct ElectionConfig {
     /// its leadership until it fails or resigns, which avoids flapping when a low id
     /// comes and goes). Checked at each renewal.
     pub preempt_after: Option<Duration>,
+    /// A deliberately unsafe election, for the simulator's checkers to catch. Never set
+    /// in production; neither validated nor set by any preset.
+    #[doc(hidden)]
+    pub unsafe_variant: Option<super::lease::UnsafeVariant>,
 }
 
 impl ElectionConfig {
@@ -82,6 +86,7 @@ impl ElectionConfig {
             quarantine: lease,
             max_groups: 1024,
             preempt_after: None,
+            unsafe_variant: None,
         }
     }
 
@@ -344,10 +349,11 @@ impl Election {
                 reason: "an election needs at least one voter".into(),
             });
         }
+        let quarantine = super::lease::quarantine_for(cfg.quarantine, cfg.unsafe_variant);
         let voter = cfg
             .voters
             .contains(&me)
-            .then(|| Voter::new(now, cfg.quarantine, cfg.timing.lease * 2, cfg.max_groups));
+            .then(|| Voter::new(now, quarantine, cfg.timing.lease * 2, cfg.max_groups));
         Ok(Election {
             me,
             voter,
@@ -358,6 +364,17 @@ impl Election {
             queries: BTreeMap::new(),
             next_query: 0,
         })
+    }
+
+    /// Replaces the voter set (the unsafe `GossipQuorum` variant only, which takes the
+    /// members it sees live as the voters; the voter set is otherwise fixed). A node
+    /// votes only if it was a voter from the start.
+    #[doc(hidden)]
+    pub fn set_voters_unsafe(&mut self, voters: Vec<NodeId>) {
+        for c in self.campaigns.values_mut() {
+            c.set_voters(voters.len());
+        }
+        self.cfg.voters = voters;
     }
 
     /// The voter role, if this node votes.
@@ -393,8 +410,8 @@ impl Election {
             return Err(CampaignError::TooManyGroups);
         }
         let voters = self.cfg.voters.len();
-        let c =
-            Candidacy::new(now, self.cfg.timing.clone(), voters, rank, known_term).with_id(self.me);
+        let timing = self.cfg.timing.for_variant(self.cfg.unsafe_variant);
+        let c = Candidacy::new(now, timing, voters, rank, known_term).with_id(self.me);
         self.campaigns.insert(group.to_owned(), c);
         self.handle_timeout(now);
         Ok(())

@@ -401,6 +401,9 @@ impl Engine {
                 self.on_member_event(e);
                 moved = true;
             }
+            if moved {
+                self.unsafe_gossip_quorum();
+            }
             while let Some(bytes) = self.swim.poll_shared() {
                 for e in self.groups.merge_shared(&bytes) {
                     self.emit(Event::Group(e));
@@ -425,6 +428,28 @@ impl Engine {
         self.publish(now);
         for group in std::mem::take(&mut self.renewed) {
             self.check_preemption(now, &group);
+        }
+    }
+
+    /// The deliberately unsafe `GossipQuorum` variant (simulation only): the voters are
+    /// the members this node sees live, so each side of a partition finds a quorum.
+    fn unsafe_gossip_quorum(&mut self) {
+        use crate::election::lease::UnsafeVariant;
+        let Some(e) = self.election.as_mut() else {
+            return;
+        };
+        if e.config().unsafe_variant != Some(UnsafeVariant::GossipQuorum) {
+            return;
+        }
+        let mut live: Vec<NodeId> = self
+            .swim
+            .members()
+            .filter(|m| m.is_live())
+            .map(|m| m.id)
+            .collect();
+        live.sort_unstable();
+        if live != e.config().voters {
+            e.set_voters_unsafe(live);
         }
     }
 

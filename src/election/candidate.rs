@@ -257,9 +257,20 @@ impl Candidacy {
         match &mut self.phase {
             Phase::Waiting { until } if now >= *until => vec![self.ask(now)],
             Phase::Asking { tally, expires, .. } if now >= *expires => {
-                let mut out = release_grants(tally);
+                // No voter but this node answered: perhaps none heard the request, or
+                // this node hears nothing (a one-way cut) while the voters promise it
+                // the group round after round. Release every voter, telling the
+                // candidates they turned away, and wait one round longer to let them in.
+                let silent = !tally.answered_by_other_than(self.me);
+                let (mut out, pause) = match silent {
+                    true => (
+                        vec![Action::ReleaseAll { term: tally.term() }],
+                        self.timing.round_timeout,
+                    ),
+                    false => (release_grants(tally), Duration::ZERO),
+                };
                 self.next_term = self.next_term.max(tally.next_term_hint());
-                let until = now + self.backoff();
+                let until = now + pause + self.backoff();
                 if until <= now {
                     out.push(self.ask(now));
                 } else {
@@ -296,7 +307,12 @@ impl Candidacy {
 
     fn ask(&mut self, now: Instant) -> Action {
         self.round += 1;
+        // Every round asks a term of its own. A release names a holder and a term, and
+        // may arrive after the next round's request: were the term shared, it would
+        // void a promise the next round counts. And a later leadership of this node
+        // (after its lease ran out) gets a fencing token of its own.
         let term = self.next_term;
+        self.next_term = term + 1;
         self.phase = Phase::Asking {
             tally: Tally::new(term, now, self.voters),
             round: self.round,
@@ -541,6 +557,75 @@ mod tests {
     }
 
     #[test]
+    fn a_new_leadership_never_reuses_the_last_term() {
+        // A leader whose renewals go unanswered steps down at its deadline; its next
+        // round must ask a higher term, though the voters still hold its promises (they
+        // would grant the old term again as a renewal): a fencing token names one
+        // leadership only.
+        let t0 = Instant::now();
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        let req = c.on_timer(t0);
+        let out = deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
+        assert!(matches!(out[..], [Action::Elected { term: 1, .. }]));
+        let mut now = t0;
+        while c.leadership().is_some() {
+            now = c.next_timer();
+            c.on_timer(now);
+        }
+        let req = c.on_timer(now);
+        assert!(
+            matches!(req[..], [Action::Request { term: 2, .. }]),
+            "{req:?}"
+        );
+        let out = deliver(&mut c, &mut vs, NodeId(1), now, req[0]);
+        assert!(
+            matches!(out[..], [Action::Elected { term: 2, .. }]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_release_overtaken_by_the_next_round_cannot_void_its_grants() {
+        // Round 1 hears one grant and times out: it releases that voter and asks again
+        // at once. The network delivers the new request before the release. Every
+        // voter the new leader counted must still be bound by its promise.
+        let t0 = Instant::now();
+        let me = NodeId(1);
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0).with_id(me);
+        let Action::Request { term, round } = c.on_timer(t0)[0] else {
+            panic!()
+        };
+        let v = vs[0].request(t0, "g", me, term, timing().lease);
+        assert!(c.on_verdict(t0, NodeId(100), round, v).is_empty());
+        let at = c.next_timer();
+        let out = c.on_timer(at);
+        let released: Vec<Term> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Release { term, .. } => Some(*term),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(released, vec![term], "{out:?}");
+        let req = *out.last().unwrap();
+        let Action::Request { .. } = req else {
+            panic!("{out:?}")
+        };
+        let won = deliver(&mut c, &mut vs, me, at, req);
+        assert!(matches!(won[..], [Action::Elected { .. }]), "{won:?}");
+        vs[0].release("g", me, released[0]);
+        for (i, v) in vs.iter().enumerate() {
+            assert_eq!(
+                v.promise(at, "g").map(|p| p.holder),
+                Some(me),
+                "voter {i} no longer bound"
+            );
+        }
+    }
+
+    #[test]
     fn split_round_releases_its_grants() {
         let t0 = Instant::now();
         let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
@@ -592,13 +677,50 @@ mod tests {
     }
 
     #[test]
-    fn unanswered_round_times_out_and_retries() {
+    fn unanswered_round_times_out_releases_every_voter_and_retries() {
         let t0 = Instant::now();
-        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0).with_id(NodeId(1));
         c.on_timer(t0);
+        // Its own voter's answer does not count: only other voters show it is heard.
+        let grant = Verdict::Granted {
+            lease: timing().lease,
+            raised: true,
+        };
+        assert!(c.on_verdict(t0, NodeId(1), 1, grant).is_empty());
         let at = c.next_timer();
         assert_eq!(at, t0 + timing().round_timeout);
-        assert_eq!(c.on_timer(at), vec![Action::Request { term: 1, round: 2 }]);
+        // Voters may have granted unheard: release them all, tell those turned away.
+        assert_eq!(c.on_timer(at), vec![Action::ReleaseAll { term: 1 }]);
+        let retry = c.next_timer();
+        assert_eq!(retry, at + timing().round_timeout);
+        // With a term of its own: a late release of round 1 cannot touch round 2.
+        assert_eq!(
+            c.on_timer(retry),
+            vec![Action::Request { term: 2, round: 2 }]
+        );
+    }
+
+    #[test]
+    fn a_round_answered_by_some_voter_releases_its_grants_only() {
+        let t0 = Instant::now();
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0).with_id(NodeId(1));
+        c.on_timer(t0);
+        let grant = Verdict::Granted {
+            lease: timing().lease,
+            raised: true,
+        };
+        c.on_verdict(t0, NodeId(2), 1, grant);
+        let at = c.next_timer();
+        assert_eq!(
+            c.on_timer(at),
+            vec![
+                Action::Release {
+                    voter: NodeId(2),
+                    term: 1
+                },
+                Action::Request { term: 2, round: 2 }
+            ]
+        );
     }
 
     #[test]

@@ -66,6 +66,11 @@ impl Tally {
         self.term
     }
 
+    /// Whether a voter other than `me` answered (granted or denied).
+    pub fn answered_by_other_than(&self, me: Option<NodeId>) -> bool {
+        self.answers.keys().any(|v| Some(*v) != me)
+    }
+
     /// Voters that granted (to release if the round is lost).
     pub fn granted(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.answers

@@ -179,6 +179,8 @@ impl Voter {
         match b.promise {
             Some(p) if p.holder == holder && p.term == term => {
                 b.promise = None;
+                // A released term is over: the same holder cannot renew it later.
+                b.highest_holder = None;
                 Some(std::mem::take(&mut b.waiters))
             }
             _ => None,
@@ -274,6 +276,11 @@ mod tests {
         assert_eq!(v.release("g", B, 1), None, "only the holder releases");
         assert_eq!(v.release("g", A, 2), None, "only its own term");
         assert_eq!(v.release("g", A, 1), Some(vec![B]), "B was turned away");
+        assert_eq!(
+            v.request(t0, "g", A, 1, L),
+            Verdict::Denied(Denial::StaleTerm { highest: 1 }),
+            "a released term is not renewed"
+        );
         assert!(granted(v.request(t0, "g", B, 2, L)));
     }
 

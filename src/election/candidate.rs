@@ -241,14 +241,8 @@ impl Candidacy {
             Phase::Waiting { until } => *until,
             Phase::Asking { expires, .. } => *expires,
             Phase::Leading {
-                deadline,
-                renew_at,
-                renewal,
-                ..
-            } => match renewal {
-                Some(_) => *deadline,
-                None => (*renew_at).min(*deadline),
-            },
+                deadline, renew_at, ..
+            } => (*renew_at).min(*deadline),
         }
     }
 
@@ -291,7 +285,9 @@ impl Candidacy {
                 renew_at,
                 renewal,
                 ..
-            } if now >= *renew_at && renewal.is_none() => {
+            } if now >= *renew_at => {
+                // A renewal still undecided (its answers lost) is given up for a new
+                // one: renewing every L/3 leaves room for two to fail.
                 let term = *term;
                 self.round += 1;
                 *renewal = Some((Tally::new(term, now, self.voters), self.round));
@@ -720,6 +716,34 @@ mod tests {
                 },
                 Action::Request { term: 2, round: 2 }
             ]
+        );
+    }
+
+    #[test]
+    fn a_renewal_nobody_answered_is_retried_at_the_next_interval() {
+        let t0 = Instant::now();
+        let me = NodeId(1);
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0).with_id(me);
+        let req = c.on_timer(t0);
+        let out = deliver(&mut c, &mut vs, me, t0, req[0]);
+        let Action::Elected { deadline, .. } = out[0] else {
+            panic!("{out:?}")
+        };
+        // The first renewal's answers are all lost.
+        let t1 = t0 + timing().renew_interval;
+        assert_eq!(c.next_timer(), t1);
+        assert!(matches!(c.on_timer(t1)[..], [Action::Request { .. }]));
+        // One interval later (still before the deadline) it asks again, and that
+        // renewal extends the leadership.
+        let t2 = t1 + timing().renew_interval;
+        assert!(t2 < deadline);
+        assert_eq!(c.next_timer(), t2);
+        let req = c.on_timer(t2);
+        let out = deliver(&mut c, &mut vs, me, t2, req[0]);
+        assert!(
+            matches!(out[..], [Action::Renewed { deadline: d, .. }] if d > deadline),
+            "{out:?}"
         );
     }
 

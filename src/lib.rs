@@ -108,6 +108,8 @@ pub mod wire;
 #[cfg(feature = "runtime")]
 pub mod identity;
 #[cfg(feature = "runtime")]
+pub mod leader;
+#[cfg(feature = "runtime")]
 pub mod node;
 #[cfg(feature = "runtime")]
 pub mod runtime;
@@ -123,6 +125,8 @@ pub use wire::{Incarnation, NodeId, State};
 
 #[cfg(feature = "runtime")]
 pub use identity::{ClusterCa, Identity, IdentityError};
+#[cfg(feature = "runtime")]
+pub use leader::{Campaign, LeaderChanges, Leadership};
 #[cfg(feature = "runtime")]
 pub use node::{
     query_status, EventStream, MemberStatus, Node, NodeConfig, NodeError, StatusReport,

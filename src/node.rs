@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, Runtime, TokioRuntime};
@@ -17,11 +18,15 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::election::{CampaignError, QueryError};
 use crate::engine::{Engine, Event};
+use crate::groups::GroupError;
 use crate::identity::{Identity, IdentityError};
-use crate::runtime::driver::{Command, Driver, Inputs, Outputs};
+use crate::runtime::driver::{Command, Driver, GroupOp, Inputs, Outputs};
+use crate::runtime::elect::Elections;
 use crate::runtime::faults::{Faults, FaultySocket};
 use crate::runtime::shared::{Shared, Snapshot, Timings, TransportStats};
+use crate::runtime::terms::TermStore;
 use crate::runtime::transport::{client_config, server_config, Transport};
 use crate::swim::{Member, MetadataError, Stats};
 use crate::wire::NodeId;
@@ -32,8 +37,6 @@ pub use crate::runtime::status::{query_status, MemberStatus, StatusReport};
 const FRAME_CHANNEL: usize = 1024;
 /// Capacity of the connection-event channel.
 const CONN_CHANNEL: usize = 256;
-/// Capacity of the command channel.
-const CMD_CHANNEL: usize = 64;
 
 /// Bytes of stream frames read at once: two of the largest frames (so one large frame
 /// never waits for itself), within what a semaphore counts.
@@ -76,12 +79,44 @@ pub enum NodeError {
     /// [`NodeConfig::advertise`].
     #[error("cannot advertise {0}: set NodeConfig::advertise to an address peers can reach")]
     Advertise(SocketAddr),
+    /// The data directory or the terms file in it cannot be used (unreadable, or
+    /// corrupt: `reason` says where); nothing was started.
+    #[error("data directory: {path}: {reason}")]
+    DataDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The metadata was refused; nothing changed.
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     /// The node has stopped (shut down, left, or its task ended); nothing was done.
     #[error("the node has stopped")]
     Stopped,
+    /// A group operation was refused (tooz's error cases); nothing changed.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// A campaign could not start; nothing changed.
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
+    /// A quorum-confirmed leader query gave no answer; nothing changed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The campaign for this group was resigned (through its [`crate::Leadership`]):
+    /// this node no longer runs for it.
+    #[error("the campaign for group {0:?} was resigned")]
+    Resigned(String),
+    /// The leadership ended (lease not renewed, node stopped) before the task run
+    /// under it finished ([`Node::run`]); the task was dropped and the campaign
+    /// resigned.
+    #[error("leadership of group {group:?} (term {term}) was lost")]
+    Lost {
+        /// The group.
+        group: String,
+        /// The term that ended.
+        term: crate::election::Term,
+    },
     /// A status query could not connect (unreachable, or not of the same cluster CA).
     #[error("cannot query {addr}: {reason}")]
     Connect {
@@ -137,6 +172,13 @@ pub struct NodeConfig {
     pub event_capacity: usize,
     /// Fault injection on this node's socket (tests). Default none.
     pub faults: Option<Faults>,
+    /// A directory for the node's durable state (created if missing). Default none.
+    /// A voter records there the highest term it granted per group (the file `terms`,
+    /// at most `config.election.max_groups` groups), and after a restart never grants
+    /// a term at or below one it granted before. Without it the restart quarantine
+    /// and gossip still protect the common cases, but a voter restarted while nobody
+    /// leads could grant a term again.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -153,6 +195,7 @@ impl NodeConfig {
             metadata: Vec::new(),
             event_capacity: 1024,
             faults: None,
+            data_dir: None,
         }
     }
 }
@@ -212,11 +255,11 @@ impl EventStream {
 pub struct Node {
     id: NodeId,
     local_addr: SocketAddr,
-    cmds: mpsc::Sender<Command>,
+    pub(crate) cmds: mpsc::UnboundedSender<Command>,
     events: broadcast::Receiver<Event>,
     /// Subscribed at start, handed to the first [`Node::events`] caller.
     first_events: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub(crate) snapshot: watch::Receiver<Arc<Snapshot>>,
     stats: watch::Receiver<Stats>,
     shared: Arc<Shared>,
     driver: JoinHandle<()>,
@@ -291,19 +334,43 @@ impl Node {
             addr: local,
             source,
         })?;
+        let terms = Self::restore_terms(&cfg, &mut engine)?;
         engine.join(now, &cfg.seeds);
-        Ok(Self::spawn(cfg, engine, endpoint, client, local, advertise))
+        let elections = Elections::new(terms);
+        Ok(Self::spawn(
+            cfg, engine, elections, endpoint, client, local, advertise,
+        ))
+    }
+
+    /// Reads the terms this node granted before, if it has a data directory.
+    fn restore_terms(
+        cfg: &NodeConfig,
+        engine: &mut Engine,
+    ) -> Result<Option<TermStore>, NodeError> {
+        let Some(dir) = &cfg.data_dir else {
+            return Ok(None);
+        };
+        let store = TermStore::open(dir, cfg.config.election.max_groups)
+            .map_err(|(path, reason)| NodeError::DataDir { path, reason })?;
+        for (group, term) in store.terms() {
+            engine.restore_term(group, *term);
+        }
+        Ok(Some(store))
     }
 
     fn spawn(
         cfg: NodeConfig,
         engine: Engine,
+        elections: Elections,
         endpoint: Endpoint,
         client: quinn::ClientConfig,
         local: SocketAddr,
         advertise: SocketAddr,
     ) -> Node {
-        let (cmd_tx, cmds) = mpsc::channel(CMD_CHANNEL);
+        // Unbounded so that a campaign handle's drop can resign without waiting, in
+        // order with the commands before it; every other command awaits its answer, so
+        // the queue holds at most one command per caller.
+        let (cmd_tx, cmds) = mpsc::unbounded_channel();
         let (frame_tx, frames) = mpsc::channel(FRAME_CHANNEL);
         let (conn_tx, conn_events) = mpsc::channel(CONN_CHANNEL);
         let (events, events_rx) = broadcast::channel(cfg.event_capacity.max(1));
@@ -311,6 +378,7 @@ impl Node {
             addr: advertise,
             incarnation: 0,
             members: engine.members().collect(),
+            groups: Arc::default(),
         }));
         let (stats, stats_rx) = watch::channel(engine.stats());
         let shared = Arc::new(Shared {
@@ -339,7 +407,9 @@ impl Node {
             snapshot,
             stats,
         };
-        let driver = Driver::new(engine, advertise, transport, &shared, inputs, outputs);
+        let driver = Driver::new(
+            engine, advertise, transport, &shared, inputs, outputs, elections,
+        );
         tracing::info!(id = %cfg.id, %local, %advertise, seeds = ?cfg.seeds, "node started");
         Node {
             id: cfg.id,
@@ -429,8 +499,95 @@ impl Node {
         let _ = self.driver.await;
     }
 
-    async fn command(&self, cmd: Command) -> Result<(), NodeError> {
-        self.cmds.send(cmd).await.map_err(|_| NodeError::Stopped)
+    pub(crate) async fn command(&self, cmd: Command) -> Result<(), NodeError> {
+        self.cmds.send(cmd).map_err(|_| NodeError::Stopped)
+    }
+
+    /// A new subscription to events from now on (never the start-up one).
+    pub(crate) fn subscribe(&self) -> EventStream {
+        EventStream {
+            rx: self.events.resubscribe(),
+            lagged: 0,
+        }
+    }
+
+    // ---- groups (tooz) ----
+
+    /// Creates `group` (tooz `create_group`). Every node learns it through gossip.
+    pub async fn create_group(&self, group: &str) -> Result<(), NodeError> {
+        self.group_op(group, GroupOp::Create).await
+    }
+
+    /// Deletes `group` (tooz `delete_group`); refused while it has members in this
+    /// node's view.
+    pub async fn delete_group(&self, group: &str) -> Result<(), NodeError> {
+        self.group_op(group, GroupOp::Delete).await
+    }
+
+    /// Joins `group` with `capabilities` (tooz `join_group`). The group must exist.
+    /// The membership lasts until [`Node::leave_group`], or until this node leaves or
+    /// fails.
+    pub async fn join_group(&self, group: &str, capabilities: Vec<u8>) -> Result<(), NodeError> {
+        self.group_op(group, GroupOp::Join(capabilities)).await
+    }
+
+    /// Leaves `group` (tooz `leave_group`).
+    pub async fn leave_group(&self, group: &str) -> Result<(), NodeError> {
+        self.group_op(group, GroupOp::Leave).await
+    }
+
+    /// Replaces this node's capabilities in `group` (tooz `update_capabilities`).
+    pub async fn update_capabilities(
+        &self,
+        group: &str,
+        capabilities: Vec<u8>,
+    ) -> Result<(), NodeError> {
+        self.group_op(group, GroupOp::Update(capabilities)).await
+    }
+
+    async fn group_op(&self, group: &str, op: GroupOp) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        let group = group.to_owned();
+        self.command(Command::Group { group, op, reply }).await?;
+        rx.await
+            .map_err(|_| NodeError::Stopped)?
+            .map_err(Into::into)
+    }
+
+    /// Every existing group (tooz `get_groups`), in name order. A snapshot: it never
+    /// waits, and it includes this node's own changes once their call returned.
+    pub fn groups(&self) -> Vec<String> {
+        self.snapshot
+            .borrow()
+            .groups
+            .groups
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The members of `group` with their capabilities, by id (tooz `get_members`). A
+    /// snapshot: it never waits. [`GroupError::NotCreated`] when the group does not
+    /// exist in this node's view.
+    pub fn group_members(&self, group: &str) -> Result<Vec<(NodeId, Vec<u8>)>, NodeError> {
+        self.snapshot
+            .borrow()
+            .groups
+            .groups
+            .get(group)
+            .cloned()
+            .ok_or_else(|| GroupError::NotCreated(group.to_owned()).into())
+    }
+
+    /// One member's capabilities in `group` (tooz `get_member_capabilities`). A
+    /// snapshot: [`GroupError::NotCreated`] or [`GroupError::NotJoined`] when the group
+    /// or the member is not in this node's view.
+    pub fn member_capabilities(&self, group: &str, member: NodeId) -> Result<Vec<u8>, NodeError> {
+        self.group_members(group)?
+            .into_iter()
+            .find(|(id, _)| *id == member)
+            .map(|(_, caps)| caps)
+            .ok_or_else(|| GroupError::NotJoined(group.to_owned()).into())
     }
 
     /// The protocol's counters (frames, drops, impersonations, ...).

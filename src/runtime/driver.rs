@@ -15,15 +15,18 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 
 use super::conn::code;
-use super::shared::{ConnEvent, Inbound, Shared, Snapshot, Timings};
+use super::elect::{Elections, QueryReply, Started};
+use super::shared::{ConnEvent, GroupView, Inbound, Shared, Snapshot, Timings};
 use super::transport::Transport;
+use crate::election::CampaignError;
 use crate::engine::{Engine, Event};
-use crate::swim::{MetadataError, Stats};
+use crate::groups::GroupError;
+use crate::swim::{MemberEvent, MetadataError, Stats};
 
 /// Most frames handled in one go before the driver looks at its other inputs.
 const FRAME_BATCH: usize = 64;
 
-/// A request from the [`crate::Node`] handle.
+/// A request from the [`crate::Node`] handle (or a campaign handle).
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Publish new metadata.
@@ -31,10 +34,40 @@ pub(crate) enum Command {
         meta: Vec<u8>,
         reply: oneshot::Sender<Result<(), MetadataError>>,
     },
+    /// A group operation.
+    Group {
+        group: String,
+        op: GroupOp,
+        reply: oneshot::Sender<Result<(), GroupError>>,
+    },
+    /// Start running for a group (`once`: a lock, ended with its first leadership).
+    Campaign {
+        group: String,
+        once: bool,
+        reply: oneshot::Sender<Result<Started, CampaignError>>,
+    },
+    /// Stop campaign `id` for `group` (a no-op when it already ended).
+    Resign {
+        group: String,
+        id: u64,
+        reply: Option<oneshot::Sender<()>>,
+    },
+    /// Ask the voters who leads `group`.
+    QueryLeader { group: String, reply: QueryReply },
     /// Leave gracefully, then stop.
     Leave { reply: oneshot::Sender<()> },
     /// Stop now.
     Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A group operation (tooz's).
+#[derive(Debug)]
+pub(crate) enum GroupOp {
+    Create,
+    Delete,
+    Join(Vec<u8>),
+    Leave,
+    Update(Vec<u8>),
 }
 
 /// The channels the driver publishes on.
@@ -48,7 +81,7 @@ pub(crate) struct Outputs {
 /// The channels the driver reads.
 #[derive(Debug)]
 pub(crate) struct Inputs {
-    pub cmds: mpsc::Receiver<Command>,
+    pub cmds: mpsc::UnboundedReceiver<Command>,
     pub frames: mpsc::Receiver<Inbound>,
     pub conn_events: mpsc::Receiver<ConnEvent>,
 }
@@ -74,6 +107,10 @@ pub(crate) struct Driver {
     outputs: Outputs,
     dirty: bool,
     leaving: Option<Leaving>,
+    elections: Elections,
+    /// The group view published last, and whether it must be rebuilt.
+    groups: Arc<GroupView>,
+    groups_dirty: bool,
 }
 
 fn now_std() -> std::time::Instant {
@@ -88,6 +125,7 @@ impl Driver {
         shared: &Shared,
         inputs: Inputs,
         outputs: Outputs,
+        elections: Elections,
     ) -> Self {
         Driver {
             engine,
@@ -98,6 +136,9 @@ impl Driver {
             outputs,
             dirty: true,
             leaving: None,
+            elections,
+            groups: Arc::default(),
+            groups_dirty: true,
         }
     }
 
@@ -150,29 +191,79 @@ impl Driver {
     }
 
     fn on_command(&mut self, cmd: Command) -> Option<Exit> {
+        let now = now_std();
         match cmd {
             Command::SetMetadata { meta, reply } => {
-                let result = self.engine.set_metadata(now_std(), meta);
+                let result = self.engine.set_metadata(now, meta);
                 self.dirty = true;
                 let _ = reply.send(result);
             }
-            Command::Leave { reply } => match &mut self.leaving {
-                Some(leaving) => leaving.replies.push(reply),
-                None => {
-                    tracing::info!(id = %self.engine.id(), "leaving the cluster");
-                    self.engine.leave(now_std());
-                    let now = Instant::now();
-                    self.leaving = Some(Leaving {
-                        linger_until: now + self.timings.leave_linger,
-                        deadline: now + self.timings.leave_timeout,
-                        replies: vec![reply],
-                    });
-                    self.dirty = true;
+            Command::Group { group, op, reply } => {
+                let result = self.group_op(now, &group, op);
+                // Publish before answering: the caller's next snapshot read sees it.
+                self.groups_dirty = true;
+                self.dirty = true;
+                self.flush();
+                let _ = reply.send(result);
+            }
+            Command::Campaign { group, once, reply } => {
+                let result = self.elections.campaign(&mut self.engine, now, &group, once);
+                self.groups_dirty = true;
+                self.dirty = true;
+                let _ = reply.send(result);
+            }
+            Command::Resign { group, id, reply } => {
+                self.elections.resign(&mut self.engine, now, &group, id);
+                self.groups_dirty = true;
+                self.dirty = true;
+                self.flush();
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
                 }
-            },
+            }
+            Command::QueryLeader { group, reply } => {
+                self.elections.query(&mut self.engine, now, &group, reply);
+            }
+            Command::Leave { reply } => self.on_leave(now, reply),
             Command::Shutdown { reply } => return Some(Exit::Shutdown(Some(reply))),
         }
         None
+    }
+
+    fn group_op(
+        &mut self,
+        now: std::time::Instant,
+        group: &str,
+        op: GroupOp,
+    ) -> Result<(), GroupError> {
+        let e = &mut self.engine;
+        match op {
+            GroupOp::Create => e.create_group(now, group),
+            GroupOp::Delete => e.delete_group(now, group),
+            GroupOp::Join(caps) => e.join_group(now, group, caps),
+            GroupOp::Leave => e.leave_group(now, group),
+            GroupOp::Update(caps) => e.update_capabilities(now, group, caps),
+        }
+    }
+
+    fn on_leave(&mut self, now: std::time::Instant, reply: oneshot::Sender<()>) {
+        if let Some(leaving) = &mut self.leaving {
+            leaving.replies.push(reply);
+            return;
+        }
+        tracing::info!(id = %self.engine.id(), "leaving the cluster");
+        // The campaign handles learn first that they no longer lead; then the engine
+        // resigns every candidacy (the releases go out with the next flush, and the
+        // node lingers until they are sent) and announces the departure.
+        self.elections.stop();
+        self.engine.leave(now);
+        let at = Instant::now();
+        self.leaving = Some(Leaving {
+            linger_until: at + self.timings.leave_linger,
+            deadline: at + self.timings.leave_timeout,
+            replies: vec![reply],
+        });
+        self.dirty = true;
     }
 
     fn on_frame(&mut self, f: Inbound) {
@@ -187,16 +278,29 @@ impl Driver {
         }
     }
 
-    /// Executes the engine's outputs.
+    /// Executes the engine's outputs: events first (a granted term is persisted before
+    /// the grant leaves, a leadership that ended is reported before the releases go
+    /// out), then transmits.
     fn flush(&mut self) {
+        while let Some(e) = self.engine.poll_event() {
+            self.dirty = true;
+            match &e {
+                Event::Leadership(le) => {
+                    self.elections.on_event(&mut self.engine, now_std(), le);
+                }
+                Event::Group(_)
+                | Event::Leader(_)
+                | Event::Member(MemberEvent::Failed { .. } | MemberEvent::Left { .. }) => {
+                    self.groups_dirty = true;
+                }
+                _ => {}
+            }
+            // No subscriber is fine; a lagging one loses its oldest events.
+            let _ = self.outputs.events.send(e);
+        }
         let now = Instant::now();
         while let Some(t) = self.engine.poll_transmit() {
             self.transport.send(t, now);
-        }
-        while let Some(e) = self.engine.poll_event() {
-            self.dirty = true;
-            // No subscriber is fine; a lagging one loses its oldest events.
-            let _ = self.outputs.events.send(e);
         }
         if self.dirty {
             self.dirty = false;
@@ -205,10 +309,14 @@ impl Driver {
     }
 
     fn publish(&mut self) {
+        if std::mem::take(&mut self.groups_dirty) {
+            self.groups = Arc::new(GroupView::of(&self.engine));
+        }
         let snap = Snapshot {
             addr: self.addr,
             incarnation: self.engine.swim().incarnation(),
             members: self.engine.members().collect(),
+            groups: self.groups.clone(),
         };
         self.outputs.snapshot.send_replace(Arc::new(snap));
         let stats = self.engine.stats();
@@ -232,6 +340,7 @@ impl Driver {
     }
 
     async fn stop(mut self, exit: Exit) {
+        self.elections.stop();
         self.publish();
         match exit {
             Exit::Shutdown(reply) => {

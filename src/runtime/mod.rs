@@ -18,11 +18,13 @@
 
 pub(crate) mod conn;
 pub(crate) mod driver;
+pub(crate) mod elect;
 pub mod faults;
 mod frame;
 pub(crate) mod pool;
 pub(crate) mod shared;
 pub(crate) mod status;
+pub(crate) mod terms;
 pub(crate) mod tls;
 pub(crate) mod transport;
 

@@ -1,6 +1,7 @@
 //! State shared between the driver and the tasks it spawns: counters, the membership
 //! snapshot, and the channels into the driver.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::election::Term;
 use crate::swim::Member;
 use crate::wire::{Incarnation, NodeId};
 
@@ -50,6 +52,32 @@ pub(crate) struct Snapshot {
     pub addr: SocketAddr,
     pub incarnation: Incarnation,
     pub members: Vec<Member>,
+    /// Groups and gossiped leaders (rebuilt only when they change).
+    pub groups: Arc<GroupView>,
+}
+
+/// The groups as this node sees them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct GroupView {
+    /// Every existing group with its members and their capabilities, by id.
+    pub groups: BTreeMap<String, Vec<(NodeId, Vec<u8>)>>,
+    /// The gossiped leader of every group that has one (lock groups included).
+    pub leaders: BTreeMap<String, (NodeId, Term)>,
+}
+
+impl GroupView {
+    /// The view of `engine`.
+    pub fn of(engine: &crate::engine::Engine) -> Self {
+        let groups = engine
+            .group_list()
+            .into_iter()
+            .filter_map(|g| engine.group_members(&g).ok().map(|m| (g, m)))
+            .collect();
+        GroupView {
+            groups,
+            leaders: engine.groups().leaders(),
+        }
+    }
 }
 
 /// Counters of the transport (the protocol's own are in [`crate::Stats`]).

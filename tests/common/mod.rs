@@ -157,3 +157,36 @@ pub async fn send_raw_stream(conn: &quinn::Connection, bytes: &[u8]) -> Result<(
     s.finish()?;
     Ok(())
 }
+
+/// [`config`] with elections on: `voters` vote.
+pub fn voter_config(voters: &[u64]) -> Config {
+    config().with_voters(voters.iter().map(|v| NodeId(*v)).collect())
+}
+
+/// Starts node `id` with protocol config `config`.
+pub async fn start_with(ca: &ClusterCa, id: u64, seeds: &[SocketAddr], config: &Config) -> Node {
+    let mut cfg = node_config(ca, id, seeds);
+    cfg.config = config.clone();
+    Node::start(cfg).await.unwrap()
+}
+
+/// Starts nodes `1..=n` with `config`, every one seeded with node 1, and waits until
+/// they all see each other.
+pub async fn cluster_with(ca: &ClusterCa, n: u64, config: &Config) -> Result<Vec<Node>> {
+    let first = start_with(ca, 1, &[], config).await;
+    let seed = [first.local_addr()];
+    let mut nodes = vec![first];
+    for id in 2..=n {
+        nodes.push(start_with(ca, id, &seed, config).await);
+    }
+    wait_converged(&nodes).await?;
+    Ok(nodes)
+}
+
+/// `fut`, failing after [`DEADLINE`] with `what`.
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> Result<T> {
+    match tokio::time::timeout(DEADLINE, fut).await {
+        Ok(v) => Ok(v),
+        Err(_) => bail!("timed out waiting until {what}"),
+    }
+}

@@ -4,9 +4,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use quorate::election::lease::UnsafeVariant;
 use quorate::Config;
 
 use crate::check::false_dead_budget;
+use crate::elections;
 use crate::net::{Cut, NodeIdx};
 use crate::scenario::{Action, Cond, Outcome, Scenario, Step};
 
@@ -25,6 +27,9 @@ pub struct Params {
     pub config: Config,
     /// Report progress of long runs on stderr.
     pub progress: bool,
+    /// A deliberately unsafe election (election scenarios only), for the checkers to
+    /// catch.
+    pub variant: Option<UnsafeVariant>,
 }
 
 impl Params {
@@ -37,6 +42,7 @@ impl Params {
             duration: None,
             config: Config::lan(),
             progress: false,
+            variant: None,
         }
     }
 }
@@ -48,6 +54,10 @@ pub struct Entry {
     pub name: &'static str,
     /// One line about it.
     pub about: &'static str,
+    /// Cluster size unless one is asked for.
+    pub nodes: usize,
+    /// Whether it runs elections (and takes `--break`).
+    pub election: bool,
     run: fn(&Params, &mut Exec<'_>) -> Outcome,
 }
 
@@ -86,39 +96,124 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         name: "converge",
         about: "N nodes join through one seed; converged_ms: until every view is complete",
+        nodes: 32,
+        election: false,
         run: converge,
     },
     Entry {
         name: "crash",
         about: "one node crashes; first_detect_ms / all_detect_ms: until one / every node \
                 has it dead",
+        nodes: 32,
+        election: false,
         run: crash,
     },
     Entry {
         name: "loss",
         about: "steady state under datagram loss (default 10%, 10 min); false_dead: live \
                 members declared dead",
+        nodes: 32,
+        election: false,
         run: loss,
     },
     Entry {
         name: "partition-heal",
         about: "two halves cut for 60 s then healed; heal_ms: to one complete view after \
                 healing",
+        nodes: 32,
+        election: false,
         run: partition_heal,
     },
     Entry {
         name: "slow-node",
         about: "one node handles messages late, with Lifeguard on and off; false suspicions \
                 and deaths of healthy nodes",
+        nodes: 32,
+        election: false,
         run: slow_node,
     },
     Entry {
         name: "flaky",
         about: "restart, pause, one-way and partial cuts, duplication, reordering and clock \
                 drift together; the cluster must converge after each",
+        nodes: 32,
+        election: false,
         run: flaky,
     },
+    Entry {
+        name: "leader-crash",
+        about: "election: the leader crashes, twice; crash_failover_ms: crash to new leader",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::leader_crash(p)),
+    },
+    Entry {
+        name: "leader-isolated",
+        about: "election: the leader on the minority side of a partition, then cut off alone",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::leader_isolated(p)),
+    },
+    Entry {
+        name: "partial-partition",
+        about: "election: the lowest id reaches some nodes but not a quorum of voters",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::partial_partition(p)),
+    },
+    Entry {
+        name: "one-way-partition",
+        about: "election: the leader goes mute (sends nothing), then the next goes deaf",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::one_way_partition(p)),
+    },
+    Entry {
+        name: "voter-restart",
+        about: "election: voters restart one by one, then all but the cut-off leader at once",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::voter_restart(p)),
+    },
+    Entry {
+        name: "clock-drift",
+        about: "election: every clock within ±5% (ρ = 5%), worst case for the first leader",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::clock_drift(p)),
+    },
+    Entry {
+        name: "leader-pause",
+        about: "election: the leader stalls longer than its lease (and once shorter)",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::leader_pause(p)),
+    },
+    Entry {
+        name: "flapping-lowest",
+        about: "election: the lowest id keeps crashing and coming back",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::flapping_lowest(p)),
+    },
+    Entry {
+        name: "election-loss",
+        about: "election: 30% datagram loss for 60 s (`loss` is the membership scenario)",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::election_loss(p)),
+    },
+    Entry {
+        name: "chaos",
+        about: "election: a random mix of every fault, drawn from the seed",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&elections::chaos(p)),
+    },
 ];
+
+/// Default cluster size of the election scenarios: five voters and four other nodes.
+pub const ELECTION_NODES: usize = 9;
 
 /// The named scenario, if it exists.
 pub fn find(name: &str) -> Option<&'static Entry> {
@@ -131,7 +226,7 @@ fn spread(n: usize) -> Duration {
 }
 
 /// Generous bound for convergence: grows with the cluster and its push-pull period.
-fn converge_within(p: &Params) -> Duration {
+pub fn converge_within(p: &Params) -> Duration {
     let c = &p.config;
     Duration::from_secs(60) + c.push_pull_interval_for(p.nodes) * 4
 }

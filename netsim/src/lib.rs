@@ -11,11 +11,14 @@
 //! - [`scenario`]: scenarios as data (a builder of scripted steps) and their runner;
 //! - [`check`]: checkers (properties that must hold) and metrics;
 //! - [`catalogue`]: the named scenarios of the command line;
+//! - [`elect`], [`elections`]: the election checkers and scenarios;
 //! - [`bench`]: the benchmark table.
 
 pub mod bench;
 pub mod catalogue;
 pub mod check;
+pub mod elect;
+pub mod elections;
 pub mod net;
 pub mod scenario;
 pub mod sim;

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use quorate::election::lease::UnsafeVariant;
 use quorate::Config;
 use quorate_netsim::bench::{self, BenchOpts};
 use quorate_netsim::catalogue::{self, Params, CATALOGUE};
+use quorate_netsim::elections;
 use quorate_netsim::{outcome_json, replay_command, Outcome};
 
 /// Deterministic network simulator for quorate: partition testing, fault injection and
@@ -80,9 +82,9 @@ enum Cmd {
 
 #[derive(Args, Debug, Clone)]
 struct RunOpts {
-    /// Cluster size.
-    #[arg(long, default_value_t = 32)]
-    nodes: usize,
+    /// Cluster size (default: 32; 9 for the election scenarios).
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -104,6 +106,10 @@ struct RunOpts {
     /// Reports the progress of long runs on stderr.
     #[arg(long)]
     progress: bool,
+    /// Runs a deliberately unsafe election variant (see `list`), which the checkers
+    /// must catch; election scenarios only.
+    #[arg(long = "break", value_name = "VARIANT")]
+    unsafe_variant: Option<String>,
 }
 
 /// Every node holds a record of every other: memory grows with the square of the
@@ -150,32 +156,45 @@ fn preset(name: &str) -> Result<Config> {
 }
 
 impl RunOpts {
-    fn params(&self, seed: u64) -> Result<Params> {
+    fn params(&self, entry: &catalogue::Entry, seed: u64) -> Result<Params> {
         if let Some(l) = self.loss {
             if !(0.0..1.0).contains(&l) {
                 bail!("--loss is a fraction in [0, 1), got {l}");
             }
         }
-        if self.nodes < 2 {
+        let nodes = self.nodes.unwrap_or(entry.nodes);
+        if nodes < 2 {
             bail!("--nodes must be at least 2");
         }
-        check_memory(self.nodes, self.force)?;
+        check_memory(nodes, self.force)?;
         let mut config = preset(&self.preset)?;
         config.lifeguard = !self.no_lifeguard;
         config.validate()?;
+        let variant = match self.unsafe_variant.as_deref() {
+            None => None,
+            Some(_) if !entry.election => {
+                bail!("--break applies to the election scenarios only (see `list`)")
+            }
+            Some(name) => Some(UnsafeVariant::from_name(name).with_context(|| {
+                let names: Vec<_> = UnsafeVariant::ALL.iter().map(|v| v.name()).collect();
+                format!("unknown variant {name:?}; known: {}", names.join(", "))
+            })?),
+        };
         Ok(Params {
-            nodes: self.nodes,
+            nodes,
             seed,
             loss: self.loss,
             duration: self.duration.map(Duration::from_secs_f64),
             config,
             progress: self.progress,
+            variant,
         })
     }
 }
 
-fn replay(name: &str, o: &RunOpts, seed: u64) -> String {
-    let mut c = replay_command(name, o.nodes, seed, o.loss);
+fn replay(entry: &catalogue::Entry, o: &RunOpts, seed: u64) -> String {
+    let name = entry.name;
+    let mut c = replay_command(name, o.nodes.unwrap_or(entry.nodes), seed, o.loss);
     if let Some(d) = o.duration {
         c.push_str(&format!(" --duration {d}"));
     }
@@ -187,6 +206,9 @@ fn replay(name: &str, o: &RunOpts, seed: u64) -> String {
     }
     if o.force {
         c.push_str(" --force");
+    }
+    if let Some(v) = &o.unsafe_variant {
+        c.push_str(&format!(" --break {v}"));
     }
     c
 }
@@ -220,7 +242,18 @@ fn real_main() -> Result<ExitCode> {
     match cli.cmd {
         Cmd::List => {
             for e in CATALOGUE {
-                println!("{:<16} {}", e.name, e.about);
+                println!("{:<18} {}", e.name, e.about);
+            }
+            println!();
+            println!("Unsafe election variants (run <scenario> --break <variant>), each caught");
+            println!("by the checkers in the scenario named:");
+            for v in UnsafeVariant::ALL {
+                println!(
+                    "{:<18} {} (caught in {})",
+                    v.name(),
+                    elections::about_variant(v),
+                    elections::showcase(v)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -281,7 +314,7 @@ fn run(
     trace: Option<std::path::PathBuf>,
 ) -> Result<ExitCode> {
     let entry = find(name)?;
-    let p = opts.params(opts.seed)?;
+    let p = opts.params(entry, opts.seed)?;
     let o = match trace {
         Some(path) => {
             let f = std::fs::File::create(&path)
@@ -305,7 +338,7 @@ fn run(
     eprintln!(
         "seed {} failed; replay: {}",
         opts.seed,
-        replay(name, opts, opts.seed)
+        replay(entry, opts, opts.seed)
     );
     Ok(ExitCode::from(1))
 }
@@ -314,15 +347,21 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
     let entry = find(name)?;
     let total = seeds.end - seeds.start;
     let mut failed = Vec::new();
+    let mut seen: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for seed in seeds {
-        let p = opts.params(seed)?;
+        let p = opts.params(entry, seed)?;
         let o = entry.run(&p);
         if json {
             println!("{}", outcome_json(&o, opts.loss));
         }
+        for k in SWEPT {
+            if let Some(v) = o.num(k) {
+                seen.entry(k).or_default().push(v);
+            }
+        }
         if !o.violations.is_empty() {
             println!("seed {seed} FAILED: {}", o.violations.join("; "));
-            println!("  replay: {}", replay(name, opts, seed));
+            println!("  replay: {}", replay(entry, opts, seed));
             failed.push(seed);
         }
     }
@@ -336,9 +375,36 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
             format!(" ({failed:?})")
         }
     );
+    for (k, mut v) in seen {
+        v.sort_by(f64::total_cmp);
+        let (lo, hi) = (v[0], v[v.len() - 1]);
+        println!(
+            "  {k}: median {}, min {lo}, max {hi} ({} runs)",
+            v[v.len() / 2],
+            v.len()
+        );
+    }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
+
+/// Metrics a sweep summarises (median, min, max) when the scenario reports them.
+const SWEPT: &[&str] = &[
+    "failover_ms",
+    "crash_failover_ms",
+    "partial_failover_ms",
+    "mute_failover_ms",
+    "deaf_failover_ms",
+    "isolated_failover_ms",
+    "pause_failover_ms",
+    "leader_time_pct",
+    "leader_changes",
+    "leaders_max_concurrent",
+    "converged_ms",
+    "first_detect_ms",
+    "all_detect_ms",
+    "heal_ms",
+];

@@ -16,12 +16,14 @@
 //! assert!(out.violations.is_empty(), "{:?}", out.violations);
 //! ```
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use quorate::Config;
+use quorate::{Config, ElectionEvent};
 use serde_json::Value;
 
 use crate::check::{self, Checker, Report};
+use crate::elect::{LeaderCheck, LeaderFault};
 use crate::net::{Cut, Net, NodeIdx};
 use crate::sim::{NetStats, Sim};
 use crate::trace::mix;
@@ -74,6 +76,14 @@ pub enum Action {
         /// Rate error.
         ppm: i64,
     },
+    /// The node runs for leadership of the scenario's group.
+    Campaign(NodeIdx),
+    /// Every running node runs for leadership of the scenario's group.
+    CampaignAll,
+    /// The node stops running for the scenario's group (a leader steps down).
+    Resign(NodeIdx),
+    /// Every crashed node starts again (and campaigns, when the scenario has a group).
+    RestartDown,
 }
 
 /// A condition a script waits for.
@@ -85,16 +95,31 @@ pub enum Cond {
     DetectedByAny(NodeIdx),
     /// No running node sees the node as live.
     DetectedByAll(NodeIdx),
+    /// Some running node holds an unexpired leadership of the group.
+    Leader(String),
+    /// Some running node holds an unexpired leadership of the group other than the
+    /// one in force at the last [`Step::Mark`] (a failover happened).
+    NewLeader(String),
+    /// Some running node other than this one holds an unexpired leadership.
+    LeaderNot(String, NodeIdx),
 }
 
 impl Cond {
-    /// Whether it holds now.
-    pub fn holds(&self, sim: &Sim) -> bool {
+    /// Whether it holds now, the leadership in force at the last mark being `marked`.
+    pub fn holds(&self, sim: &Sim, marked: Option<(NodeIdx, quorate::Term)>) -> bool {
         let v = sim.views();
         match *self {
+            Cond::NewLeader(ref g) => {
+                let now = crate::elect::current_leadership(sim, g);
+                now.is_some() && now != marked
+            }
             Cond::Converged => v.converged(),
             Cond::DetectedByAny(x) => (v.seen_by(x) as usize) < v.n_up(),
             Cond::DetectedByAll(x) => v.seen_by(x) == 0,
+            Cond::Leader(ref g) => crate::elect::current_leader(sim, g).is_some(),
+            Cond::LeaderNot(ref g, x) => {
+                crate::elect::current_leader(sim, g).is_some_and(|l| l != x)
+            }
         }
     }
 }
@@ -123,6 +148,9 @@ pub enum Step {
     /// Report messages and bytes per running node per second since
     /// [`Step::TrafficFrom`] (`msgs_per_node_s`, `bytes_per_node_s`).
     TrafficRates,
+    /// A fault aimed at whichever node leads the scenario's group now (the lowest-id
+    /// running node when none does).
+    AtLeader(LeaderFault),
 }
 
 /// A cluster, a network and a script.
@@ -149,6 +177,13 @@ pub struct Scenario {
     /// Prints the simulated time and the nodes still converging to stderr every
     /// million events (for long runs).
     pub progress: bool,
+    /// The group elections run for: [`Action::CampaignAll`] and restarted nodes
+    /// campaign for it, and the election checkers run (`None`: no elections).
+    pub group: Option<String>,
+    /// Voters keep the highest term they granted per group across restarts, as with a
+    /// data directory: every `TermRaised` is written to the node's simulated disk and
+    /// given back to its engine when it restarts (`Engine::restore_term`).
+    pub durable_terms: bool,
 }
 
 /// What a run produced.
@@ -213,6 +248,8 @@ impl Scenario {
             settle: Duration::from_secs(120),
             false_dead_budget: Some(0),
             progress: false,
+            group: None,
+            durable_terms: false,
         }
     }
 
@@ -334,6 +371,12 @@ struct Runner {
     traffic: (Duration, NetStats),
     progress: bool,
     steps: u64,
+    group: Option<String>,
+    voters: Vec<quorate::NodeId>,
+    /// The leadership in force at the last mark.
+    mark_leader: Option<(NodeIdx, quorate::Term)>,
+    /// Each node's durable terms, when the scenario keeps them.
+    disk: Option<HashMap<NodeIdx, BTreeMap<String, quorate::Term>>>,
 }
 
 impl Runner {
@@ -347,6 +390,9 @@ impl Runner {
             sim.set_trace_writer(w);
         }
         let mut checkers = check::standard(s.false_dead_budget, s.grace());
+        if let Some(g) = &s.group {
+            checkers.push(Box::new(LeaderCheck::new(g, s.seed, &s.config)));
+        }
         checkers.extend(extra);
         Ok(Runner {
             sim,
@@ -357,6 +403,10 @@ impl Runner {
             traffic: (Duration::ZERO, NetStats::default()),
             progress: s.progress,
             steps: 0,
+            group: s.group.clone(),
+            voters: s.config.election.voters.clone(),
+            mark_leader: None,
+            disk: s.durable_terms.then(HashMap::new),
         })
     }
 
@@ -365,6 +415,21 @@ impl Runner {
             return;
         }
         let recs: Vec<_> = self.sim.drain_records().collect();
+        if let Some(disk) = self.disk.as_mut() {
+            for rec in &recs {
+                let quorate::Event::Leadership(ElectionEvent::TermRaised { group, term }) =
+                    &rec.event
+                else {
+                    continue;
+                };
+                let t = disk
+                    .entry(rec.node)
+                    .or_default()
+                    .entry(group.clone())
+                    .or_default();
+                *t = (*t).max(*term);
+            }
+        }
         for rec in &recs {
             for c in &mut self.checkers {
                 c.on_record(&self.sim, rec);
@@ -375,12 +440,12 @@ impl Runner {
     /// Runs until `until`, feeding the checkers; stops early when `cond` holds.
     fn run(&mut self, until: Duration, cond: Option<&Cond>) -> bool {
         loop {
-            if cond.is_some_and(|c| c.holds(&self.sim)) {
+            if cond.is_some_and(|c| c.holds(&self.sim, self.mark_leader)) {
                 return true;
             }
             if !self.sim.step(until) {
                 self.sim.run_until(until);
-                return cond.is_some_and(|c| c.holds(&self.sim));
+                return cond.is_some_and(|c| c.holds(&self.sim, self.mark_leader));
             }
             self.dispatch();
             self.steps += 1;
@@ -403,7 +468,11 @@ impl Runner {
                 let until = self.sim.now() + *d;
                 self.run(until, None);
             }
-            Step::Mark => self.mark = self.sim.now(),
+            Step::Mark => {
+                self.mark = self.sim.now();
+                let g = self.group.as_deref().unwrap_or_default();
+                self.mark_leader = crate::elect::current_leadership(&self.sim, g);
+            }
             Step::Until {
                 cond,
                 within,
@@ -430,6 +499,15 @@ impl Runner {
             }
             Step::TrafficFrom => self.traffic = (self.sim.now(), self.sim.stats().clone()),
             Step::TrafficRates => self.traffic_rates(),
+            Step::AtLeader(f) => {
+                let group = self.group.clone().unwrap_or_default();
+                let leader = crate::elect::current_leader(&self.sim, &group)
+                    .or_else(|| (0..self.sim.len() as NodeIdx).find(|&i| self.sim.node(i).is_up()));
+                let Some(leader) = leader else { return };
+                for a in f.actions(leader, self.sim.len(), &self.voters) {
+                    self.act(&a);
+                }
+            }
         }
     }
 
@@ -446,6 +524,9 @@ impl Runner {
     }
 
     fn act(&mut self, a: &Action) {
+        if self.sim.trace().writing() {
+            self.sim.trace_line(format_args!("action {a:?}"));
+        }
         for c in &mut self.checkers {
             c.on_action(&self.sim, a);
         }
@@ -454,9 +535,23 @@ impl Runner {
             Action::Join(i) => self.sim.join(*i, &seeds),
             Action::JoinAll { spread } => self.join_all(*spread),
             Action::Crash(i) => self.sim.crash(*i),
-            Action::Restart(i) => {
-                if let Err(e) = self.sim.restart(*i, &seeds) {
-                    self.report.violation(format!("restart refused: {e}"));
+            Action::Restart(i) => self.restart(*i),
+            Action::RestartDown => {
+                for i in 0..self.sim.len() as NodeIdx {
+                    if !self.sim.node(i).is_up() {
+                        self.restart(i);
+                    }
+                }
+            }
+            Action::Campaign(i) => self.campaign(*i),
+            Action::CampaignAll => {
+                for i in 0..self.sim.len() as NodeIdx {
+                    self.campaign(i);
+                }
+            }
+            Action::Resign(i) => {
+                if let Some(g) = self.group.clone() {
+                    self.sim.with_engine(*i, |e, now| e.resign(now, &g));
                 }
             }
             Action::Leave(i) => self.sim.leave(*i),
@@ -474,6 +569,50 @@ impl Runner {
             Action::Drift { node, ppm } => self.sim.set_drift(*node, *ppm),
         }
         self.dispatch();
+    }
+
+    /// Restarts node `i`, which campaigns at once when the scenario has a group.
+    fn restart(&mut self, i: NodeIdx) {
+        if self.sim.node(i).is_up() {
+            return;
+        }
+        // Through the seed node, or any running node it can reach while the seed node
+        // is down or cut off from it.
+        let ok = |s: NodeIdx| {
+            s != i
+                && self.sim.node(s).is_up()
+                && !self.sim.net.is_cut(i, s)
+                && !self.sim.net.is_cut(s, i)
+        };
+        let seed = Some(self.seed_node)
+            .filter(|&s| ok(s))
+            .or_else(|| (0..self.sim.len() as NodeIdx).find(|&s| ok(s)))
+            .unwrap_or(self.seed_node);
+        if let Err(e) = self.sim.restart(i, &[seed]) {
+            self.report.violation(format!("restart refused: {e}"));
+        }
+        if let Some(terms) = self.disk.as_ref().and_then(|d| d.get(&i)).cloned() {
+            self.sim.with_engine(i, |e, _| {
+                for (g, t) in &terms {
+                    e.restore_term(g, *t);
+                }
+            });
+        }
+        self.campaign(i);
+    }
+
+    /// Node `i` runs for the scenario's group (nothing when it has none).
+    fn campaign(&mut self, i: NodeIdx) {
+        let Some(g) = self.group.clone() else { return };
+        let mut refused = None;
+        self.sim.with_engine(i, |e, now| {
+            refused = e.campaign(now, &g).err();
+        });
+        if let Some(e) = refused.filter(|e| !matches!(e, quorate::CampaignError::AlreadyRunning(_)))
+        {
+            self.report
+                .violation(format!("node {} could not campaign: {e}", u64::from(i) + 1));
+        }
     }
 
     fn join_all(&mut self, spread: Duration) {

@@ -132,6 +132,9 @@ pub struct SimNode {
     drift_ppm: i64,
     anchor_t: u64,
     anchor_local: u64,
+    /// Earlier clock segments `(anchor_t, anchor_local, drift_ppm)`, oldest first, to
+    /// map any past or future local reading back to real time.
+    clock_history: Vec<(u64, u64, i64)>,
     timer_at: Option<u64>,
     timer_gen: u64,
 }
@@ -148,6 +151,7 @@ impl SimNode {
             drift_ppm: 0,
             anchor_t: 0,
             anchor_local: 0,
+            clock_history: Vec::new(),
             timer_at: None,
             timer_gen: 0,
         }
@@ -171,6 +175,20 @@ impl SimNode {
             t += 1;
         }
         t.max(now)
+    }
+
+    /// Simulated real time at which the local clock read (or will read) `l`, over the
+    /// whole history of drift changes: the current rate is assumed to go on.
+    fn true_time(&self, l: u64) -> u64 {
+        let segs = self.clock_history.iter().copied().chain(std::iter::once((
+            self.anchor_t,
+            self.anchor_local,
+            self.drift_ppm,
+        )));
+        let (t0, l0, ppm) = segs.rev().find(|&(_, sl, _)| sl <= l).unwrap_or((0, 0, 0));
+        let rate = 1_000_000 + i128::from(ppm);
+        let dl = i128::from(l - l0);
+        t0 + ((dl * 1_000_000 + rate - 1) / rate) as u64
     }
 
     /// The running engine (`None` while crashed).
@@ -264,6 +282,12 @@ impl Sim {
         Ok(sim)
     }
 
+    /// Writes a line of text to the trace (when it is written out; never hashed).
+    pub fn trace_line(&mut self, text: std::fmt::Arguments<'_>) {
+        let now = self.now;
+        self.trace.line(now, text);
+    }
+
     /// Writes the trace as text to `out` as well as hashing it.
     pub fn set_trace_writer(&mut self, out: Box<dyn std::io::Write>) {
         self.trace = Trace::with_writer(out);
@@ -340,6 +364,18 @@ impl Sim {
 
     fn instant(&self, i: NodeIdx) -> Instant {
         self.base + Duration::from_nanos(self.nodes[i as usize].local(self.now))
+    }
+
+    /// Node `i`'s clock reading now, as its engine sees it.
+    pub fn local_now(&self, i: NodeIdx) -> Instant {
+        self.instant(i)
+    }
+
+    /// The simulated real time at which node `i`'s clock reads `at` (an instant its
+    /// engine reported, such as a lease deadline), across every drift change so far.
+    pub fn true_time(&self, i: NodeIdx, at: Instant) -> Duration {
+        let l = at.saturating_duration_since(self.base).as_nanos() as u64;
+        Duration::from_nanos(self.nodes[i as usize].true_time(l))
     }
 
     fn note(&mut self, kind: u64, a: u64, b: u64, c: u64) {
@@ -436,6 +472,8 @@ impl Sim {
         self.note(7, u64::from(i), ppm as u64, 0);
         let now = self.now;
         let node = &mut self.nodes[i as usize];
+        let seg = (node.anchor_t, node.anchor_local, node.drift_ppm);
+        node.clock_history.push(seg);
         node.anchor_local = node.local(now);
         node.anchor_t = now;
         node.drift_ppm = ppm.clamp(-500_000, 500_000);
@@ -515,6 +553,17 @@ impl Sim {
         let h = hash_bytes(&payload);
         self.note(8 + u64::from(reliable), u64::from(to), u64::from(from), h);
         if self.trace.writing() {
+            let cfg = &self.nodes[to as usize].cfg;
+            let decoded = quorate::wire::decode(&payload, &cfg.cluster_name, usize::MAX);
+            if let Ok(quorate::wire::Envelope {
+                msg: quorate::wire::Message::Election(m),
+                ..
+            }) = decoded
+            {
+                let (to, from) = (node_id(to), node_id(from));
+                self.trace
+                    .line(self.now, format_args!("node {to} <- node {from} {m:?}"));
+            }
             let (kind, len) = (if reliable { "stream" } else { "datagram" }, payload.len());
             self.trace.line(
                 self.now,
@@ -592,6 +641,10 @@ impl Sim {
             .and_then(|e| e.poll_event())
         {
             let Event::Member(me) = &ev else {
+                if self.trace.writing() {
+                    let (now, id) = (self.now, node_id(i));
+                    self.trace.line(now, format_args!("node {id} event {ev:?}"));
+                }
                 self.records.push(Record {
                     at,
                     node: i,
@@ -682,5 +735,23 @@ mod tests {
         let t = n.global(2_100_000, 1_000_000);
         assert!(n.local(t) >= 2_100_000 && n.local(t - 1) < 2_100_000);
         assert_eq!(n.global(5, 1_500_000), 1_500_000);
+    }
+
+    #[test]
+    fn true_time_follows_every_drift_change() {
+        let cfg = Config::lan();
+        let mut sim = Sim::new(1, 1, &cfg, Net::default()).unwrap();
+        let at = |sim: &Sim, ms: u64| sim.base + Duration::from_millis(ms);
+        sim.run_until(Duration::from_millis(1000));
+        sim.set_drift(0, 100_000); // 10% fast from 1 s
+        sim.run_until(Duration::from_millis(2000)); // local 2.1 s
+        sim.set_drift(0, -100_000); // 10% slow from 2 s
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        assert!((ms(sim.true_time(0, at(&sim, 500))) - 500.0).abs() < 1e-3);
+        assert!((ms(sim.true_time(0, at(&sim, 1550))) - 1500.0).abs() < 1e-3);
+        assert!((ms(sim.true_time(0, at(&sim, 2100))) - 2000.0).abs() < 1e-3);
+        // Future readings at the current (slow) rate: 0.9 s of local time is 1 s.
+        assert!((ms(sim.true_time(0, at(&sim, 3000))) - 3000.0).abs() < 1e-3);
+        assert_eq!(sim.true_time(0, sim.local_now(0)), sim.now());
     }
 }

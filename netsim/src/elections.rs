@@ -266,7 +266,9 @@ pub fn leader_pause(p: &Params) -> Scenario {
     for d in [l * 2, l + Duration::from_millis(100), l / 2] {
         s = at_leader(phase(s, &mut r, p), LeaderFault::Pause(d)).mark();
         if d > l {
-            s = s.until(new_leader(), d, "pause_failover_ms");
+            // A new leadership (another node's, or the stalled one's under a new term
+            // once it wakes) within a lease of the stall's end.
+            s = s.until(new_leader(), d + l, "pause_failover_ms");
         }
         s = s.run_for(d + Duration::from_secs(4));
     }

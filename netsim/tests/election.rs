@@ -139,7 +139,7 @@ fn every_unsafe_variant_is_caught() {
                 v.name(),
                 o.violations
             );
-            assert_eq!(o.metrics["leaders_max_concurrent"], 2);
+            assert!(metric(&o, "leaders_max_concurrent") >= 2.0);
             holds(&run(name, seed, None));
         }
     }

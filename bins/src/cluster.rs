@@ -57,9 +57,18 @@ impl ClusterFile {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// The protocol config this file describes.
+    /// The protocol config this file describes: its preset, cluster name and voters
+    /// (elections are on when it names voters).
     pub fn config(&self) -> Result<Config> {
-        let mut cfg = preset(&self.preset)?;
+        self.config_with(&self.preset)
+    }
+
+    /// As [`ClusterFile::config`], with the timing preset `name` instead of the file's.
+    pub fn config_with(&self, name: &str) -> Result<Config> {
+        if let Some(v) = self.voters.iter().find(|v| self.node(**v).is_err()) {
+            bail!("voter {v} is not one of the nodes");
+        }
+        let mut cfg = preset(name)?.with_voters(self.voters.iter().map(|v| NodeId(*v)).collect());
         cfg.cluster_name = self.cluster_name.clone();
         cfg.validate()?;
         Ok(cfg)
@@ -125,10 +134,12 @@ mod tests {
             preset: "lan".into(),
             seeds: vec!["127.0.0.1:7101".parse().unwrap()],
             voters: vec![1, 2, 3],
-            nodes: vec![NodeEntry {
-                id: 1,
-                addr: "127.0.0.1:7101".parse().unwrap(),
-            }],
+            nodes: (1..=3)
+                .map(|id| NodeEntry {
+                    id,
+                    addr: ([127, 0, 0, 1], 7100 + id as u16).into(),
+                })
+                .collect(),
         }
     }
 
@@ -150,5 +161,22 @@ mod tests {
         let err = format!("{:#}", ClusterFile::load(dir.path()).unwrap_err());
         assert!(err.contains("unknown preset"), "{err}");
         assert!(sample().node(9).unwrap_err().to_string().contains("node 9"));
+        let mut bad = sample();
+        bad.voters = vec![1, 4];
+        bad.save(dir.path()).unwrap();
+        let err = format!("{:#}", ClusterFile::load(dir.path()).unwrap_err());
+        assert!(err.contains("voter 4"), "{err}");
+    }
+
+    #[test]
+    fn voters_turn_elections_on() {
+        let cfg = sample().config().unwrap();
+        assert_eq!(cfg.election.voters, vec![NodeId(1), NodeId(2), NodeId(3)]);
+        let local = sample().config_with("local").unwrap();
+        assert_eq!(local.election.voters, cfg.election.voters);
+        assert_eq!(local.probe_interval, Config::local().probe_interval);
+        let mut off = sample();
+        off.voters.clear();
+        assert!(!off.config().unwrap().election.enabled());
     }
 }

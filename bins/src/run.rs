@@ -1,17 +1,18 @@
 //! `quorate node`: one node of a cluster made by `quorate init`.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use quorate::{Identity, Node, NodeConfig, NodeId};
+use quorate::{Event, Identity, Node, NodeConfig, NodeId};
 use serde_json::{json, Map};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cluster::{preset, ClusterFile, Paths};
-use crate::view;
+use crate::cluster::{ClusterFile, Paths};
+use crate::view::{self, Reporter};
 
 /// Arguments of `quorate node`.
 #[derive(Args, Debug)]
@@ -40,22 +41,27 @@ pub struct NodeArgs {
     /// Also print this node's traffic counters every N seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     stats_every: u64,
+    /// Run for the leadership of this group (repeatable); needs voters in cluster.toml.
+    #[arg(long = "campaign", value_name = "GROUP")]
+    campaigns: Vec<String>,
 }
 
-/// Runs the node until SIGINT or SIGTERM, then leaves gracefully.
+/// Runs the node until SIGINT or SIGTERM, then leaves gracefully: a leader steps down
+/// and releases its voters first, so the next candidate takes over at once.
 pub async fn run(a: NodeArgs) -> Result<()> {
     let file = ClusterFile::load(&a.dir)?;
     let entry = file.node(a.id)?;
     let id = NodeId(a.id);
+    if !a.campaigns.is_empty() && file.voters.is_empty() {
+        bail!("--campaign needs voters: cluster.toml names none (see `quorate init --voters`)");
+    }
+    let mut unique = BTreeSet::new();
+    if let Some(dup) = a.campaigns.iter().find(|g| !unique.insert(*g)) {
+        bail!("--campaign {dup:?} is given twice");
+    }
     let paths = Paths(a.dir.clone());
     let identity = Identity::load(&paths.node_cert(id), &paths.node_key(id), &paths.ca_cert())?;
-    let mut cfg = file.config()?;
-    if let Some(p) = &a.preset {
-        cfg = quorate::Config {
-            cluster_name: cfg.cluster_name,
-            ..preset(p)?
-        };
-    }
+    let cfg = file.config_with(a.preset.as_deref().unwrap_or(&file.preset))?;
     let mut nc = NodeConfig::new(id, a.listen.unwrap_or(entry.addr), identity);
     nc.seeds = if a.seeds.is_empty() {
         file.seeds.clone()
@@ -67,16 +73,29 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     let node = Node::start(nc)
         .await
         .with_context(|| format!("cannot start node {id}"))?;
-    let out = Output { id, json: a.json };
+    let mut out = Output {
+        id,
+        json: a.json,
+        reporter: Reporter::default(),
+        groups: a.campaigns.iter().cloned().collect(),
+    };
     out.started(&node);
     let mut events = node.events();
+    let mut campaigns = Vec::new();
+    for group in &a.campaigns {
+        let campaign = node
+            .campaign(group)
+            .await
+            .with_context(|| format!("cannot run for group {group:?}"))?;
+        campaigns.push(campaign);
+    }
     let mut term = signal(SignalKind::terminate())?;
     let mut stats_tick = tokio::time::interval(Duration::from_secs(a.stats_every.max(1)));
     stats_tick.tick().await;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(ev) => out.event(&node, &ev),
+                Some(ev) => out.event(Some(&node), &ev),
                 None => break,
             },
             _ = stats_tick.tick(), if a.stats_every > 0 => out.stats(&node),
@@ -84,8 +103,20 @@ pub async fn run(a: NodeArgs) -> Result<()> {
             _ = term.recv() => break,
         }
     }
+    // Step down first: each resignation returns once the node stopped leading and sent
+    // its releases; `leave` then resigns whatever is left and lingers while they and
+    // the departure go out.
+    for campaign in campaigns {
+        campaign.resign().await;
+    }
+    while let Some(ev) = events.try_recv() {
+        out.event(Some(&node), &ev);
+    }
     out.line("leaving", Map::new());
     node.leave().await.context("graceful leave failed")?;
+    while let Some(ev) = events.try_recv() {
+        out.event(None, &ev);
+    }
     out.line("stopped", Map::new());
     Ok(())
 }
@@ -93,6 +124,9 @@ pub async fn run(a: NodeArgs) -> Result<()> {
 struct Output {
     id: NodeId,
     json: bool,
+    reporter: Reporter,
+    /// Groups shown in the live view: those this node runs for or saw a leader of.
+    groups: BTreeSet<String>,
 }
 
 impl Output {
@@ -118,16 +152,25 @@ impl Output {
         }
     }
 
-    fn event(&self, node: &Node, ev: &quorate::Event) {
-        let Some((kind, fields)) = view::describe(ev) else {
+    /// Reports one event; the live view then sums up `node`'s view, if it still runs.
+    fn event(&mut self, node: Option<&Node>, ev: &Event) {
+        if let Event::Leader(c) = ev {
+            self.groups.insert(c.group.clone());
+        }
+        let Some((kind, fields)) = self.reporter.describe(ev) else {
             return;
         };
         if self.json {
             println!("{}", view::json_line(self.id, kind, fields));
-        } else {
-            let ts = chrono_like(view::now_ms());
-            println!("{ts} {}", view::human_line(kind, &fields));
+            return;
+        }
+        let ts = view::clock(view::now_ms());
+        println!("{ts} {}", view::human_line(kind, &fields));
+        if let Some(node) = node {
             println!("{ts}   {}", view::summary(&node.members()));
+            if !self.groups.is_empty() {
+                println!("{ts}   {}", view::leaders(&self.groups, |g| node.leader(g)));
+            }
         }
     }
 
@@ -144,16 +187,4 @@ impl Output {
         f.insert("members".into(), json!(node.members().len()));
         self.line("stats", f);
     }
-}
-
-/// `HH:MM:SS.mmm` (UTC) for the live view.
-fn chrono_like(ms: u64) -> String {
-    let s = ms / 1000;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        (s / 3600) % 24,
-        (s / 60) % 60,
-        s % 60,
-        ms % 1000
-    )
 }

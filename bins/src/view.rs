@@ -1,10 +1,10 @@
 //! How a running node reports: one JSON object per line (`--json`) or a readable live
-//! view of the membership.
+//! view of the membership and of the groups' leaders.
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use quorate::{Event, Member, MemberEvent, NodeId, State};
+use quorate::{ElectionEvent, Event, LeaderChange, Member, MemberEvent, NodeId, State, StepDown};
 use serde_json::{json, Map, Value};
 
 /// Milliseconds since the Unix epoch.
@@ -13,6 +13,27 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The wall-clock time (Unix ms) of a point on this process's monotonic clock.
+pub fn wall_ms(at: Instant) -> u64 {
+    let (now, wall) = (Instant::now(), now_ms());
+    match at.checked_duration_since(now) {
+        Some(ahead) => wall.saturating_add(ahead.as_millis() as u64),
+        None => wall.saturating_sub(now.duration_since(at).as_millis() as u64),
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC) for the live view.
+pub fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
 }
 
 /// Metadata as text: UTF-8 when it is, else hex.
@@ -32,25 +53,97 @@ fn member_fields(m: &Member) -> Map<String, Value> {
     f
 }
 
-/// The event's snake_case kind and its fields.
-pub fn describe(event: &Event) -> Option<(&'static str, Map<String, Value>)> {
-    let Event::Member(e) = event else {
-        return None;
-    };
+/// Turns a node's events into report lines. It remembers the lease end of every
+/// leadership this node holds (renewals are not reported, they would flood), so that
+/// `leadership_lost` can tell the last one.
+#[derive(Debug, Default)]
+pub struct Reporter {
+    leases: HashMap<String, Instant>,
+}
+
+impl Reporter {
+    /// The event's snake_case kind and its fields; `None` for events not reported.
+    pub fn describe(&mut self, event: &Event) -> Option<(&'static str, Map<String, Value>)> {
+        match event {
+            Event::Member(e) => Some(describe_member(e)),
+            Event::Leader(c) => Some(("leader_changed", leader_fields(c))),
+            Event::Leadership(e) => self.leadership(e),
+            _ => None,
+        }
+    }
+
+    fn leadership(&mut self, e: &ElectionEvent) -> Option<(&'static str, Map<String, Value>)> {
+        let group_term = |group: &str, term: u64| {
+            let mut f = Map::new();
+            f.insert("group".into(), json!(group));
+            f.insert("term".into(), json!(term));
+            f
+        };
+        match e {
+            ElectionEvent::Elected {
+                group,
+                term,
+                deadline,
+            } => {
+                self.leases.insert(group.clone(), *deadline);
+                let mut f = group_term(group, *term);
+                f.insert("lease_until_ms".into(), json!(wall_ms(*deadline)));
+                Some(("leadership_acquired", f))
+            }
+            ElectionEvent::Renewed {
+                group, deadline, ..
+            } => {
+                self.leases.insert(group.clone(), *deadline);
+                None
+            }
+            ElectionEvent::SteppedDown {
+                group,
+                term,
+                reason,
+            } => {
+                let mut f = group_term(group, *term);
+                f.insert("reason".into(), json!(step_down_reason(*reason)));
+                if let Some(last) = self.leases.remove(group) {
+                    f.insert("lease_until_ms".into(), json!(wall_ms(last)));
+                }
+                Some(("leadership_lost", f))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `reason` of `leadership_lost`.
+pub fn step_down_reason(reason: StepDown) -> &'static str {
+    match reason {
+        StepDown::LeaseExpired => "lease_expired",
+        StepDown::Resigned => "resigned",
+    }
+}
+
+fn leader_fields(c: &LeaderChange) -> Map<String, Value> {
+    let mut f = Map::new();
+    f.insert("group".into(), json!(c.group));
+    f.insert("leader".into(), json!(c.leader.map(|l| l.0)));
+    f.insert("term".into(), json!(c.term));
+    f
+}
+
+fn describe_member(e: &MemberEvent) -> (&'static str, Map<String, Value>) {
     let plain = |id: NodeId, inc: u64| {
         let mut f = Map::new();
         f.insert("member".into(), json!(id.0));
         f.insert("incarnation".into(), json!(inc));
         f
     };
-    Some(match e {
+    match e {
         MemberEvent::Joined(m) => ("member_joined", member_fields(m)),
         MemberEvent::Alive(m) => ("member_alive", member_fields(m)),
         MemberEvent::Updated(m) => ("member_updated", member_fields(m)),
         MemberEvent::Suspect { id, incarnation } => ("member_suspect", plain(*id, *incarnation)),
         MemberEvent::Failed { id, incarnation } => ("member_failed", plain(*id, *incarnation)),
         MemberEvent::Left { id, incarnation } => ("member_left", plain(*id, *incarnation)),
-    })
+    }
 }
 
 /// One JSON line: `{"ts_ms":…,"node":…,"event":kind,…fields}`.
@@ -65,6 +158,47 @@ pub fn json_line(node: NodeId, kind: &str, fields: Map<String, Value>) -> String
 
 /// A human line for an event.
 pub fn human_line(kind: &str, fields: &Map<String, Value>) -> String {
+    let text = |k: &str| match fields.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    match kind {
+        "leader_changed" => {
+            return match fields.get("leader") {
+                Some(Value::Number(n)) => {
+                    format!(
+                        "group {}: node {n} leads (term {})",
+                        text("group"),
+                        text("term")
+                    )
+                }
+                _ => format!(
+                    "group {}: no leader (last term {})",
+                    text("group"),
+                    text("term")
+                ),
+            }
+        }
+        "leadership_acquired" => {
+            let until = fields.get("lease_until_ms").and_then(Value::as_u64);
+            return format!(
+                "this node LEADS group {} (term {}), lease until {}",
+                text("group"),
+                text("term"),
+                until.map(clock).unwrap_or_default()
+            );
+        }
+        "leadership_lost" => {
+            return format!(
+                "this node STEPPED DOWN from group {} (term {}): {}",
+                text("group"),
+                text("term"),
+                text("reason").replace('_', " ")
+            )
+        }
+        _ => {}
+    }
     let member = fields
         .get("member")
         .map(|v| v.to_string())
@@ -108,6 +242,21 @@ pub fn summary(members: &[Member]) -> String {
     format!("view: {}", parts.join("  "))
 }
 
+/// One line with the gossiped leader of each group in `groups`.
+pub fn leaders(
+    groups: &BTreeSet<String>,
+    leader: impl Fn(&str) -> Option<(NodeId, u64)>,
+) -> String {
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|g| match leader(g) {
+            Some((id, term)) => format!("{g}: node {id} (term {term})"),
+            None => format!("{g}: none"),
+        })
+        .collect();
+    format!("leaders: {}", parts.join("  "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,12 +267,90 @@ mod tests {
             id: NodeId(4),
             incarnation: 2,
         });
-        let (kind, fields) = describe(&e).unwrap();
+        let (kind, fields) = Reporter::default().describe(&e).unwrap();
         let v: Value = serde_json::from_str(&json_line(NodeId(2), kind, fields)).unwrap();
         assert_eq!(v["event"], "member_failed");
         assert_eq!(v["node"], 2);
         assert_eq!(v["member"], 4);
         assert!(v["ts_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+
+    fn line(r: &mut Reporter, e: Event) -> Option<Value> {
+        let (kind, fields) = r.describe(&e)?;
+        Some(serde_json::from_str(&json_line(NodeId(1), kind, fields)).unwrap())
+    }
+
+    #[test]
+    fn election_events_become_leadership_lines() {
+        let mut r = Reporter::default();
+        let change = |leader: Option<u64>| {
+            Event::Leader(LeaderChange {
+                group: "g".into(),
+                leader: leader.map(NodeId),
+                term: 7,
+            })
+        };
+        let v = line(&mut r, change(Some(3))).unwrap();
+        assert_eq!(
+            (&v["event"], &v["group"], &v["leader"], &v["term"]),
+            (&json!("leader_changed"), &json!("g"), &json!(3), &json!(7))
+        );
+        assert!(line(&mut r, change(None)).unwrap()["leader"].is_null());
+
+        let now = Instant::now();
+        let elected = Event::Leadership(ElectionEvent::Elected {
+            group: "g".into(),
+            term: 7,
+            deadline: now + std::time::Duration::from_millis(800),
+        });
+        let v = line(&mut r, elected).unwrap();
+        assert_eq!(v["event"], "leadership_acquired");
+        let until = v["lease_until_ms"].as_u64().unwrap();
+        let ahead = until - v["ts_ms"].as_u64().unwrap();
+        assert!((700..=800).contains(&ahead), "{v}");
+
+        let renewed = Event::Leadership(ElectionEvent::Renewed {
+            group: "g".into(),
+            term: 7,
+            deadline: now + std::time::Duration::from_millis(1500),
+        });
+        assert!(line(&mut r, renewed).is_none(), "renewals are not reported");
+        let lost = Event::Leadership(ElectionEvent::SteppedDown {
+            group: "g".into(),
+            term: 7,
+            reason: StepDown::Resigned,
+        });
+        let v = line(&mut r, lost).unwrap();
+        assert_eq!(
+            (&v["event"], &v["reason"], &v["term"]),
+            (&json!("leadership_lost"), &json!("resigned"), &json!(7))
+        );
+        assert!(v["lease_until_ms"].as_u64().unwrap() >= until + 600, "{v}");
+    }
+
+    #[test]
+    fn wall_clock_of_past_and_future_instants() {
+        let now = Instant::now();
+        let wall = now_ms();
+        let d = std::time::Duration::from_secs(5);
+        assert!(wall_ms(now + d).abs_diff(wall + 5000) <= 5);
+        assert!(wall_ms(now - d).abs_diff(wall - 5000) <= 5);
+        assert_eq!(clock(3_723_004), "01:02:03.004");
+    }
+
+    #[test]
+    fn human_lines_for_leaders() {
+        let mut r = Reporter::default();
+        let e = Event::Leader(LeaderChange {
+            group: "g".into(),
+            leader: Some(NodeId(2)),
+            term: 5,
+        });
+        let (kind, fields) = r.describe(&e).unwrap();
+        assert_eq!(human_line(kind, &fields), "group g: node 2 leads (term 5)");
+        let groups: BTreeSet<String> = ["a".into(), "g".into()].into();
+        let l = leaders(&groups, |g| (g == "g").then_some((NodeId(2), 5)));
+        assert_eq!(l, "leaders: a: none  g: node 2 (term 5)");
     }
 
     #[test]

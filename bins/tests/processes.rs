@@ -1,128 +1,22 @@
 //! Real `quorate` processes on loopback: `init`, five `node`s, `kill -9`, SIGTERM, a
 //! node from a foreign CA, `status`, and bad command lines.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{free_base, init, seen, sigterm, spawn, wait_for, Proc, BIN};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_quorate");
-const DEADLINE: Duration = Duration::from_secs(45);
-
-/// A base port with `n` consecutive free UDP ports on 127.0.0.1, disjoint from every
-/// other range handed out in this process (tests run concurrently).
-fn free_base(n: u16) -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = 20_000 + (std::process::id() % 300) * 100;
-    for _ in 0..1000 {
-        let base = start + NEXT.fetch_add(u32::from(n), Ordering::SeqCst);
-        let base = u16::try_from(20_000 + base % 40_000).unwrap();
-        let held: Vec<_> = (0..n)
-            .map_while(|i| UdpSocket::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if held.len() == n as usize {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
-
-fn init(dir: &Path, nodes: u16, base: u16) {
-    let out = Command::new(BIN)
-        .args(["init", dir.to_str().unwrap(), "--nodes", &nodes.to_string()])
-        .args(["--base-port", &base.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A running `quorate node --json`; its JSON lines arrive on the shared channel.
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(dir: &Path, id: u64, extra: &[&str], tx: mpsc::Sender<Value>) -> Proc {
-    let mut child = Command::new(BIN)
-        .args([
-            "node",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--id",
-            &id.to_string(),
-            "--json",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("node {id} printed non-JSON {line:?}: {e}"));
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
-    });
-    Proc { child }
-}
-
-/// Collects events until `done(all events so far)` holds.
-fn wait_for(
-    rx: &mpsc::Receiver<Value>,
-    log: &mut Vec<Value>,
-    what: &str,
-    done: impl Fn(&[Value]) -> bool,
-) {
-    let end = Instant::now() + DEADLINE;
-    while !done(log) {
-        let left = end.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(v) => log.push(v),
-            Err(_) => panic!("timed out waiting for {what}; events: {log:#?}"),
-        }
-    }
-}
-
-fn seen(log: &[Value], node: u64, event: &str, member: u64) -> bool {
-    log.iter()
-        .any(|v| v["node"] == node && v["event"] == event && v["member"] == member)
-}
-
-fn sigterm(p: &Proc) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
 
 #[test]
 fn five_processes_converge_detect_crash_and_leave() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
     let base = free_base(5);
-    init(&dir, 5, base);
+    init(&dir, 5, base, &[]);
     let (tx, rx) = mpsc::channel();
     let mut procs: HashMap<u64, Proc> = (1..=5)
         .map(|id| (id, spawn(&dir, id, &[], tx.clone())))
@@ -187,8 +81,8 @@ fn a_node_of_another_ca_is_never_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));
     let base = free_base(3);
-    init(&ours, 2, base);
-    init(&theirs, 3, free_base(3));
+    init(&ours, 2, base, &[]);
+    init(&theirs, 3, free_base(3), &[]);
     let (tx, rx) = mpsc::channel();
     let _a = spawn(&ours, 1, &[], tx.clone());
     let _b = spawn(&ours, 2, &[], tx.clone());
@@ -291,7 +185,7 @@ fn bad_command_lines_fail_with_a_clear_message() {
     }
     // A node whose certificate file is missing names the file.
     let dir = tmp.path().join("c");
-    init(&dir, 2, free_base(2));
+    init(&dir, 2, free_base(2), &[]);
     std::fs::remove_file(dir.join("node-2.pem")).unwrap();
     let out = Command::new(BIN)
         .args(["node", "--dir", dir.to_str().unwrap(), "--id", "2"])
@@ -299,4 +193,17 @@ fn bad_command_lines_fail_with_a_clear_message() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("node-2.pem"), "{err}");
+    // Campaigns: a group named twice, and a name the library refuses.
+    let node1 = ["node", "--dir", dir.to_str().unwrap(), "--id", "1"];
+    for (extra, expect) in [
+        (&["--campaign", "g", "--campaign", "g"][..], "given twice"),
+        (&["--campaign", ""][..], "invalid group name"),
+    ] {
+        let out = Command::new(BIN).args(node1).args(extra).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(expect),
+            "{extra:?}: expected {expect:?} in {err}"
+        );
+    }
 }

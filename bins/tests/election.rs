@@ -1,0 +1,190 @@
+//! Leader election across real `quorate node --campaign g --json` processes on
+//! loopback: one leader seen by all, `kill -9` of the leader (a successor with a higher
+//! term), SIGTERM of the leader (it resigns, and the successor is elected before the
+//! old lease would have run out), and never two holders at once, judged from every
+//! process's own reports on the shared wall clock.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{free_base, init, sigterm, spawn, wait_for, Proc};
+use serde_json::Value;
+
+const GROUP: &str = "g";
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn field(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("no number {k:?} in {v}"))
+}
+
+/// `node`'s events of `kind` for the group, in order.
+fn of<'a>(log: &'a [Value], node: u64, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    log.iter()
+        .filter(move |v| v["node"] == node && v["event"] == kind && v["group"] == GROUP)
+}
+
+/// Every `leadership_acquired` of the group: (node, term).
+fn acquisitions(log: &[Value]) -> Vec<(u64, u64)> {
+    log.iter()
+        .filter(|v| v["event"] == "leadership_acquired" && v["group"] == GROUP)
+        .map(|v| (field(v, "node"), field(v, "term")))
+        .collect()
+}
+
+/// The leader every node of `nodes` names in its latest `leader_changed`, if they agree
+/// on one.
+fn agreed_leader(log: &[Value], nodes: &BTreeSet<u64>) -> Option<(u64, u64)> {
+    let latest: BTreeSet<Option<(u64, u64)>> = nodes
+        .iter()
+        .map(|n| {
+            let last = of(log, *n, "leader_changed").last()?;
+            Some((last["leader"].as_u64()?, field(last, "term")))
+        })
+        .collect();
+    match latest.into_iter().collect::<Vec<_>>()[..] {
+        [Some(leader)] => Some(leader),
+        _ => None,
+    }
+}
+
+/// A new leader other than `not`, with a term above `above`, that every node of `nodes`
+/// names.
+fn successor(
+    rx: &mpsc::Receiver<Value>,
+    log: &mut Vec<Value>,
+    nodes: &BTreeSet<u64>,
+    not: u64,
+    above: u64,
+    what: &str,
+) -> (u64, u64) {
+    let found = |log: &[Value]| {
+        let (leader, term) = agreed_leader(log, nodes)?;
+        let acquired = acquisitions(log).contains(&(leader, term));
+        (leader != not && term > above && acquired).then_some((leader, term))
+    };
+    wait_for(rx, log, what, |log| found(log).is_some());
+    found(log).unwrap()
+}
+
+#[test]
+fn five_candidates_elect_one_leader_fail_over_and_hand_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    // Every node votes: the test takes two nodes away (one crashes, one leaves), and
+    // whichever they are, three voters — a quorum — remain for the last handover.
+    init(
+        &dir,
+        5,
+        free_base(5),
+        &["--voters", "1,2,3,4,5", "--preset", "local"],
+    );
+    let (tx, rx) = mpsc::channel();
+    let mut procs: HashMap<u64, Proc> = (1..=5)
+        .map(|id| (id, spawn(&dir, id, &["--campaign", GROUP], tx.clone())))
+        .collect();
+    let mut log = Vec::new();
+    let mut alive: BTreeSet<u64> = (1..=5).collect();
+
+    // One leader, and every process names it.
+    let (first, t1) = successor(&rx, &mut log, &alive, 0, 0, "a leader all five agree on");
+    let acquirers: BTreeSet<u64> = acquisitions(&log).iter().map(|a| a.0).collect();
+    assert_eq!(acquirers, BTreeSet::from([first]), "{log:#?}");
+
+    // kill -9 of the leader: another node is elected with a higher term.
+    drop(procs.remove(&first));
+    let killed_at = now_ms();
+    alive.remove(&first);
+    let (second, t2) = successor(&rx, &mut log, &alive, first, t1, "a leader after kill -9");
+    eprintln!("kill -9 of leader {first} (term {t1}): node {second} leads with term {t2}");
+
+    // SIGTERM of the leader: it resigns before leaving, and another node takes over
+    // before the resigned lease would have run out (so the releases reached the voters).
+    sigterm(&procs[&second]);
+    alive.remove(&second);
+    let (third, t3) = successor(
+        &rx,
+        &mut log,
+        &alive,
+        second,
+        t2,
+        "a handover after SIGTERM",
+    );
+    wait_for(&rx, &mut log, "the resigned leader to stop", |log| {
+        log.iter()
+            .any(|v| v["node"] == second && v["event"] == "stopped")
+    });
+    let status = procs.get_mut(&second).unwrap().child.wait().unwrap();
+    assert!(status.success(), "SIGTERM should exit cleanly: {status}");
+    let own: Vec<&Value> = log.iter().filter(|v| v["node"] == second).collect();
+    let at = |kind: &str| own.iter().position(|v| v["event"] == kind);
+    let lost = own
+        .iter()
+        .find(|v| v["event"] == "leadership_lost" && field(v, "term") == t2)
+        .unwrap_or_else(|| panic!("node {second} reported no leadership_lost: {own:#?}"));
+    assert_eq!(lost["reason"], "resigned", "{lost}");
+    assert!(
+        at("leadership_lost") < at("leaving") && at("leaving") < at("stopped"),
+        "resign, then leave, then stop: {own:#?}"
+    );
+    let handed = of(&log, third, "leadership_acquired")
+        .find(|v| field(v, "term") == t3)
+        .unwrap();
+    eprintln!(
+        "SIGTERM of leader {second}: node {third} leads with term {t3}, {} ms after the resignation",
+        field(handed, "ts_ms") as i64 - field(lost, "ts_ms") as i64
+    );
+    assert!(
+        field(handed, "ts_ms") < field(lost, "lease_until_ms"),
+        "node {third} was elected only after node {second}'s lease ran out: \
+         the resignation did not release the voters\n{lost}\n{handed}"
+    );
+
+    // Never two holders at once, and terms only rise.
+    let ends = |node: u64, term: u64| {
+        let lost = of(&log, node, "leadership_lost").find(|v| field(v, "term") == term);
+        match lost {
+            Some(v) => field(v, "ts_ms").min(field(v, "lease_until_ms")),
+            None if node == first => killed_at,
+            None => u64::MAX,
+        }
+    };
+    let held: Vec<(u64, u64, u64, u64)> = log
+        .iter()
+        .filter(|v| v["event"] == "leadership_acquired" && v["group"] == GROUP)
+        .map(|v| {
+            let (node, term) = (field(v, "node"), field(v, "term"));
+            (node, term, field(v, "ts_ms"), ends(node, term))
+        })
+        .collect();
+    let mut by_start = held.clone();
+    by_start.sort_by_key(|h| (h.2, h.1));
+    assert!(
+        by_start.windows(2).all(|w| w[0].1 < w[1].1),
+        "terms must rise with time: {by_start:?}"
+    );
+    for a in &held {
+        for b in &held {
+            assert!(
+                a.0 == b.0 || a.3 <= b.2 || b.3 <= a.2,
+                "nodes {} and {} held {GROUP} at once: {a:?} {b:?}",
+                a.0,
+                b.0
+            );
+        }
+    }
+    assert_eq!(
+        held.iter().map(|h| h.0).collect::<Vec<_>>(),
+        vec![first, second, third],
+        "{held:?}"
+    );
+}

@@ -51,6 +51,15 @@ impl Timing {
     }
 }
 
+/// Set in the round number of a leader's renewal requests: a voter grants the same
+/// term again only to a renewal (see [`super::voter::Voter::renew`]).
+pub const RENEWAL: u32 = 1 << 31;
+
+/// Whether round number `round` is a renewal's.
+pub fn is_renewal(round: u32) -> bool {
+    round & RENEWAL != 0
+}
+
 /// Why a leadership ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepDown {
@@ -289,20 +298,18 @@ impl Candidacy {
                 // A renewal still undecided (its answers lost) is given up for a new
                 // one: renewing every L/3 leaves room for two to fail.
                 let term = *term;
-                self.round += 1;
-                *renewal = Some((Tally::new(term, now, self.voters), self.round));
+                self.round = (self.round + 1) & !RENEWAL;
+                let round = self.round | RENEWAL;
+                *renewal = Some((Tally::new(term, now, self.voters), round));
                 *renew_at = now + self.timing.renew_interval;
-                vec![Action::Request {
-                    term,
-                    round: self.round,
-                }]
+                vec![Action::Request { term, round }]
             }
             _ => Vec::new(),
         }
     }
 
     fn ask(&mut self, now: Instant) -> Action {
-        self.round += 1;
+        self.round = (self.round + 1) & !RENEWAL;
         // Every round asks a term of its own. A release names a holder and a term, and
         // may arrive after the next round's request: were the term shared, it would
         // void a promise the next round counts. And a later leadership of this node
@@ -468,7 +475,10 @@ mod tests {
         };
         let mut out = Vec::new();
         for (i, v) in voters.iter_mut().enumerate() {
-            let verdict = v.request(now, "g", me, term, timing().lease);
+            let verdict = match is_renewal(round) {
+                true => v.renew(now, "g", me, term, timing().lease),
+                false => v.request(now, "g", me, term, timing().lease),
+            };
             out.extend(c.on_verdict(now, NodeId(100 + i as u64), round, verdict));
         }
         out
@@ -497,7 +507,13 @@ mod tests {
         let t1 = c.next_timer();
         assert_eq!(t1, t0 + timing().renew_interval);
         let req = c.on_timer(t1);
-        assert_eq!(req, vec![Action::Request { term: 1, round: 2 }]);
+        assert_eq!(
+            req,
+            vec![Action::Request {
+                term: 1,
+                round: 2 | RENEWAL
+            }]
+        );
         let out = deliver(&mut c, &mut vs, NodeId(1), t1, req[0]);
         assert!(matches!(out[..], [Action::Renewed { term: 1, deadline: d }] if d > deadline));
     }

@@ -612,7 +612,10 @@ impl Election {
         if group.is_empty() || group.len() > MAX_GROUP_NAME {
             return;
         }
-        let verdict = v.request(now, &group, from, term, lease);
+        let verdict = match super::candidate::is_renewal(round) {
+            true => v.renew(now, &group, from, term, lease),
+            false => v.request(now, &group, from, term, lease),
+        };
         if let Verdict::Granted { raised: true, .. } = verdict {
             self.events.push_back(ElectionEvent::TermRaised {
                 group: group.clone(),

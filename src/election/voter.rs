@@ -2,8 +2,8 @@
 //! (and to whom) and at most one unexpired promise. It grants a lease request when:
 //! - it is past its restart quarantine (it may have promised before it restarted);
 //! - it holds no unexpired promise for the group to another candidate;
-//! - the term is above every term it granted before, or equal to it for the same
-//!   candidate (a renewal).
+//! - the term is above every term it granted before, or equal to it for a renewal by
+//!   the candidate it was granted to.
 //!
 //! The term rule makes fencing tokens strictly increase from one leader to the next: a
 //! later leader's quorum shares a voter with the earlier one, and that voter grants a
@@ -124,7 +124,8 @@ impl Voter {
         self.ballots.get_mut(group)
     }
 
-    /// Decides on `candidate`'s request for `group` at `term` for `lease`.
+    /// Decides on `candidate`'s request for `group` at `term` for `lease`: a new
+    /// leadership, so the term must be above every term granted before.
     pub fn request(
         &mut self,
         now: Instant,
@@ -132,6 +133,32 @@ impl Voter {
         candidate: NodeId,
         term: Term,
         lease: Duration,
+    ) -> Verdict {
+        self.decide(now, group, candidate, term, lease, false)
+    }
+
+    /// Decides on a leader's renewal of its leadership of `group` at `term`: granted at
+    /// the same term to the candidate it was last granted to. (Only a renewal may reuse
+    /// a term: a new process with the holder's id must not take over its fencing token.)
+    pub fn renew(
+        &mut self,
+        now: Instant,
+        group: &str,
+        candidate: NodeId,
+        term: Term,
+        lease: Duration,
+    ) -> Verdict {
+        self.decide(now, group, candidate, term, lease, true)
+    }
+
+    fn decide(
+        &mut self,
+        now: Instant,
+        group: &str,
+        candidate: NodeId,
+        term: Term,
+        lease: Duration,
+        renewing: bool,
     ) -> Verdict {
         if now < self.quarantine_until {
             return Verdict::Denied(Denial::Quarantine {
@@ -152,7 +179,7 @@ impl Voter {
                 remaining: p.until - now,
             });
         }
-        let renewal = term == b.highest && b.highest_holder == Some(candidate);
+        let renewal = renewing && term == b.highest && b.highest_holder == Some(candidate);
         if term < b.highest || (term == b.highest && !renewal) {
             return Verdict::Denied(Denial::StaleTerm { highest: b.highest });
         }
@@ -258,13 +285,30 @@ mod tests {
             }
         );
         assert_eq!(
-            v.request(t0 + L / 3, "g", A, 3, L),
+            v.renew(t0 + L / 3, "g", A, 3, L),
             Verdict::Granted {
                 lease: L,
                 raised: false
             }
         );
         assert_eq!(v.promise(t0 + L, "g").unwrap().until, t0 + L / 3 + L);
+    }
+
+    #[test]
+    fn only_a_renewal_gets_the_held_term_again() {
+        // A restarted process with the holder's id, asking the term its predecessor
+        // still holds, would take over that fencing token: refused.
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        assert!(granted(v.request(t0, "g", A, 2, L)));
+        let at = t0 + L / 3;
+        assert_eq!(
+            v.request(at, "g", A, 2, L),
+            Verdict::Denied(Denial::StaleTerm { highest: 2 })
+        );
+        assert!(granted(v.renew(at, "g", A, 2, L)));
+        assert!(granted(v.request(at, "g", A, 3, L)));
+        assert!(!granted(v.renew(at, "g", B, 3, L)), "not B's term");
     }
 
     #[test]
@@ -277,7 +321,7 @@ mod tests {
         assert_eq!(v.release("g", A, 2), None, "only its own term");
         assert_eq!(v.release("g", A, 1), Some(vec![B]), "B was turned away");
         assert_eq!(
-            v.request(t0, "g", A, 1, L),
+            v.renew(t0, "g", A, 1, L),
             Verdict::Denied(Denial::StaleTerm { highest: 1 }),
             "a released term is not renewed"
         );

@@ -77,6 +77,26 @@ fn every_election_scenario_holds_on_ten_seeds() {
     }
 }
 
+/// Clusters where every node votes (three or five nodes): each scenario on a few seeds,
+/// and the 3-node runs where a restarted lowest id once took over its dead
+/// predecessor's fencing token.
+#[test]
+fn every_election_scenario_holds_in_clusters_of_three_and_five() {
+    for e in CATALOGUE.iter().filter(|e| e.election) {
+        for nodes in [3, 5] {
+            for seed in 0..4 {
+                holds(&e.run(&params(nodes, seed, None)));
+            }
+        }
+    }
+    for seed in [84, 89] {
+        let o = catalogue::find("flapping-lowest")
+            .expect("known")
+            .run(&params(3, seed, None));
+        holds(&o);
+    }
+}
+
 #[test]
 fn same_seed_same_election_trace() {
     let a = run("chaos", 3, None);

@@ -11,8 +11,12 @@
 //! - safety: the intervals of two different nodes never overlap (at most one leader at
 //!   any real instant);
 //! - fencing: each new leadership's term is above every earlier one;
-//! - liveness: once the last fault has healed, the group is never without a leader for
-//!   longer than [`liveness_bound`] (`failover_ms` is the worst such gap).
+//! - liveness: from the first election on, the group is never without a leader for
+//!   longer than [`liveness_bound`], each leaderless gap counted from when the lasting
+//!   fault in force during it healed (a partition, loss, a slow or stalled node), or
+//!   from its start when none was (crashes, restarts and resignations take effect at
+//!   once); `failover_ms` is the worst such gap, and gaps that end while a lasting
+//!   fault is still in force are not counted.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -121,7 +125,7 @@ fn minority_cut(leader: NodeIdx, n: usize, voters: &[NodeId]) -> Cut {
     Cut::Groups(side)
 }
 
-/// How long a group may stay without a leader once the last fault has healed: a
+/// How long a group may stay without a leader once a fault has healed: a
 /// restarted voter's quarantine, the promises made to a lost leader running out (one
 /// lease), one more lease for a round lost to a split vote, a few round timeouts of
 /// retries, and a reconnect interval for membership to merge again after a partition

@@ -2,6 +2,7 @@
 //! watch a whole cluster work in one command (`quorate demo`).
 
 mod bench;
+mod bench_election;
 mod cluster;
 mod demo;
 mod init;
@@ -38,6 +39,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Measure real node processes on loopback and print a table.
     Bench(bench::BenchArgs),
+    /// Measure leader failover (crash) and handover (resign) times and print a table.
+    BenchElection(bench_election::BenchElectionArgs),
 }
 
 /// `--listen`/`--seed` values.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Cmd::Status(a) => runtime().and_then(|rt| rt.block_on(status::run(a))),
         Cmd::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::BenchElection(a) => runtime().and_then(|rt| rt.block_on(bench_election::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

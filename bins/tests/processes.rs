@@ -173,6 +173,14 @@ fn bad_command_lines_fail_with_a_clear_message() {
             ],
             "unknown preset",
         ),
+        (
+            vec!["bench-election".into(), "--trials".into(), "0".into()],
+            "--trials must be at least 1",
+        ),
+        (
+            vec!["bench-election".into(), "--nodes".into(), "2".into()],
+            "--nodes must be at least 3",
+        ),
     ];
     for (args, expect) in cases {
         let out = Command::new(BIN).args(&args).output().unwrap();

@@ -117,6 +117,24 @@ impl Drop for Campaign {
     }
 }
 
+/// Starts a campaign through the driver's command channel (`once`: a lock's).
+pub(crate) async fn start_campaign(
+    cmds: &mpsc::UnboundedSender<Command>,
+    group: &str,
+    once: bool,
+) -> Result<Campaign, NodeError> {
+    let (reply, rx) = oneshot::channel();
+    let group = group.to_owned();
+    let cmd = Command::Campaign {
+        group: group.clone(),
+        once,
+        reply,
+    };
+    cmds.send(cmd).map_err(|_| NodeError::Stopped)?;
+    let (id, seat) = rx.await.map_err(|_| NodeError::Stopped)??;
+    Ok(Campaign::new(group, id, seat, cmds.downgrade()))
+}
+
 async fn resign(cmds: &mpsc::WeakUnboundedSender<Command>, group: &str, id: u64) {
     let Some(cmds) = cmds.upgrade() else {
         return;
@@ -160,7 +178,8 @@ impl Leadership {
     }
 
     /// The end of the current lease (this node's monotonic clock), pushed back by every
-    /// renewal; once the leadership ended, the last deadline it had.
+    /// renewal; once the leadership ended, the last deadline this handle saw (read
+    /// while leading, or followed by [`Leadership::lost`]).
     pub fn deadline(&self) -> Instant {
         let mut last = self
             .last_deadline
@@ -191,6 +210,10 @@ impl Leadership {
                 Seat::Leading { term, deadline } if term == self.term => deadline,
                 _ => return,
             };
+            *self
+                .last_deadline
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = deadline;
             if deadline <= now() {
                 return;
             }
@@ -257,24 +280,7 @@ impl Node {
     /// [`Campaign`]. Errors: [`NodeError::Campaign`] (elections off, bad name, already
     /// running for it, ...), [`NodeError::Stopped`].
     pub async fn campaign(&self, group: &str) -> Result<Campaign, NodeError> {
-        self.start_campaign(group, false).await
-    }
-
-    pub(crate) async fn start_campaign(
-        &self,
-        group: &str,
-        once: bool,
-    ) -> Result<Campaign, NodeError> {
-        let (reply, rx) = oneshot::channel();
-        let group = group.to_owned();
-        let cmd = Command::Campaign {
-            group: group.clone(),
-            once,
-            reply,
-        };
-        self.command(cmd).await?;
-        let (id, seat) = rx.await.map_err(|_| NodeError::Stopped)??;
-        Ok(Campaign::new(group, id, seat, self.cmds.downgrade()))
+        start_campaign(&self.cmds, group, false).await
     }
 
     /// The leader of `group` and its term as gossip says (tooz `get_leader`): fast, may

@@ -82,6 +82,58 @@
 //! # }
 //! ```
 //!
+//! **Groups.** As in tooz, any node creates named groups ([`Node::create_group`]) and
+//! joins them with capabilities ([`Node::join_group`], [`Node::update_capabilities`],
+//! [`Node::leave_group`]); every node knows every group ([`Node::groups`],
+//! [`Node::group_members`], snapshots that never wait) and sees [`GroupEvent`]s on its
+//! [`Node::events`]. A member that fails or leaves the cluster leaves its groups. Refused
+//! operations come back as [`NodeError::Group`] with tooz's cases ([`GroupError`]).
+//!
+//! **Elections.** Name the voters in the cluster config ([`Config::with_voters`]; the
+//! same set on every node, a majority is a quorum). Any node runs for a group's
+//! leadership with [`Node::campaign`]; [`Campaign::leadership`] resolves once this node
+//! leads, with a [`Leadership`] carrying the fencing token ([`Leadership::term`]) and
+//! [`Leadership::lost`], which completes before any other node can lead. Resign (or drop
+//! the campaign) to hand over at once; a crashed leader is replaced about a lease later.
+//! Anyone asks who leads: [`Node::leader`] (gossip), [`Node::confirmed_leader`] (a
+//! quorum of voters), [`Node::leader_changes`] (a stream). [`Node::run`] runs a task only
+//! while leading, like kazoo's `Election.run`, and [`Node::lock`] gives locks on the same
+//! leases. Give voters a [`NodeConfig::data_dir`] so a restart never reuses a term.
+//!
+//! ```
+//! use quorate::{ClusterCa, Config, Node, NodeConfig, NodeId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ca = ClusterCa::generate("demo")?;
+//! // A one-node cluster that is its own voter (a real one names three or five).
+//! let config = Config::local().with_voters(vec![NodeId(1)]);
+//! let mut cfg = NodeConfig::new(NodeId(1), "127.0.0.1:0".parse()?, ca.issue_node(NodeId(1))?);
+//! cfg.config = config;
+//! let node = Node::start(cfg).await?;
+//!
+//! node.create_group("workers").await?;
+//! node.join_group("workers", b"gpu=1".to_vec()).await?;
+//! assert_eq!(node.group_members("workers")?, vec![(NodeId(1), b"gpu=1".to_vec())]);
+//!
+//! // A started voter grants nothing for one lease: the election takes that long.
+//! let mut campaign = node.campaign("scheduler").await?;
+//! let leadership = campaign.leadership().await?;
+//! println!("leading with fencing token {}", leadership.term());
+//! tokio::select! {
+//!     () = leadership.lost() => println!("lost the lease: stop acting as leader"),
+//!     () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+//! }
+//! campaign.resign().await;
+//!
+//! let guard = node.lock("disk").acquire(std::time::Duration::from_secs(5)).await?;
+//! println!("lock held, fencing token {}", guard.fencing_token());
+//! guard.release().await;
+//! node.leave().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! An admin tool asks any node for its view with [`query_status`], using a client
 //! identity ([`ClusterCa::issue_client`]) that can never become a member. Tests inject
 //! loss, delay and partitions under the real QUIC stack with
@@ -110,6 +162,8 @@ pub mod identity;
 #[cfg(feature = "runtime")]
 pub mod leader;
 #[cfg(feature = "runtime")]
+pub mod lock;
+#[cfg(feature = "runtime")]
 pub mod node;
 #[cfg(feature = "runtime")]
 pub mod runtime;
@@ -127,6 +181,8 @@ pub use wire::{Incarnation, NodeId, State};
 pub use identity::{ClusterCa, Identity, IdentityError};
 #[cfg(feature = "runtime")]
 pub use leader::{Campaign, LeaderChanges, Leadership};
+#[cfg(feature = "runtime")]
+pub use lock::{Lock, LockGuard, LOCK_PREFIX};
 #[cfg(feature = "runtime")]
 pub use node::{
     query_status, EventStream, MemberStatus, Node, NodeConfig, NodeError, StatusReport,

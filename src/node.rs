@@ -1,11 +1,14 @@
 //! The public async API: start a [`Node`], watch the membership, publish metadata,
-//! leave.
+//! manage groups, leave. Elections and locks on the same handle are in
+//! [`crate::leader`] and [`crate::lock`].
 //!
 //! A node is one QUIC endpoint (client and server at once) plus one tokio task, the
 //! driver, that owns the protocol engine. The [`Node`] handle talks to the driver through
-//! channels: reads ([`Node::members`], [`Node::stats`]) are snapshots that never wait,
-//! commands ([`Node::set_metadata`], [`Node::leave`]) wait for the driver's answer.
-//! Dropping the handle stops the node as [`Node::shutdown`] does.
+//! channels: reads ([`Node::members`], [`Node::groups`], [`Node::leader`],
+//! [`Node::stats`]) are snapshots that never wait, commands ([`Node::set_metadata`],
+//! [`Node::create_group`], [`Node::campaign`], [`Node::leave`]) wait for the driver's
+//! answer. Dropping the handle stops the node as [`Node::shutdown`] does; campaign, lock
+//! and leadership handles do not keep it running.
 
 use std::io;
 use std::net::SocketAddr;
@@ -107,6 +110,15 @@ pub enum NodeError {
     /// this node no longer runs for it.
     #[error("the campaign for group {0:?} was resigned")]
     Resigned(String),
+    /// The lock was still held elsewhere when the wait ended; this node no longer
+    /// waits for it.
+    #[error("lock {name:?} still held elsewhere after {waited:?}")]
+    LockTimeout {
+        /// The lock.
+        name: String,
+        /// How long this node waited.
+        waited: std::time::Duration,
+    },
     /// The leadership ended (lease not renewed, node stopped) before the task run
     /// under it finished ([`Node::run`]); the task was dropped and the campaign
     /// resigned.
@@ -262,6 +274,7 @@ pub struct Node {
     pub(crate) snapshot: watch::Receiver<Arc<Snapshot>>,
     stats: watch::Receiver<Stats>,
     shared: Arc<Shared>,
+    pub(crate) election_timing: crate::election::Timing,
     driver: JoinHandle<()>,
 }
 
@@ -420,6 +433,7 @@ impl Node {
             snapshot: snapshot_rx,
             stats: stats_rx,
             shared,
+            election_timing: cfg.config.election.timing.clone(),
             driver: tokio::spawn(driver.run()),
         }
     }
@@ -455,7 +469,8 @@ impl Node {
             .cloned()
     }
 
-    /// A subscription to membership events (see [`EventStream`] for the overflow
+    /// A subscription to events: membership, groups, gossiped leaders and this node's
+    /// own leaderships (see [`EventStream`] for the overflow
     /// policy). The first call receives every event since the node started (joins that
     /// happen while `start` returns are not lost); later calls see events from then on.
     pub fn events(&self) -> EventStream {

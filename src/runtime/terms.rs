@@ -5,7 +5,8 @@
 //! The file is text: a header line, then one `<term> <group>` line per group (group
 //! names have no control characters, so a line ends the name). It is replaced whole on
 //! every change (written to `terms.tmp`, synced, renamed over), so a crash leaves the
-//! old or the new version, never a mix. At most `max` groups are kept; beyond that the
+//! old or the new version, never a mix. The driver writes it inline, before the grant
+//! that raised the term is sent: a few bytes per group, once per new term. At most `max` groups are kept; beyond that the
 //! lowest terms are dropped (a voter tracks at most `max_groups` groups anyway).
 
 use std::collections::BTreeMap;

@@ -554,14 +554,18 @@ impl Election {
                 // A resignation frees the group for every candidate turned away; grants
                 // released after a lost round only for lower ids (who go first), so
                 // the candidates that split the vote do not all retry at once.
-                let waiters = self
-                    .voter
-                    .as_mut()
-                    .and_then(|v| v.release(&group, from, term))
+                let Some(v) = self.voter.as_mut() else {
+                    return;
+                };
+                let (told, kept): (Vec<NodeId>, Vec<NodeId>) = v
+                    .release(&group, from, term)
                     .unwrap_or_default()
                     .into_iter()
-                    .filter(|w| vacate || *w < from);
-                for w in waiters {
+                    .partition(|w| vacate || *w < from);
+                // Those not told still wait for this voter: keep them on its list, or
+                // the next release would forget them and they would sit out a lease.
+                v.keep_waiting(&group, kept);
+                for w in told {
                     let msg = ElectionMsg::Vacant {
                         group: group.clone(),
                         resigned: from,
@@ -881,6 +885,36 @@ mod tests {
             "{:?}",
             now - start
         );
+    }
+
+    #[test]
+    fn a_candidate_not_told_of_a_lost_round_release_still_hears_of_the_resignation() {
+        let t0 = Instant::now();
+        let cfg = ElectionConfig::lan(vec![NodeId(9)]);
+        let now = t0 + cfg.quarantine;
+        let lease = cfg.timing.lease;
+        let mut v = Election::new(NodeId(9), cfg, t0).unwrap();
+        let req = |term, round| ElectionMsg::Request {
+            group: "g".into(),
+            term,
+            round,
+            lease,
+        };
+        let release = |term, vacate| ElectionMsg::Release {
+            group: "g".into(),
+            term,
+            vacate,
+        };
+        v.handle(now, NodeId(2), req(1, 1));
+        v.handle(now, NodeId(3), req(2, 1)); // turned away: node 2 holds it
+        v.handle(now, NodeId(2), release(1, false)); // node 2's round lost: 3 not told
+        v.handle(now, NodeId(2), req(3, 2));
+        v.handle(now, NodeId(2), release(3, true)); // node 2 resigns
+        let vacant: Vec<NodeId> = std::iter::from_fn(|| v.poll_message())
+            .filter(|(_, m)| matches!(m, ElectionMsg::Vacant { .. }))
+            .map(|(to, _)| to)
+            .collect();
+        assert_eq!(vacant, vec![NodeId(3)]);
     }
 
     #[test]

@@ -187,9 +187,9 @@ impl Voter {
         let raised = term > b.highest;
         b.highest = term;
         b.highest_holder = Some(candidate);
-        if !matches!(b.promise, Some(p) if p.holder == candidate) {
-            b.waiters.clear();
-        }
+        // Those turned away before still wait (now for this holder); only the
+        // candidate granted stops waiting.
+        b.waiters.retain(|w| *w != candidate);
         b.promise = Some(Promise {
             holder: candidate,
             term,
@@ -211,6 +211,18 @@ impl Voter {
                 Some(std::mem::take(&mut b.waiters))
             }
             _ => None,
+        }
+    }
+
+    /// Puts candidates back on `group`'s list of those turned away (after a release
+    /// that told only some of them).
+    pub fn keep_waiting(&mut self, group: &str, waiters: Vec<NodeId>) {
+        if let Some(b) = self.ballots.get_mut(group) {
+            for w in waiters {
+                if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&w) {
+                    b.waiters.push(w);
+                }
+            }
         }
     }
 

@@ -1,13 +1,13 @@
 //! `quorate node`: one node of a cluster made by `quorate init`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use quorate::{Event, Identity, Node, NodeConfig, NodeId};
+use quorate::{Event, Identity, LeaderChange, Node, NodeConfig, NodeId};
 use serde_json::{json, Map};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -77,7 +77,7 @@ pub async fn run(a: NodeArgs) -> Result<()> {
         id,
         json: a.json,
         reporter: Reporter::default(),
-        groups: a.campaigns.iter().cloned().collect(),
+        leaders: a.campaigns.iter().map(|g| (g.clone(), None)).collect(),
     };
     out.started(&node);
     let mut events = node.events();
@@ -95,7 +95,16 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(ev) => out.event(Some(&node), &ev),
+                Some(ev) => {
+                    // Report what arrived together, then sum up the view once.
+                    let mut reported = out.event(&ev);
+                    while let Some(ev) = events.try_recv() {
+                        reported |= out.event(&ev);
+                    }
+                    if reported {
+                        out.view(&node);
+                    }
+                }
                 None => break,
             },
             _ = stats_tick.tick(), if a.stats_every > 0 => out.stats(&node),
@@ -110,12 +119,12 @@ pub async fn run(a: NodeArgs) -> Result<()> {
         campaign.resign().await;
     }
     while let Some(ev) = events.try_recv() {
-        out.event(Some(&node), &ev);
+        out.event(&ev);
     }
     out.line("leaving", Map::new());
     node.leave().await.context("graceful leave failed")?;
     while let Some(ev) = events.try_recv() {
-        out.event(None, &ev);
+        out.event(&ev);
     }
     out.line("stopped", Map::new());
     Ok(())
@@ -125,8 +134,9 @@ struct Output {
     id: NodeId,
     json: bool,
     reporter: Reporter,
-    /// Groups shown in the live view: those this node runs for or saw a leader of.
-    groups: BTreeSet<String>,
+    /// Groups shown in the live view (those this node runs for or saw a leader of),
+    /// with their latest leader change (`None`: none seen yet).
+    leaders: BTreeMap<String, Option<LeaderChange>>,
 }
 
 impl Output {
@@ -152,25 +162,37 @@ impl Output {
         }
     }
 
-    /// Reports one event; the live view then sums up `node`'s view, if it still runs.
-    fn event(&mut self, node: Option<&Node>, ev: &Event) {
+    /// Reports one event; false when it is not one reported (a renewal, ...).
+    fn event(&mut self, ev: &Event) -> bool {
         if let Event::Leader(c) = ev {
-            self.groups.insert(c.group.clone());
+            self.leaders.insert(c.group.clone(), Some(c.clone()));
         }
         let Some((kind, fields)) = self.reporter.describe(ev) else {
-            return;
+            return false;
         };
         if self.json {
             println!("{}", view::json_line(self.id, kind, fields));
+        } else {
+            let ts = view::clock(view::now_ms());
+            println!("{ts} {}", view::human_line(kind, &fields));
+        }
+        true
+    }
+
+    /// The live view's summary: members by state, and each group's leader as the
+    /// reported changes tell it (or `node`'s gossiped view before any change).
+    fn view(&self, node: &Node) {
+        if self.json {
             return;
         }
         let ts = view::clock(view::now_ms());
-        println!("{ts} {}", view::human_line(kind, &fields));
-        if let Some(node) = node {
-            println!("{ts}   {}", view::summary(&node.members()));
-            if !self.groups.is_empty() {
-                println!("{ts}   {}", view::leaders(&self.groups, |g| node.leader(g)));
-            }
+        println!("{ts}   {}", view::summary(&node.members()));
+        if !self.leaders.is_empty() {
+            let line = view::leaders(self.leaders.keys(), |g| match &self.leaders[g] {
+                Some(c) => c.leader.map(|l| (l, c.term)),
+                None => node.leader(g),
+            });
+            println!("{ts}   {line}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! How a running node reports: one JSON object per line (`--json`) or a readable live
 //! view of the membership and of the groups' leaders.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use quorate::{ElectionEvent, Event, LeaderChange, Member, MemberEvent, NodeId, State, StepDown};
@@ -243,12 +243,12 @@ pub fn summary(members: &[Member]) -> String {
 }
 
 /// One line with the gossiped leader of each group in `groups`.
-pub fn leaders(
-    groups: &BTreeSet<String>,
+pub fn leaders<'a>(
+    groups: impl IntoIterator<Item = &'a String>,
     leader: impl Fn(&str) -> Option<(NodeId, u64)>,
 ) -> String {
     let parts: Vec<String> = groups
-        .iter()
+        .into_iter()
         .map(|g| match leader(g) {
             Some((id, term)) => format!("{g}: node {id} (term {term})"),
             None => format!("{g}: none"),
@@ -348,7 +348,7 @@ mod tests {
         });
         let (kind, fields) = r.describe(&e).unwrap();
         assert_eq!(human_line(kind, &fields), "group g: node 2 leads (term 5)");
-        let groups: BTreeSet<String> = ["a".into(), "g".into()].into();
+        let groups = ["a".to_owned(), "g".to_owned()];
         let l = leaders(&groups, |g| (g == "g").then_some((NodeId(2), 5)));
         assert_eq!(l, "leaders: a: none  g: node 2 (term 5)");
     }

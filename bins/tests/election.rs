@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{free_base, init, sigterm, spawn, wait_for, Proc};
+use common::{free_base, init, sigterm, spawn, wait_for, Proc, BIN};
 use serde_json::Value;
 
 const GROUP: &str = "g";
@@ -187,4 +187,28 @@ fn five_candidates_elect_one_leader_fail_over_and_hand_over() {
         vec![first, second, third],
         "{held:?}"
     );
+}
+
+#[test]
+fn the_demo_elects_fails_over_and_hands_over() {
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--nodes", "3", "--preset", "local"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "converged:",
+        "leads group \"demo\" with term",
+        "crash detected:",
+        "failover: node",
+        "handover: node",
+        "departure seen:",
+    ] {
+        assert!(text.contains(step), "no {step:?} in\n{text}");
+    }
 }

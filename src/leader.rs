@@ -283,6 +283,17 @@ impl Node {
         start_campaign(&self.cmds, group, false).await
     }
 
+    /// The live candidates for `group`'s leadership, by id (kazoo's
+    /// `Election.contenders`): the lowest runs first. A snapshot of the gossiped state.
+    pub fn candidates(&self, group: &str) -> Vec<NodeId> {
+        let snap = self.snapshot.borrow();
+        snap.groups
+            .candidates
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The leader of `group` and its term as gossip says (tooz `get_leader`): fast, may
     /// lag a change by a gossip round. A snapshot: it never waits.
     pub fn leader(&self, group: &str) -> Option<(NodeId, Term)> {

@@ -56,6 +56,12 @@ async fn one_leader_everyone_agrees_and_a_crash_fails_over_to_a_higher_term() ->
     // A node that neither votes nor runs gets the quorum-confirmed answer.
     let confirmed = nodes[4].confirmed_leader("g").await?;
     assert_eq!(confirmed, Some((NodeId(1), t1)));
+    // Every node knows the contenders (kazoo's `contenders()`), itself running or not.
+    let running: Vec<NodeId> = (1..=4).map(NodeId).collect();
+    wait_until("every node sees the four candidates", || {
+        nodes.iter().all(|n| n.candidates("g") == running)
+    })
+    .await?;
 
     // Node 1 crashes (no leave): another takes over with a higher term.
     // No one else may lead before node 1's deadline (read last, just before it stops).

@@ -50,6 +50,8 @@ pub struct Engine {
     views_changed: bool,
     max_events: usize,
     events_dropped: u64,
+    /// Bumped whenever some member's group state changed in this node's view.
+    group_version: u64,
     /// Groups whose leadership was renewed in this pump (preemption is checked then).
     renewed: Vec<String>,
     /// When this node first saw each lower-id candidate of a group it leads.
@@ -98,6 +100,7 @@ impl Engine {
             max_events,
             events_dropped: 0,
             renewed: Vec::new(),
+            group_version: 0,
             lower_since: HashMap::new(),
         })
     }
@@ -116,6 +119,13 @@ impl Engine {
     /// The group layer (read-only).
     pub fn groups(&self) -> &Groups {
         &self.groups
+    }
+
+    /// Changes whenever the group state of some member (groups joined, candidacies,
+    /// leaderships) changed in this node's view: a cheap test for rebuilding a
+    /// snapshot of it.
+    pub fn group_version(&self) -> u64 {
+        self.group_version
     }
 
     /// The election layer, when elections are on.
@@ -420,6 +430,7 @@ impl Engine {
             }
         }
         if std::mem::take(&mut self.views_changed) {
+            self.group_version += 1;
             self.refresh_ranks();
             for c in self.groups.leader_changes() {
                 self.emit(Event::Leader(c));

@@ -192,6 +192,17 @@ impl Groups {
             .collect()
     }
 
+    /// Every group with live candidates, each with its candidates by id.
+    pub fn all_candidates(&self) -> BTreeMap<String, Vec<NodeId>> {
+        let mut out: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+        for (id, s) in &self.views {
+            for g in &s.running {
+                out.entry(g.clone()).or_default().push(*id);
+            }
+        }
+        out
+    }
+
     /// This node's rank among the live candidates for `group` (0 = lowest id).
     pub fn rank(&self, group: &str) -> u32 {
         let below = self.views.range(..self.me);

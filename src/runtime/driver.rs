@@ -111,6 +111,8 @@ pub(crate) struct Driver {
     /// The group view published last, and whether it must be rebuilt.
     groups: Arc<GroupView>,
     groups_dirty: bool,
+    /// The engine's group version the published view was built from.
+    group_version: u64,
 }
 
 fn now_std() -> std::time::Instant {
@@ -139,6 +141,7 @@ impl Driver {
             elections,
             groups: Arc::default(),
             groups_dirty: true,
+            group_version: 0,
         }
     }
 
@@ -297,6 +300,11 @@ impl Driver {
             }
             // No subscriber is fine; a lagging one loses its oldest events.
             let _ = self.outputs.events.send(e);
+        }
+        if self.engine.group_version() != self.group_version {
+            self.group_version = self.engine.group_version();
+            self.groups_dirty = true;
+            self.dirty = true;
         }
         let now = Instant::now();
         while let Some(t) = self.engine.poll_transmit() {

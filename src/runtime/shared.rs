@@ -63,6 +63,8 @@ pub(crate) struct GroupView {
     pub groups: BTreeMap<String, Vec<(NodeId, Vec<u8>)>>,
     /// The gossiped leader of every group that has one (lock groups included).
     pub leaders: BTreeMap<String, (NodeId, Term)>,
+    /// The live candidates of every group someone runs for, by id.
+    pub candidates: BTreeMap<String, Vec<NodeId>>,
 }
 
 impl GroupView {
@@ -76,6 +78,7 @@ impl GroupView {
         GroupView {
             groups,
             leaders: engine.groups().leaders(),
+            candidates: engine.groups().all_candidates(),
         }
     }
 }

@@ -287,6 +287,17 @@ impl Config {
         self.max_metadata_bytes + self.max_group_state_bytes + 16
     }
 
+    /// Refuses initial metadata of `len` bytes over `limit` (named `what`).
+    pub(crate) fn check_metadata(len: usize, limit: usize, what: &str) -> Result<(), ConfigError> {
+        if len > limit {
+            return Err(ConfigError::Invalid {
+                field: "metadata",
+                reason: format!("{len} bytes exceeds {what} ({limit})"),
+            });
+        }
+        Ok(())
+    }
+
     /// This config with `voters` as the election's voter set.
     pub fn with_voters(mut self, voters: Vec<crate::wire::NodeId>) -> Self {
         self.election.voters = voters;

@@ -71,16 +71,7 @@ impl Engine {
         now: Instant,
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        if meta.len() > cfg.max_metadata_bytes {
-            return Err(ConfigError::Invalid {
-                field: "metadata",
-                reason: format!(
-                    "{} bytes exceeds max_metadata_bytes ({})",
-                    meta.len(),
-                    cfg.max_metadata_bytes
-                ),
-            });
-        }
+        Config::check_metadata(meta.len(), cfg.max_metadata_bytes, "max_metadata_bytes")?;
         let groups = Groups::new(id, meta, cfg.max_groups, cfg.max_group_state_bytes);
         let published = groups.own().encode();
         let election = match cfg.election.enabled() {

@@ -192,16 +192,7 @@ impl Swim {
         now: Instant,
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        if meta.len() > cfg.node_state_limit() {
-            return Err(ConfigError::Invalid {
-                field: "metadata",
-                reason: format!(
-                    "{} bytes exceeds the node state limit ({})",
-                    meta.len(),
-                    cfg.node_state_limit()
-                ),
-            });
-        }
+        Config::check_metadata(meta.len(), cfg.node_state_limit(), "the node state limit")?;
         let own = Member {
             id: me,
             addr,

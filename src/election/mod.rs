@@ -9,6 +9,7 @@
 //! each new leader's term (its fencing token) is higher than every earlier one.
 
 pub mod candidate;
+pub mod config;
 pub mod lease;
 pub mod node;
 pub mod query;

@@ -3,10 +3,10 @@
 //!
 //! One cluster of `--nodes` nodes in this process (each its own QUIC endpoint and
 //! driver), voters 1..=3, every node running for one group. A crash trial stops the
-//! leader without a word (no resignation, no leave) at a random phase of its renewal
-//! cycle and times until another node is elected; the stopped node then restarts with
-//! the same id and runs again. A handover trial has the leader resign and times until
-//! the next node is elected.
+//! leader without a word (no resignation, no leave) at a phase of its renewal cycle
+//! (spread evenly over the trials) and times until another node is elected; the stopped
+//! node then restarts with the same id and runs again. A handover trial has the leader
+//! resign and times until the next node is elected.
 
 use std::time::{Duration, Instant};
 

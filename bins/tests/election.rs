@@ -76,8 +76,13 @@ fn successor(
     found(log).unwrap()
 }
 
+/// The two tests of this file start many processes each: they run one at a time, so
+/// neither starves the other's leaders of CPU on a small machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn five_candidates_elect_one_leader_fail_over_and_hand_over() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
     // Every node votes: the test takes two nodes away (one crashes, one leaves), and
@@ -182,15 +187,17 @@ fn five_candidates_elect_one_leader_fail_over_and_hand_over() {
             );
         }
     }
-    assert_eq!(
-        held.iter().map(|h| h.0).collect::<Vec<_>>(),
-        vec![first, second, third],
-        "{held:?}"
-    );
+    // Who led, in order. A leader may lose its lease and win it back with a new term
+    // (a loaded machine can delay renewals past the deadline; with two of five voters
+    // gone every renewal needs all three others): that is one turn, not a new leader.
+    let mut turns: Vec<u64> = by_start.iter().map(|h| h.0).collect();
+    turns.dedup();
+    assert_eq!(turns, vec![first, second, third], "{held:?}");
 }
 
 #[test]
 fn the_demo_elects_fails_over_and_hands_over() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = std::process::Command::new(BIN)
         .args(["demo", "--nodes", "3", "--preset", "local"])
         .output()

@@ -484,6 +484,18 @@ mod tests {
         out
     }
 
+    /// A candidacy elected at `t0` by three fresh voters, and its deadline.
+    fn elected(t0: Instant) -> (Candidacy, Vec<Voter>, Instant) {
+        let mut vs = voters(t0);
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+        let req = c.on_timer(t0);
+        let out = deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
+        let Action::Elected { deadline, .. } = out[0] else {
+            panic!("not elected: {out:?}")
+        };
+        (c, vs, deadline)
+    }
+
     fn voters(t0: Instant) -> Vec<Voter> {
         (0..3)
             .map(|_| Voter::new(t0, Duration::ZERO, Duration::from_secs(5), 8))
@@ -546,13 +558,7 @@ mod tests {
     #[test]
     fn leader_without_renewals_steps_down_at_its_deadline() {
         let t0 = Instant::now();
-        let mut vs = voters(t0);
-        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
-        let req = c.on_timer(t0);
-        let out = deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
-        let Action::Elected { deadline, .. } = out[0] else {
-            panic!()
-        };
+        let (mut c, vs, deadline) = elected(t0);
         // Renewal requests go unanswered (partitioned from the voters).
         let mut stepped = None;
         while stepped.is_none() {
@@ -575,11 +581,8 @@ mod tests {
         // would grant the old term again as a renewal): a fencing token names one
         // leadership only.
         let t0 = Instant::now();
-        let mut vs = voters(t0);
-        let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
-        let req = c.on_timer(t0);
-        let out = deliver(&mut c, &mut vs, NodeId(1), t0, req[0]);
-        assert!(matches!(out[..], [Action::Elected { term: 1, .. }]));
+        let (mut c, mut vs, _) = elected(t0);
+        assert_eq!(c.leadership().map(|l| l.0), Some(1));
         let mut now = t0;
         while c.leadership().is_some() {
             now = c.next_timer();

@@ -47,8 +47,12 @@ impl NodeState {
             && self.authored.is_empty())
     }
 
-    /// The wire form (postcard).
+    /// The wire form (postcard); empty for a node with no metadata and no groups, so
+    /// such a node's gossip is as small as it can be.
     pub fn encode(&self) -> Vec<u8> {
+        if self.user.is_empty() && !self.has_groups() {
+            return Vec::new();
+        }
         // Every field is serializable into a growing vector: this cannot fail.
         postcard::to_allocvec(self).unwrap_or_default()
     }
@@ -115,6 +119,8 @@ mod tests {
         assert_eq!(NodeState::decode(&trailing), NodeState::default());
         assert!(s.has_groups());
         assert!(!NodeState::with_user(vec![1]).has_groups());
+        // Nothing to say, nothing sent: the member's gossip carries no metadata.
+        assert!(NodeState::default().encode().is_empty());
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Engine {
     user_digests: HashMap<NodeId, u64>,
     events: VecDeque<Event>,
     published: Vec<u8>,
+    /// The own-state version `published` was encoded from.
+    published_version: u64,
     shared_version: u64,
     views_changed: bool,
     max_events: usize,
@@ -86,6 +88,7 @@ impl Engine {
             user_digests: HashMap::new(),
             events: VecDeque::new(),
             published,
+            published_version: 0,
             shared_version: 0,
             views_changed: false,
             max_events,
@@ -595,6 +598,10 @@ impl Engine {
         if self.swim.is_leaving() {
             return;
         }
+        if self.groups.own_version() == self.published_version {
+            return;
+        }
+        self.published_version = self.groups.own_version();
         let state = self.groups.own().encode();
         if state != self.published {
             if let Err(e) = self.swim.set_metadata(now, state.clone()) {

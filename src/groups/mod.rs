@@ -134,6 +134,8 @@ pub struct Groups {
     reported: BTreeMap<String, (Option<NodeId>, Term)>,
     max_groups: usize,
     max_bytes: usize,
+    /// Bumped by every change of this node's own state.
+    own_version: u64,
 }
 
 impl Groups {
@@ -148,12 +150,18 @@ impl Groups {
             reported: BTreeMap::new(),
             max_groups,
             max_bytes,
+            own_version: 0,
         }
     }
 
     /// This node's own state.
     pub fn own(&self) -> &NodeState {
         &self.own
+    }
+
+    /// Changes whenever this node's own state changed (to republish it only then).
+    pub fn own_version(&self) -> u64 {
+        self.own_version
     }
 
     /// Whether `id` publishes group state in this node's view.
@@ -409,6 +417,7 @@ impl Groups {
     /// Replaces this node's metadata.
     pub fn set_user(&mut self, user: Vec<u8>) {
         self.own.user = user;
+        self.own_version += 1;
     }
 
     /// Applies `f` to this node's state if the result stays within the byte limit, and
@@ -428,6 +437,7 @@ impl Groups {
         }
         let events = diff_joined(self.me, &self.own.joined, &next.joined);
         self.own = next;
+        self.own_version += 1;
         if self.own.has_groups() {
             self.views.insert(self.me, self.own.clone());
         } else {

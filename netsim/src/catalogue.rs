@@ -27,6 +27,9 @@ pub struct Params {
     pub config: Config,
     /// Report progress of long runs on stderr.
     pub progress: bool,
+    /// Start from a formed cluster (every node knows every other) instead of a join
+    /// storm through one seed.
+    pub formed: bool,
     /// A deliberately unsafe election (election scenarios only), for the checkers to
     /// catch.
     pub variant: Option<UnsafeVariant>,
@@ -42,6 +45,7 @@ impl Params {
             duration: None,
             config: Config::lan(),
             progress: false,
+            formed: false,
             variant: None,
         }
     }
@@ -236,8 +240,12 @@ pub fn base(name: &str, p: &Params) -> Scenario {
     let mut s = Scenario::new(name, p.nodes, p.seed).config(p.config.clone());
     s.settle = converge_within(p);
     s.progress = p.progress;
-    s.join_all(spread(p.nodes))
-        .until(Cond::Converged, converge_within(p), "converged_ms")
+    let s = if p.formed {
+        s.act(Action::Form)
+    } else {
+        s.join_all(spread(p.nodes))
+    };
+    s.until(Cond::Converged, converge_within(p), "converged_ms")
 }
 
 fn victim(p: &Params) -> NodeIdx {

@@ -33,6 +33,9 @@ use crate::trace::mix;
 pub enum Action {
     /// Node joins through the scenario's seed node.
     Join(NodeIdx),
+    /// Every running node learns every other at once (see [`Sim::form_node`]): a formed
+    /// cluster without the join storm that forms it.
+    Form,
     /// The seed node starts the cluster, every other node joins through it, the joins
     /// spread evenly over `spread` (the script goes on after the last join).
     JoinAll {
@@ -370,6 +373,8 @@ struct Runner {
     seed_node: NodeIdx,
     traffic: (Duration, NetStats),
     progress: bool,
+    /// When the run started, for progress reports (never simulated).
+    wall: std::time::Instant,
     steps: u64,
     group: Option<String>,
     voters: Vec<quorate::NodeId>,
@@ -402,6 +407,8 @@ impl Runner {
             seed_node: s.seed_node,
             traffic: (Duration::ZERO, NetStats::default()),
             progress: s.progress,
+            #[allow(clippy::disallowed_methods)] // progress reports only
+            wall: std::time::Instant::now(),
             steps: 0,
             group: s.group.clone(),
             voters: s.config.election.voters.clone(),
@@ -451,7 +458,8 @@ impl Runner {
             self.steps += 1;
             if self.progress && self.steps % (1 << 20) == 0 {
                 eprintln!(
-                    "  sim {:.1}s, {} events, {} of {} nodes with a wrong view",
+                    "  wall {:.1}s: sim {:.1}s, {} events, {} of {} nodes with a wrong view",
+                    self.wall.elapsed().as_secs_f64(),
                     self.sim.now().as_secs_f64(),
                     self.steps,
                     self.sim.views().wrong_observers(),
@@ -534,6 +542,7 @@ impl Runner {
         match a {
             Action::Join(i) => self.sim.join(*i, &seeds),
             Action::JoinAll { spread } => self.join_all(*spread),
+            Action::Form => self.form(),
             Action::Crash(i) => self.sim.crash(*i),
             Action::Restart(i) => self.restart(*i),
             Action::RestartDown => {
@@ -612,6 +621,23 @@ impl Runner {
         {
             self.report
                 .violation(format!("node {} could not campaign: {e}", u64::from(i) + 1));
+        }
+    }
+
+    /// A formed cluster, one node at a time (each node's events are checked before the
+    /// next is formed, so they never pile up).
+    fn form(&mut self) {
+        let frames = self.sim.formation();
+        for i in 0..self.sim.len() as NodeIdx {
+            self.sim.form_node(i, &frames);
+            self.dispatch();
+        }
+        if self.progress {
+            eprintln!(
+                "  wall {:.1}s: formed {} nodes",
+                self.wall.elapsed().as_secs_f64(),
+                self.sim.len()
+            );
         }
     }
 

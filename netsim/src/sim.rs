@@ -11,6 +11,7 @@ use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use quorate::wire::{MemberRecord, Message, State};
 use quorate::{Config, ConfigError, Engine, Event, MemberEvent, NodeId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -397,6 +398,46 @@ impl Sim {
         let addrs: Vec<SocketAddr> = seeds.iter().map(|&s| node_addr(s)).collect();
         self.note(1, u64::from(i), seeds.len() as u64, 0);
         self.with_engine(i, |e, now| e.join(now, &addrs));
+    }
+
+    /// The frames that make a formed cluster (see [`Sim::form_node`]): the answer a
+    /// seed knowing every running node would give to a join, from node 0 and from
+    /// node 1 (node 0's own seed).
+    pub fn formation(&mut self) -> [Vec<u8>; 2] {
+        let members: Vec<MemberRecord> = (0..self.nodes.len() as NodeIdx)
+            .filter_map(|i| {
+                let e = self.nodes[i as usize].engine.as_ref()?;
+                let m = e.swim().member(node_id(i))?;
+                Some(MemberRecord {
+                    id: m.id,
+                    addr: m.addr,
+                    incarnation: m.incarnation,
+                    state: State::Alive,
+                    meta: m.meta,
+                })
+            })
+            .collect();
+        self.note(10, members.len() as u64, 0, 0);
+        let msg = Message::PushPull {
+            join: false,
+            reply: true,
+            members,
+            shared: Vec::new(),
+        };
+        let cluster = &self.nodes[0].cfg.cluster_name;
+        [0, 1].map(|s| {
+            quorate::wire::encode(cluster, node_id(s), &msg, usize::MAX)
+                .expect("a member table encodes")
+        })
+    }
+
+    /// Node `i` learns the whole cluster at once, as if it had formed long ago: it is
+    /// handed `frames` from [`Sim::formation`] (the real message, decoded and merged by
+    /// its engine like any other).
+    pub fn form_node(&mut self, i: NodeIdx, frames: &[Vec<u8>; 2]) {
+        let s = NodeIdx::from(i == 0);
+        let (addr, id, frame) = (node_addr(s), node_id(s), &frames[s as usize]);
+        self.with_engine(i, |e, now| e.handle_stream(now, addr, Some(id), frame));
     }
 
     /// Node `i` leaves gracefully; it stops once its farewell is sent.

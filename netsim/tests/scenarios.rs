@@ -61,6 +61,23 @@ fn clusters_converge() {
 }
 
 #[test]
+fn a_formed_cluster_starts_converged_and_behaves_like_a_joined_one() {
+    for seed in [1, 2] {
+        let p = Params {
+            formed: true,
+            ..Params::new(300, seed)
+        };
+        let o = catalogue::find("crash").expect("known scenario").run(&p);
+        check(&o, None);
+        assert_eq!(metric(&o, "converged_ms"), 0.0, "every view complete at once");
+        let all = metric(&o, "all_detect_ms");
+        assert!(all > 0.0 && all < 5_000.0, "crash seen by all in {all} ms");
+        let again = catalogue::find("crash").expect("known scenario").run(&p);
+        assert_eq!(o.trace_hash, again.trace_hash, "a formed run replays from its seed");
+    }
+}
+
+#[test]
 fn crash_is_detected_by_every_node_within_2_5_s() {
     for seed in 1..=4 {
         let o = run("crash", 32, seed, None);

@@ -384,7 +384,12 @@ impl Engine {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 1024 {
+            // A join reports every member at once; do not keep that much room forever.
+            self.events.shrink_to(64);
+        }
+        e
     }
 
     // ---- internals ----

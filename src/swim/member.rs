@@ -152,12 +152,18 @@ impl Rec {
     }
 }
 
+/// A probe-order entry whose member was removed.
+const GONE: u32 = u32::MAX;
+
 /// The member table (this node included).
 #[derive(Debug)]
 pub(crate) struct Members {
     list: Vec<Rec>,
     index: IdIndex,
-    probe_order: Vec<NodeId>,
+    /// Positions in `list`, shuffled; [`GONE`] marks a member removed during the pass.
+    /// Positions, not ids: the next target is one read away, not an index lookup (a
+    /// large simulation runs a probe per event on a different node's cold table).
+    probe_order: Vec<u32>,
     probe_pos: usize,
     live: usize,
     /// Where the records' `since` stamps count from.
@@ -241,7 +247,8 @@ impl Members {
         }
         if let Some(rng) = rng {
             grow_for_one(&mut self.probe_order);
-            self.probe_order.push(m.id);
+            self.probe_order
+                .push(u32::try_from(self.list.len()).expect("fewer than 2^32 members"));
             let last = self.probe_order.len() - 1;
             let at = rng.random_range(self.probe_pos.min(last)..=last);
             self.probe_order.swap(at, last);
@@ -278,7 +285,7 @@ impl Members {
         Some(r)
     }
 
-    /// Removes a member (its probe-order entry is skipped lazily).
+    /// Removes a member (rare: members are forgotten long after they fail or leave).
     pub fn remove(&mut self, id: NodeId) -> Option<Rec> {
         let list = &self.list;
         let i = self.index.remove(id, |p| list[p as usize].id)? as usize;
@@ -286,6 +293,13 @@ impl Members {
         if i != last {
             let moved = list[last].id;
             self.index.set(moved, i as u32, |p| list[p as usize].id);
+        }
+        for p in &mut self.probe_order {
+            if *p as usize == i {
+                *p = GONE;
+            } else if *p as usize == last {
+                *p = i as u32;
+            }
         }
         let m = self.list.swap_remove(i);
         if m.is_live() {
@@ -296,23 +310,21 @@ impl Members {
 
     /// The next member to probe: round-robin over a shuffled list of live members,
     /// reshuffled after each full pass.
-    pub fn next_probe_target(&mut self, me: NodeId, rng: &mut SmallRng) -> Option<NodeId> {
+    pub fn next_probe_target(&mut self, me: NodeId, rng: &mut SmallRng) -> Option<&Rec> {
         for _ in 0..2 {
             while self.probe_pos < self.probe_order.len() {
-                let id = self.probe_order[self.probe_pos];
+                let p = self.probe_order[self.probe_pos] as usize;
                 self.probe_pos += 1;
-                if id != me && self.get(id).is_some_and(Rec::is_live) {
-                    return Some(id);
+                if self.list.get(p).is_some_and(|m| m.id != me && m.is_live()) {
+                    return Some(&self.list[p]);
                 }
             }
             self.probe_order.clear();
             self.probe_order.reserve_exact(self.live);
-            self.probe_order.extend(
-                self.list
-                    .iter()
-                    .filter(|m| m.id != me && m.is_live())
-                    .map(|m| m.id),
-            );
+            self.probe_order
+                .extend((0..self.list.len() as u32).filter(|&p| {
+                    self.list[p as usize].id != me && self.list[p as usize].is_live()
+                }));
             self.probe_order.shuffle(rng);
             self.probe_pos = 0;
         }
@@ -404,10 +416,32 @@ mod tests {
             );
         }
         let mut seen: Vec<u64> = (0..8)
-            .map(|_| t.next_probe_target(NodeId(0), &mut rng).unwrap().0)
+            .map(|_| t.next_probe_target(NodeId(0), &mut rng).unwrap().id.0)
             .collect();
         seen.sort();
         assert_eq!(seen, vec![1, 2, 3, 4, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn removal_during_a_pass_skips_the_removed_and_keeps_the_moved() {
+        for seed in 0..50 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut t = Members::new(&member(0, Alive));
+            for i in 1..=9 {
+                t.insert(&member(i, Alive), Some(&mut rng));
+            }
+            let mut seen = vec![t.next_probe_target(NodeId(0), &mut rng).unwrap().id.0];
+            seen.push(t.next_probe_target(NodeId(0), &mut rng).unwrap().id.0);
+            // Remove one not yet probed this pass: the last record moves into its place.
+            let gone = (1..=9).find(|i| !seen.contains(i)).unwrap();
+            t.remove(NodeId(gone));
+            while seen.len() < 8 {
+                seen.push(t.next_probe_target(NodeId(0), &mut rng).unwrap().id.0);
+            }
+            seen.sort();
+            let want: Vec<u64> = (1..=9).filter(|&i| i != gone).collect();
+            assert_eq!(seen, want, "seed {seed}");
+        }
     }
 
     #[test]

@@ -45,25 +45,27 @@ impl Swim {
         }
         let period = self.awareness.scale(self.cfg.probe_interval);
         self.timers.set(Timer::Probe, now + period);
-        let Some(target) = self.members.next_probe_target(self.me, &mut self.rng) else {
+        let Some(m) = self.members.next_probe_target(self.me, &mut self.rng) else {
             return;
         };
+        let (target, addr, state, incarnation) = (m.id, m.addr(), m.state, m.incarnation);
         let seq = self.next_seq();
         // Buddy system: a suspect learns of its suspicion from the probe itself.
-        let buddy = match self.members.get(target) {
-            Some(m) if m.state == State::Suspect && self.cfg.lifeguard => vec![Update::Suspect {
+        let buddy = if state == State::Suspect && self.cfg.lifeguard {
+            vec![Update::Suspect {
                 id: target,
-                incarnation: m.incarnation,
+                incarnation,
                 from: self.me,
-            }],
-            _ => Vec::new(),
+            }]
+        } else {
+            Vec::new()
         };
         let msg = self.with_gossip(buddy, |updates| Message::Ping {
             seq,
             target,
             updates,
         });
-        self.send_to_member(target, false, &msg);
+        self.send(addr, Some(target), false, &msg);
         self.probe = Some(Probe {
             seq,
             target,

@@ -25,6 +25,9 @@ pub struct BenchOpts {
     pub loss_max_nodes: usize,
     /// Report the progress of long runs on stderr.
     pub progress: bool,
+    /// Sizes above this start from a formed cluster instead of a join storm (a
+    /// 10,000-node join storm alone takes about a quarter of an hour of wall time).
+    pub formed_above: usize,
 }
 
 /// One line of the table.
@@ -32,6 +35,8 @@ pub struct BenchOpts {
 pub struct Row {
     /// Cluster size.
     pub nodes: usize,
+    /// Started from a formed cluster (no join storm, no convergence time).
+    pub formed: bool,
     /// Time for every view to be complete after the joins began, ms.
     pub converged_ms: Option<f64>,
     /// Crash noticed by a first node, ms.
@@ -46,8 +51,10 @@ pub struct Row {
     pub false_dead_1: Option<f64>,
     /// Healthy nodes declared dead at 10% loss.
     pub false_dead_10: Option<f64>,
-    /// Simulated node-seconds per wall second (steady-state run).
+    /// Simulated node-seconds per wall second in the steady phase of the first run.
     pub speed: f64,
+    /// Wall time of that steady phase, s.
+    pub steady_wall_s: f64,
     /// Wall time of the row's runs, s.
     pub wall_s: f64,
     /// Violations seen.
@@ -69,10 +76,12 @@ pub fn row(opts: &BenchOpts, n: usize, progress: &mut dyn FnMut(&str)) -> Row {
     let p = Params {
         config: opts.config.clone(),
         progress: opts.progress,
+        formed: n > opts.formed_above,
         ..Params::new(n, opts.seed)
     };
     let mut r = Row {
         nodes: n,
+        formed: p.formed,
         ..Row::default()
     };
     progress(&format!("n={n}: converge, crash, steady state"));
@@ -87,7 +96,8 @@ pub fn row(opts: &BenchOpts, n: usize, progress: &mut dyn FnMut(&str)) -> Row {
     r.all_detect_ms = o.num("all_detect_ms");
     r.msgs_per_node_s = o.num("msgs_per_node_s");
     r.bytes_per_node_s = o.num("bytes_per_node_s");
-    r.speed = o.speed();
+    r.speed = o.steady_speed().unwrap_or_else(|| o.speed());
+    r.steady_wall_s = o.steady.map_or(0.0, |(_, w)| w as f64 / 1000.0);
     r.wall_s = o.wall_ms as f64 / 1000.0;
     r.violations.extend(o.violations);
     if n <= opts.loss_max_nodes {
@@ -117,11 +127,12 @@ fn cell(v: Option<f64>) -> String {
 /// The table header.
 pub fn header(opts: &BenchOpts) -> String {
     format!(
-        "steady phase {:.0} s per run, seed {}, probe {:?}\n\
-         {:>6} {:>10} {:>9} {:>9} {:>10} {:>11} {:>8} {:>9} {:>12} {:>8}\n",
+        "steady phase {:.0} s per run, seed {}, probe {:?}; sizes above {} start formed\n\
+         {:>6} {:>10} {:>9} {:>9} {:>10} {:>11} {:>8} {:>9} {:>12} {:>8} {:>8}\n",
         opts.duration.as_secs_f64(),
         opts.seed,
         opts.config.probe_interval,
+        opts.formed_above,
         "nodes",
         "conv_ms",
         "det1_ms",
@@ -131,6 +142,7 @@ pub fn header(opts: &BenchOpts) -> String {
         "fd@1%",
         "fd@10%",
         "node-s/wall-s",
+        "steady_s",
         "wall_s"
     )
 }
@@ -140,9 +152,13 @@ pub fn format_row(r: &Row) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{:>6} {:>10} {:>9} {:>9} {:>10} {:>11} {:>8} {:>9} {:>12.0} {:>8.1}",
+        "{:>6} {:>10} {:>9} {:>9} {:>10} {:>11} {:>8} {:>9} {:>12.0} {:>8.1} {:>8.1}",
         r.nodes,
-        cell(r.converged_ms),
+        if r.formed {
+            "formed".to_owned()
+        } else {
+            cell(r.converged_ms)
+        },
         cell(r.first_detect_ms),
         cell(r.all_detect_ms),
         cell(r.msgs_per_node_s),
@@ -150,6 +166,7 @@ pub fn format_row(r: &Row) -> String {
         cell(r.false_dead_1),
         cell(r.false_dead_10),
         r.speed,
+        r.steady_wall_s,
         r.wall_s
     );
     for v in &r.violations {

@@ -30,6 +30,8 @@ pub struct Params {
     /// Start from a formed cluster (every node knows every other) instead of a join
     /// storm through one seed.
     pub formed: bool,
+    /// Bytes of application metadata every node publishes.
+    pub meta_bytes: usize,
     /// A deliberately unsafe election (election scenarios only), for the checkers to
     /// catch.
     pub variant: Option<UnsafeVariant>,
@@ -46,6 +48,7 @@ impl Params {
             config: Config::lan(),
             progress: false,
             formed: false,
+            meta_bytes: 0,
             variant: None,
         }
     }
@@ -240,6 +243,7 @@ pub fn base(name: &str, p: &Params) -> Scenario {
     let mut s = Scenario::new(name, p.nodes, p.seed).config(p.config.clone());
     s.settle = converge_within(p);
     s.progress = p.progress;
+    s.meta_bytes = p.meta_bytes;
     let s = if p.formed {
         s.act(Action::Form)
     } else {

@@ -86,6 +86,7 @@ pub fn election_base(name: &str, p: &Params) -> Scenario {
     s.seed_node = p.nodes.saturating_sub(1) as NodeIdx;
     s.settle = converge_within(p);
     s.progress = p.progress;
+    s.meta_bytes = p.meta_bytes;
     s.group = Some(GROUP.to_owned());
     s.durable_terms = true;
     s.join_all(Duration::from_millis(p.nodes as u64).min(Duration::from_secs(10)))

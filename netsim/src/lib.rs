@@ -69,5 +69,13 @@ pub fn outcome_json(o: &Outcome, loss: Option<f64>) -> serde_json::Value {
         "node_s_per_wall_s".into(),
         ((o.speed() * 10.0).round() / 10.0).into(),
     );
+    if let (Some((sim, wall)), Some(speed)) = (o.steady, o.steady_speed()) {
+        m.insert("steady_sim_ms".into(), sim.into());
+        m.insert("steady_wall_ms".into(), wall.into());
+        m.insert(
+            "steady_node_s_per_wall_s".into(),
+            ((speed * 10.0).round() / 10.0).into(),
+        );
+    }
     serde_json::Value::Object(m)
 }

@@ -85,6 +85,10 @@ enum Cmd {
         /// Reports the progress of long runs on stderr.
         #[arg(long)]
         progress: bool,
+        /// Sizes above this start from a formed cluster (every node knows every
+        /// other) instead of joining through one seed; their convergence is not timed.
+        #[arg(long, default_value_t = 2000)]
+        formed_above: usize,
     },
 }
 
@@ -118,6 +122,9 @@ struct RunOpts {
     /// a join storm through one seed.
     #[arg(long)]
     formed: bool,
+    /// Bytes of application metadata every node publishes (its name, padded).
+    #[arg(long, default_value_t = 0)]
+    meta_bytes: usize,
     /// Runs a deliberately unsafe election variant (see `list`), which the checkers
     /// must catch; election scenarios only.
     #[arg(long = "break", value_name = "VARIANT")]
@@ -200,6 +207,7 @@ impl RunOpts {
             config,
             progress: self.progress,
             formed: self.formed,
+            meta_bytes: self.meta_bytes,
             variant,
         })
     }
@@ -222,6 +230,9 @@ fn replay(entry: &catalogue::Entry, o: &RunOpts, seed: u64) -> String {
     }
     if o.formed {
         c.push_str(" --formed");
+    }
+    if o.meta_bytes > 0 {
+        c.push_str(&format!(" --meta-bytes {}", o.meta_bytes));
     }
     if let Some(v) = &o.unsafe_variant {
         c.push_str(&format!(" --break {v}"));
@@ -293,6 +304,7 @@ fn real_main() -> Result<ExitCode> {
             preset: p,
             force,
             progress,
+            formed_above,
         } => {
             for &n in &sizes {
                 check_memory(n, force)?;
@@ -304,6 +316,7 @@ fn real_main() -> Result<ExitCode> {
                 config: preset(&p)?,
                 loss_max_nodes,
                 progress,
+                formed_above,
             };
             print!("{}", bench::header(&opts));
             for &n in &opts.sizes {

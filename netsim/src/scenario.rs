@@ -187,6 +187,8 @@ pub struct Scenario {
     /// data directory: every `TermRaised` is written to the node's simulated disk and
     /// given back to its engine when it restarts (`Engine::restore_term`).
     pub durable_terms: bool,
+    /// Bytes of application metadata every node publishes (0: none).
+    pub meta_bytes: usize,
 }
 
 /// What a run produced.
@@ -210,6 +212,9 @@ pub struct Outcome {
     pub metrics: std::collections::BTreeMap<String, Value>,
     /// Traffic counters.
     pub net: NetStats,
+    /// The measured phase (from [`Step::TrafficFrom`] to [`Step::TrafficRates`]), when
+    /// the scenario has one: simulated and wall ms.
+    pub steady: Option<(u64, u64)>,
 }
 
 impl Outcome {
@@ -221,6 +226,13 @@ impl Outcome {
     /// Simulated node-seconds per wall second.
     pub fn speed(&self) -> f64 {
         self.nodes as f64 * self.sim_ms as f64 / (self.wall_ms.max(1) as f64)
+    }
+
+    /// Simulated node-seconds per wall second in the measured phase alone (no joins),
+    /// when there is one.
+    pub fn steady_speed(&self) -> Option<f64> {
+        let (sim, wall) = self.steady?;
+        Some(self.nodes as f64 * sim as f64 / (wall.max(1) as f64))
     }
 
     /// Folds another outcome into this one (a scenario made of several runs).
@@ -253,6 +265,7 @@ impl Scenario {
             progress: false,
             group: None,
             durable_terms: false,
+            meta_bytes: 0,
         }
     }
 
@@ -339,6 +352,7 @@ impl Scenario {
             violations: report.violations,
             metrics: report.metrics,
             net: r.sim.stats().clone(),
+            steady: r.steady,
         }
     }
 
@@ -353,6 +367,7 @@ impl Scenario {
             violations: vec![format!("configuration refused: {why}")],
             metrics: Default::default(),
             net: NetStats::default(),
+            steady: None,
         }
     }
 
@@ -372,6 +387,10 @@ struct Runner {
     mark: Duration,
     seed_node: NodeIdx,
     traffic: (Duration, NetStats),
+    /// Wall time at [`Step::TrafficFrom`].
+    traffic_wall: std::time::Instant,
+    /// The measured phase: simulated and wall ms.
+    steady: Option<(u64, u64)>,
     progress: bool,
     /// When the run started, for progress reports (never simulated).
     wall: std::time::Instant,
@@ -390,7 +409,7 @@ impl Runner {
         extra: Vec<Box<dyn Checker>>,
         trace: Option<Box<dyn std::io::Write>>,
     ) -> Result<Self, quorate::ConfigError> {
-        let mut sim = Sim::new(s.seed, s.nodes, &s.config, s.net.clone())?;
+        let mut sim = Sim::with_meta(s.seed, s.nodes, &s.config, s.net.clone(), s.meta_bytes)?;
         if let Some(w) = trace {
             sim.set_trace_writer(w);
         }
@@ -406,6 +425,9 @@ impl Runner {
             mark: Duration::ZERO,
             seed_node: s.seed_node,
             traffic: (Duration::ZERO, NetStats::default()),
+            #[allow(clippy::disallowed_methods)] // wall time is reported, never simulated
+            traffic_wall: std::time::Instant::now(),
+            steady: None,
             progress: s.progress,
             #[allow(clippy::disallowed_methods)] // progress reports only
             wall: std::time::Instant::now(),
@@ -505,7 +527,12 @@ impl Runner {
                     ));
                 }
             }
-            Step::TrafficFrom => self.traffic = (self.sim.now(), self.sim.stats().clone()),
+            Step::TrafficFrom => {
+                self.traffic = (self.sim.now(), self.sim.stats().clone());
+                #[allow(clippy::disallowed_methods)] // wall time is reported, never simulated
+                let wall = std::time::Instant::now();
+                self.traffic_wall = wall;
+            }
             Step::TrafficRates => self.traffic_rates(),
             Step::AtLeader(f) => {
                 let group = self.group.clone().unwrap_or_default();
@@ -526,6 +553,10 @@ impl Runner {
         let per = secs * self.sim.views().n_up().max(1) as f64;
         let msgs = (s1.datagrams + s1.streams - s0.datagrams - s0.streams) as f64 / per;
         let bytes = (s1.bytes - s0.bytes) as f64 / per;
+        self.steady = Some((
+            (self.sim.now() - from).as_millis() as u64,
+            self.traffic_wall.elapsed().as_millis() as u64,
+        ));
         self.report
             .metric("msgs_per_node_s", (msgs * 100.0).round() / 100.0);
         self.report.metric("bytes_per_node_s", bytes.round());

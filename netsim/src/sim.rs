@@ -38,6 +38,13 @@ pub fn node_addr(idx: NodeIdx) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(ip, 7000))
 }
 
+/// `len` bytes of application metadata for node `idx`: its name, padded with dots.
+pub fn node_meta(idx: NodeIdx, len: usize) -> Vec<u8> {
+    let mut m = format!("node-{}", u64::from(idx) + 1).into_bytes();
+    m.resize(len, b'.');
+    m
+}
+
 fn addr_idx(addr: SocketAddr, nodes: usize) -> Option<NodeIdx> {
     let SocketAddr::V4(a) = addr else { return None };
     let o = a.ip().octets();
@@ -233,6 +240,8 @@ pub struct Sim {
     records: Vec<Record>,
     stats: NetStats,
     scratch: Vec<u64>,
+    /// Bytes of application metadata every node publishes.
+    meta_bytes: usize,
 }
 
 impl std::fmt::Debug for Sim {
@@ -249,6 +258,18 @@ impl Sim {
     /// `n` nodes running `cfg`, not yet joined, on network `net`; every random choice
     /// (the engines' seeds included) comes from `seed`.
     pub fn new(seed: u64, n: usize, cfg: &Config, net: Net) -> Result<Sim, ConfigError> {
+        Sim::with_meta(seed, n, cfg, net, 0)
+    }
+
+    /// As [`Sim::new`], every node publishing `meta_bytes` bytes of application
+    /// metadata (its name, padded), as real deployments do.
+    pub fn with_meta(
+        seed: u64,
+        n: usize,
+        cfg: &Config,
+        net: Net,
+        meta_bytes: usize,
+    ) -> Result<Sim, ConfigError> {
         // The origin of every node's clock. Only durations since it are ever observed,
         // so its value never reaches the trace.
         #[allow(clippy::disallowed_methods)]
@@ -266,13 +287,14 @@ impl Sim {
             records: Vec::new(),
             stats: NetStats::default(),
             scratch: Vec::new(),
+            meta_bytes,
         };
         for i in 0..n as NodeIdx {
             let engine_seed = sim.rng.random::<u64>();
             let engine = Engine::new(
                 node_id(i),
                 node_addr(i),
-                Vec::new(),
+                node_meta(i, meta_bytes),
                 cfg.clone(),
                 engine_seed,
                 sim.base,
@@ -477,7 +499,7 @@ impl Sim {
         let engine = Engine::new(
             node_id(i),
             node_addr(i),
-            Vec::new(),
+            node_meta(i, self.meta_bytes),
             node.cfg.clone(),
             seed,
             now,

@@ -89,6 +89,10 @@ pub(crate) struct Rec {
     pub since: u64,
     /// The address when IPv4 (else it is in `extra`).
     v4: SocketAddrV4,
+    /// The metadata held is not the newest heard of (`meta_digest`): a fetch is due.
+    /// Kept, not recomputed, so that the many repeats of news already applied are
+    /// turned away without reading (and hashing) the metadata out of line.
+    pub meta_pending: bool,
     extra: Option<Box<Extra>>,
 }
 
@@ -127,6 +131,12 @@ impl Rec {
             self.extra.get_or_insert_with(Box::default).meta = meta;
         }
         self.tidy();
+        self.refresh_pending();
+    }
+
+    /// Recomputes [`Rec::meta_pending`] after `meta_digest` or the metadata changed.
+    pub fn refresh_pending(&mut self) {
+        self.meta_pending = crate::wire::meta_digest(self.meta()) != self.meta_digest;
     }
 
     /// Drops the out-of-line part when it holds nothing.
@@ -260,6 +270,7 @@ impl Members {
             meta_digest: m.meta_digest,
             since: self.stamp(m.since),
             v4: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            meta_pending: false,
             extra: None,
         };
         r.set_addr(m.addr);

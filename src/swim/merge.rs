@@ -75,6 +75,9 @@ impl Swim {
         self.timers.cancel(Timer::Suspicion(id));
         let (new_digest, fetch) = self.store_alive(now, id, addr, inc, &meta);
         let m = self.member(id).expect("known member");
+        if !cur_live(prior) && !self.quiet {
+            self.note_learned(now);
+        }
         if prior != State::Alive {
             self.emit(MemberEvent::Alive(m));
         } else if new_digest != old_digest && !fetch {
@@ -93,10 +96,10 @@ impl Swim {
         let Some(cur) = self.members.get(id) else {
             return false;
         };
-        let awaited = cur.is_live()
+        let awaited = cur.meta_pending
+            && cur.is_live()
             && cur.incarnation == inc
-            && cur.meta_digest == wire::meta_digest(bytes)
-            && wire::meta_digest(cur.meta()) != cur.meta_digest;
+            && cur.meta_digest == wire::meta_digest(bytes);
         if !awaited {
             return false;
         }
@@ -131,12 +134,10 @@ impl Swim {
             m.set_addr(addr);
             m.meta_digest = digest;
             match bytes {
-                Some(b) => {
-                    m.set_meta(b);
-                    false
-                }
-                None => wire::meta_digest(m.meta()) != digest,
+                Some(b) => m.set_meta(b),
+                None => m.refresh_pending(),
             }
+            m.meta_pending
         });
         if fetch == Some(true) {
             self.send(addr, Some(id), true, &Message::MetaRequest);
@@ -200,6 +201,7 @@ impl Swim {
         self.emit(MemberEvent::Joined(m));
         if !self.quiet {
             self.rebroadcast_alive(id, addr, inc, meta, digest);
+            self.note_learned(now);
         }
     }
 
@@ -387,4 +389,9 @@ impl Swim {
         let up = self.own_update(true);
         self.broadcasts.push(up);
     }
+}
+
+/// Whether a member in `state` counts as live.
+fn cur_live(state: State) -> bool {
+    matches!(state, State::Alive | State::Suspect)
 }

@@ -115,6 +115,9 @@ pub struct Stats {
     pub suspicions_raised: u64,
     /// Times this node refuted a suspicion or death about itself.
     pub refutations: u64,
+    /// Early full-state exchanges: gossip had grown the member table by a quarter
+    /// since the last one (a mass join or a healed partition).
+    pub catch_ups: u64,
 }
 
 /// Why a metadata update was refused. Nothing changed.
@@ -170,6 +173,13 @@ pub struct Swim {
     leaving: bool,
     /// Set while merging a join reply: members learned from it are not re-gossiped.
     quiet: bool,
+    /// Members learned (or seen back alive) since the last full exchange, by gossip
+    /// or by that exchange itself (joins excepted).
+    learned: usize,
+    /// Table size at the last full exchange.
+    synced: usize,
+    /// When the last full exchange was sent or received.
+    last_sync: Option<Instant>,
     /// Opaque state of the layers above, sent with every push-pull.
     shared_out: Vec<u8>,
     /// Opaque state received by push-pull, for the layers above.
@@ -217,6 +227,9 @@ impl Swim {
             joined: false,
             leaving: false,
             quiet: false,
+            learned: 0,
+            synced: 1,
+            last_sync: None,
             shared_out: Vec::new(),
             shared_in: VecDeque::new(),
             election_in: VecDeque::new(),

@@ -48,7 +48,39 @@ impl Swim {
         if let Some(&id) = to.first() {
             let msg = self.push_pull_msg(false, false);
             self.send_to_member(id, true, &msg);
+            self.synced_at(now);
         }
+    }
+
+    fn synced_at(&mut self, now: Instant) {
+        self.learned = 0;
+        self.synced = self.members.len();
+        self.last_sync = Some(now);
+    }
+
+    /// Catch-up anti-entropy. Gossip carries a datagram's worth of news at a time, so
+    /// while many members appear at once (a mass join, a healed partition) a node can
+    /// be far behind; once gossip, or the last full exchange itself, has grown its
+    /// table by a quarter, it exchanges again early (at most once per five probe
+    /// periods) instead of waiting out the push-pull period, which grows with the
+    /// cluster. Members a join brings do not count.
+    pub(super) fn note_learned(&mut self, now: Instant) {
+        self.learned += 1;
+        let every = self.cfg.push_pull_interval;
+        if every.is_zero() || self.learned * 4 < self.synced.max(8) {
+            return;
+        }
+        let gap = self.cfg.probe_interval * 5;
+        let soonest = self.last_sync.map_or(now, |t| t + gap).max(now);
+        if self
+            .timers
+            .deadline(Timer::PushPull)
+            .is_some_and(|d| d <= soonest)
+        {
+            return;
+        }
+        self.stats.catch_ups += 1;
+        self.timers.set(Timer::PushPull, soonest);
     }
 
     /// Our whole table as a push-pull message; metadata is left out (receivers fetch it
@@ -108,10 +140,14 @@ impl Swim {
         self.members
             .reserve(members.len().saturating_sub(self.members.len()));
         self.quiet = quiet;
+        // An exchange that brings a quarter of the table is news enough for another
+        // one soon (`note_learned` arms it while merging): the cluster is changing
+        // faster than gossip carries.
         for r in members {
             self.merge_record(now, sender, r);
         }
         self.quiet = false;
+        self.synced_at(now);
     }
 
     /// After a join: announce ourselves too (the seed is then not the only source of

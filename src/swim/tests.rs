@@ -119,3 +119,66 @@ fn a_suspected_member_refutes_with_a_higher_incarnation() {
         assert_eq!(m.state, State::Alive, "node {} sees {m:?}", n.id());
     }
 }
+
+fn alive(i: u64) -> crate::wire::Update {
+    crate::wire::Update::Alive {
+        id: NodeId(i),
+        addr: addr(i),
+        incarnation: 0,
+        meta: crate::wire::Meta::Inline(b"meta".to_vec()),
+    }
+}
+
+fn frame(from: u64, msg: &crate::wire::Message) -> Vec<u8> {
+    crate::wire::encode(&Config::local().cluster_name, NodeId(from), msg, usize::MAX).unwrap()
+}
+
+#[test]
+fn gossip_that_grows_the_table_by_a_quarter_brings_the_next_exchange_forward() {
+    use crate::wire::{MemberRecord, Message};
+    let t0 = Instant::now();
+    let mut n = node(1, vec![], t0);
+    n.join(t0, &[addr(2)]);
+    while n.poll_transmit().is_some() {}
+    // Node 2 answers the join with 40 members (a join's news does not count).
+    let members = (2..=41)
+        .map(|i| MemberRecord {
+            id: NodeId(i),
+            addr: addr(i),
+            incarnation: 0,
+            state: State::Alive,
+            meta: Vec::new(),
+        })
+        .collect();
+    let pp = Message::PushPull {
+        join: false,
+        reply: true,
+        members,
+        shared: Vec::new(),
+    };
+    n.handle_stream(t0, addr(2), Some(NodeId(2)), &frame(2, &pp));
+    assert_eq!(n.members().count(), 41);
+    // The exchange planned right after a join goes out; the next is a period away.
+    n.handle_timeout(t0 + Duration::from_secs(2));
+    while n.poll_transmit().is_some() {}
+    let periodic = n.timers.deadline(super::Timer::PushPull).unwrap();
+    let now = t0 + Duration::from_secs(3);
+    assert!(periodic > now + Duration::from_secs(5));
+    // Gossip brings 9 more: under a quarter of 41, the period stands.
+    let some = Message::Gossip {
+        updates: (42..=50).map(alive).collect(),
+    };
+    n.handle_datagram(now, addr(3), Some(NodeId(3)), &frame(3, &some));
+    assert_eq!(n.stats().catch_ups, 0);
+    assert_eq!(n.timers.deadline(super::Timer::PushPull), Some(periodic));
+    // Two more make a quarter: the next exchange comes now, not a period later.
+    let more = Message::Gossip {
+        updates: vec![alive(51), alive(52)],
+    };
+    n.handle_datagram(now, addr(3), Some(NodeId(3)), &frame(3, &more));
+    assert_eq!(n.stats().catch_ups, 1);
+    assert_eq!(n.timers.deadline(super::Timer::PushPull), Some(now));
+    n.handle_timeout(now);
+    let sent = std::iter::from_fn(|| n.poll_transmit()).any(|t| t.reliable);
+    assert!(sent, "a full exchange went out");
+}

@@ -91,6 +91,11 @@ impl<K: Ord + Hash + Copy> Timers<K> {
         }
     }
 
+    /// The deadline of `key`, if armed.
+    pub fn deadline(&self, key: K) -> Option<Instant> {
+        self.by_key.get(&key).copied()
+    }
+
     /// The earliest deadline.
     pub fn next(&self) -> Option<Instant> {
         self.by_time.first().map(|(t, _)| *t)

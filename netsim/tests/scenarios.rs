@@ -69,11 +69,18 @@ fn a_formed_cluster_starts_converged_and_behaves_like_a_joined_one() {
         };
         let o = catalogue::find("crash").expect("known scenario").run(&p);
         check(&o, None);
-        assert_eq!(metric(&o, "converged_ms"), 0.0, "every view complete at once");
+        assert_eq!(
+            metric(&o, "converged_ms"),
+            0.0,
+            "every view complete at once"
+        );
         let all = metric(&o, "all_detect_ms");
         assert!(all > 0.0 && all < 5_000.0, "crash seen by all in {all} ms");
         let again = catalogue::find("crash").expect("known scenario").run(&p);
-        assert_eq!(o.trace_hash, again.trace_hash, "a formed run replays from its seed");
+        assert_eq!(
+            o.trace_hash, again.trace_hash,
+            "a formed run replays from its seed"
+        );
     }
 }
 

@@ -54,6 +54,13 @@ pub enum State {
     Left,
 }
 
+impl State {
+    /// Whether a member in this state counts as live (alive or suspect).
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Alive | State::Suspect)
+    }
+}
+
 /// A membership update: what gossip carries, newest first, piggybacked on probes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Update {

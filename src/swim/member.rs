@@ -37,7 +37,7 @@ pub struct Member {
 impl Member {
     /// Whether the member counts as live (alive or suspect).
     pub fn is_live(&self) -> bool {
-        matches!(self.state, State::Alive | State::Suspect)
+        self.state.is_live()
     }
 }
 
@@ -99,7 +99,7 @@ pub(crate) struct Rec {
 impl Rec {
     /// Whether the member counts as live (alive or suspect).
     pub fn is_live(&self) -> bool {
-        matches!(self.state, State::Alive | State::Suspect)
+        self.state.is_live()
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -75,7 +75,7 @@ impl Swim {
         self.timers.cancel(Timer::Suspicion(id));
         let (new_digest, fetch) = self.store_alive(now, id, addr, inc, &meta);
         let m = self.member(id).expect("known member");
-        if !cur_live(prior) && !self.quiet {
+        if !prior.is_live() && !self.quiet {
             self.note_learned(now);
         }
         if prior != State::Alive {
@@ -389,9 +389,4 @@ impl Swim {
         let up = self.own_update(true);
         self.broadcasts.push(up);
     }
-}
-
-/// Whether a member in `state` counts as live.
-fn cur_live(state: State) -> bool {
-    matches!(state, State::Alive | State::Suspect)
 }

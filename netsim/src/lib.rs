@@ -8,6 +8,7 @@
 //!
 //! - [`sim`]: the event loop and the nodes;
 //! - [`net`]: the network model;
+//! - `queue`: the event queue (frames in flight, one timer slot per node);
 //! - [`scenario`]: scenarios as data (a builder of scripted steps) and their runner;
 //! - [`check`]: checkers (properties that must hold) and metrics;
 //! - [`catalogue`]: the named scenarios of the command line;
@@ -20,6 +21,7 @@ pub mod check;
 pub mod elect;
 pub mod elections;
 pub mod net;
+mod queue;
 pub mod scenario;
 pub mod sim;
 pub mod trace;

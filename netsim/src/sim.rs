@@ -1,13 +1,11 @@
-//! The discrete-event core: virtual time, one seeded RNG, an event queue ordered by
-//! (time, sequence), and the nodes, each a real [`quorate::Engine`] driven exactly as
+//! The discrete-event core: virtual time, one seeded RNG, the event queue (the `queue`
+//! module), and the nodes, each a real [`quorate::Engine`] driven exactly as
 //! the runtime drives it.
 //!
 //! Time is kept in nanoseconds since the simulation's start. Each node has its own
 //! clock (a rate drift in parts per million); the engine sees `base + local time`, and
 //! its deadlines are mapped back to simulated real time.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -17,6 +15,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::net::{Net, NodeIdx};
+use crate::queue::{Delivery, Ev, Queue};
 use crate::trace::{hash_bytes, Trace};
 use crate::views::Views;
 
@@ -82,51 +81,6 @@ pub struct NetStats {
     pub delivered: u64,
 }
 
-/// A frame in flight.
-#[derive(Debug)]
-struct Delivery {
-    to: NodeIdx,
-    from: NodeIdx,
-    /// The receiver's epoch when sent (a restart since drops the frame).
-    epoch: u32,
-    reliable: bool,
-    /// Already held back by a slow node once.
-    late: bool,
-    payload: Vec<u8>,
-}
-
-#[derive(Debug)]
-enum Ev {
-    Deliver(Delivery),
-    Timer { node: NodeIdx, gen: u64 },
-    Resume { node: NodeIdx, epoch: u32 },
-}
-
-#[derive(Debug)]
-struct Queued {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    /// Reversed: the heap pops the earliest (time, sequence) first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// One simulated process.
 #[derive(Debug)]
 pub struct SimNode {
@@ -144,7 +98,6 @@ pub struct SimNode {
     /// map any past or future local reading back to real time.
     clock_history: Vec<(u64, u64, i64)>,
     timer_at: Option<u64>,
-    timer_gen: u64,
 }
 
 impl SimNode {
@@ -161,7 +114,6 @@ impl SimNode {
             anchor_local: 0,
             clock_history: Vec::new(),
             timer_at: None,
-            timer_gen: 0,
         }
     }
 
@@ -230,8 +182,7 @@ pub struct Sim {
     base: Instant,
     now: u64,
     rng: SmallRng,
-    queue: BinaryHeap<Queued>,
-    seq: u64,
+    queue: Queue,
     nodes: Vec<SimNode>,
     /// The network model (change it between steps to partition, heal, add loss).
     pub net: Net,
@@ -278,8 +229,7 @@ impl Sim {
             base,
             now: 0,
             rng: SmallRng::seed_from_u64(seed),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: Queue::default(),
             nodes: Vec::with_capacity(n),
             net,
             views: Views::new(n),
@@ -373,16 +323,11 @@ impl Sim {
 
     /// Time of the next queued event.
     pub fn next_at(&self) -> Option<Duration> {
-        self.queue.peek().map(|q| Duration::from_nanos(q.at))
+        self.queue.next_at().map(Duration::from_nanos)
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Queued {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(at, ev);
     }
 
     fn instant(&self, i: NodeIdx) -> Instant {
@@ -479,8 +424,8 @@ impl Sim {
         let n = &mut self.nodes[i as usize];
         if n.engine.take().is_some() {
             n.epoch += 1;
-            n.timer_gen += 1;
             n.timer_at = None;
+            self.queue.cancel_timer(i);
             n.paused_until = None;
             self.views.down(i);
         }
@@ -545,15 +490,12 @@ impl Sim {
 
     /// Processes the next event if it is due at or before `until`; false when none is.
     pub fn step(&mut self, until: Duration) -> bool {
-        let until = until.as_nanos() as u64;
-        match self.queue.peek() {
-            Some(q) if q.at <= until => {}
-            _ => return false,
-        }
-        let q = self.queue.pop().expect("peeked");
-        self.now = self.now.max(q.at);
-        match q.ev {
-            Ev::Timer { node, gen } => self.on_timer(node, gen),
+        let Some((at, ev)) = self.queue.pop_due(until.as_nanos() as u64) else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        match ev {
+            Ev::Timer { node } => self.on_timer(node),
             Ev::Resume { node, epoch } => self.on_resume(node, epoch),
             Ev::Deliver(d) => self.on_deliver(d),
         }
@@ -566,12 +508,12 @@ impl Sim {
         self.now = self.now.max(until.as_nanos() as u64);
     }
 
-    fn on_timer(&mut self, i: NodeIdx, gen: u64) {
+    fn on_timer(&mut self, i: NodeIdx) {
         let node = &mut self.nodes[i as usize];
-        if node.timer_gen != gen || !node.is_up() {
+        node.timer_at = None;
+        if !node.is_up() {
             return;
         }
-        node.timer_at = None;
         if node.paused_until.is_some() {
             return; // fires at resume
         }
@@ -746,7 +688,9 @@ impl Sim {
         let base = self.base;
         let node = &mut self.nodes[i as usize];
         let Some(next) = node.engine.as_ref().and_then(|e| e.poll_timeout()) else {
-            node.timer_at = None;
+            if node.timer_at.take().is_some() {
+                self.queue.cancel_timer(i);
+            }
             return;
         };
         let local = next.saturating_duration_since(base).as_nanos() as u64;
@@ -754,10 +698,8 @@ impl Sim {
         if node.timer_at == Some(at) {
             return;
         }
-        node.timer_gen += 1;
         node.timer_at = Some(at);
-        let gen = node.timer_gen;
-        self.push(at, Ev::Timer { node: i, gen });
+        self.queue.set_timer(i, at);
     }
 }
 

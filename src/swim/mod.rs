@@ -180,6 +180,9 @@ pub struct Swim {
     synced: usize,
     /// When the last full exchange was sent or received.
     last_sync: Option<Instant>,
+    /// The last gossip round (or the start): rounds fall every `gossip_interval` from
+    /// it while there is news, and none is scheduled while there is not.
+    gossip_tick: Instant,
     /// Opaque state of the layers above, sent with every push-pull.
     shared_out: Vec<u8>,
     /// Opaque state received by push-pull, for the layers above.
@@ -230,6 +233,7 @@ impl Swim {
             learned: 0,
             synced: 1,
             last_sync: None,
+            gossip_tick: now,
             shared_out: Vec::new(),
             shared_in: VecDeque::new(),
             election_in: VecDeque::new(),
@@ -250,10 +254,7 @@ impl Swim {
         let jitter = |rng: &mut SmallRng, d: std::time::Duration| d.mul_f64(rng.random::<f64>());
         let probe = jitter(&mut self.rng, self.cfg.probe_interval);
         self.timers.set(Timer::Probe, now + probe);
-        if !self.cfg.gossip_interval.is_zero() {
-            self.timers
-                .set(Timer::Gossip, now + self.cfg.gossip_interval);
-        }
+        self.gossip_tick = now;
         if !self.cfg.push_pull_interval.is_zero() {
             let pp = jitter(&mut self.rng, self.cfg.push_pull_interval);
             self.timers.set(Timer::PushPull, now + pp);
@@ -367,6 +368,7 @@ impl Swim {
             self.timers.cancel(t);
         }
         self.probe = None;
+        self.schedule_gossip(now);
     }
 
     /// Publishes new metadata (raises this node's incarnation). The bytes are opaque
@@ -384,6 +386,7 @@ impl Swim {
         }
         self.meta = meta;
         self.bump_incarnation(now, self.incarnation + 1);
+        self.schedule_gossip(now);
         Ok(())
     }
 
@@ -398,6 +401,7 @@ impl Swim {
     ) {
         let limit = self.cfg.max_datagram_bytes;
         self.handle_frame(now, from, peer, bytes, limit);
+        self.schedule_gossip(now);
     }
 
     /// Feeds a message received on a stream (see [`Swim::handle_datagram`]).
@@ -410,6 +414,7 @@ impl Swim {
     ) {
         let limit = self.cfg.max_stream_bytes;
         self.handle_frame(now, from, peer, bytes, limit);
+        self.schedule_gossip(now);
     }
 
     fn handle_frame(
@@ -519,6 +524,7 @@ impl Swim {
                 Timer::Relay(seq) => self.on_relay_timer(now, seq),
             }
         }
+        self.schedule_gossip(now);
     }
 
     /// The next frame to send.
@@ -645,6 +651,23 @@ impl Swim {
             } else {
                 Meta::Digest(wire::meta_digest(&self.meta))
             },
+        }
+    }
+
+    /// Arms the next gossip round while there is news to spread, and disarms it once
+    /// there is none: an idle node wakes only to probe, not `1 / gossip_interval`
+    /// times a second. Rounds stay on the grid of the last one, as if it never
+    /// stopped. Called at the end of every input.
+    fn schedule_gossip(&mut self, now: Instant) {
+        let every = self.cfg.gossip_interval;
+        let armed = self.timers.deadline(Timer::Gossip).is_some();
+        match (self.broadcasts.len() > 0, armed) {
+            (true, false) if !every.is_zero() => {
+                let at = timer::next_tick(self.gossip_tick, every, now);
+                self.timers.set(Timer::Gossip, at);
+            }
+            (false, true) => self.timers.cancel(Timer::Gossip),
+            _ => {}
         }
     }
 

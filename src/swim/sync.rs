@@ -10,12 +10,14 @@ use crate::wire::{MemberRecord, Message, Meta, NodeId, State, Update};
 impl Swim {
     /// Gossip round: pending updates go to `gossip_nodes` random members (recently dead
     /// ones included, so a falsely declared member hears of it and refutes).
+    /// Rounds run only while there is news (see `Swim::schedule_gossip`).
     pub(super) fn on_gossip_timer(&mut self, now: Instant) {
-        self.timers
-            .set(Timer::Gossip, now + self.cfg.gossip_interval);
+        self.gossip_tick = now;
         if self.broadcasts.len() == 0 {
             return;
         }
+        self.timers
+            .set(Timer::Gossip, now + self.cfg.gossip_interval);
         let me = self.me;
         let grace = self.cfg.gossip_to_the_dead;
         let to = self

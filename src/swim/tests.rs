@@ -182,3 +182,33 @@ fn gossip_that_grows_the_table_by_a_quarter_brings_the_next_exchange_forward() {
     let sent = std::iter::from_fn(|| n.poll_transmit()).any(|t| t.reliable);
     assert!(sent, "a full exchange went out");
 }
+
+#[test]
+fn an_idle_node_wakes_only_to_probe_and_gossips_while_there_is_news() {
+    use super::Timer;
+    let t0 = Instant::now();
+    let every = Config::local().gossip_interval;
+    let mut nodes = vec![node(1, vec![], t0), node(2, vec![], t0)];
+    nodes[1].join(t0, &[addr(1)]);
+    let mut now = run(&mut nodes, t0, Duration::from_secs(3));
+    // The join's news has been spread: no gossip round is armed.
+    for n in &nodes {
+        assert_eq!(n.broadcasts.len(), 0);
+        assert_eq!(n.timers.deadline(Timer::Gossip), None, "node {}", n.id());
+    }
+    // News arms the next round on the grid of the last one; it goes out then.
+    now += Duration::from_millis(3);
+    nodes[0].set_metadata(now, b"v2".to_vec()).unwrap();
+    let at = nodes[0]
+        .timers
+        .deadline(Timer::Gossip)
+        .expect("armed by news");
+    let grid = at.duration_since(nodes[0].gossip_tick).as_nanos() % every.as_nanos();
+    assert!(
+        at > now && at <= now + every && grid == 0,
+        "{at:?} on the grid"
+    );
+    run(&mut nodes, now, Duration::from_secs(3));
+    assert_eq!(nodes[1].member(NodeId(1)).unwrap().meta, b"v2");
+    assert_eq!(nodes[0].timers.deadline(Timer::Gossip), None, "idle again");
+}

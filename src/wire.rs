@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 /// Protocol version spoken by this build. A frame with another version is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Longest accepted cluster name, in bytes.
 pub const MAX_CLUSTER_NAME: usize = 64;
@@ -181,7 +181,8 @@ pub enum Message {
         /// The updates.
         updates: Vec<Update>,
     },
-    /// Full-state exchange (anti-entropy and join), always on a stream.
+    /// Full-state exchange, always on a stream: a join and its answer (periodic
+    /// anti-entropy goes by [`Message::SyncDigest`]).
     PushPull {
         /// Sent by a joining node.
         join: bool,
@@ -196,6 +197,30 @@ pub enum Message {
     MetaRequest,
     /// Lease election between a candidate and a voter (or a leader query).
     Election(crate::election::ElectionMsg),
+    /// Anti-entropy, first step (on a stream): the sender's member table summarised
+    /// as `2^level` bucket hashes, 4 bytes each. The receiver answers with a
+    /// [`Message::SyncDiff`] naming the buckets where its own table differs.
+    SyncDigest {
+        /// Summary level: `2^level` buckets (at most 256).
+        level: u8,
+        /// The bucket hashes, little-endian, in bucket order.
+        hashes: Vec<u8>,
+        /// State of the layers above membership, as in [`Message::PushPull`].
+        shared: Vec<u8>,
+    },
+    /// Anti-entropy, later steps: the sender's records of the `buckets` that differ.
+    /// When `buckets` is not empty the receiver answers with its own records of them
+    /// (a `SyncDiff` with no buckets, which ends the exchange).
+    SyncDiff {
+        /// Summary level of the exchange.
+        level: u8,
+        /// The buckets that differ, when an answer is wanted.
+        buckets: Vec<u16>,
+        /// The sender's records in the buckets that differ.
+        members: Vec<MemberRecord>,
+        /// State of the layers above membership, as in [`Message::PushPull`].
+        shared: Vec<u8>,
+    },
 }
 
 /// Everything that travels: header fields, then the sender and the body.
@@ -431,6 +456,17 @@ mod tests {
                 shared: vec![1, 2, 3],
             },
             Message::MetaRequest,
+            Message::SyncDigest {
+                level: 2,
+                hashes: vec![7; 16],
+                shared: vec![],
+            },
+            Message::SyncDiff {
+                level: 2,
+                buckets: vec![0, 3],
+                members: vec![],
+                shared: vec![9],
+            },
             Message::Election(crate::election::ElectionMsg::Request {
                 group: "g".into(),
                 term: 7,

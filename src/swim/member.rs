@@ -11,6 +11,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use super::digest::{self, TableDigest};
 use super::index::{grow_for_one, IdIndex};
 use crate::wire::{Incarnation, MemberRecord, NodeId, State};
 
@@ -150,6 +151,11 @@ impl Rec {
         }
     }
 
+    /// This record's hash in the table digest.
+    fn digest_hash(&self) -> u64 {
+        digest::record_hash(self.id, self.incarnation, self.state, self.meta_digest)
+    }
+
     /// The record push-pull sends.
     pub fn record(&self) -> MemberRecord {
         MemberRecord {
@@ -178,6 +184,8 @@ pub(crate) struct Members {
     live: usize,
     /// Where the records' `since` stamps count from.
     origin: Instant,
+    /// Bucket hashes of the records, kept up to date (anti-entropy compares them).
+    digest: TableDigest,
 }
 
 impl Members {
@@ -190,6 +198,7 @@ impl Members {
             probe_pos: 0,
             live: 0,
             origin: me.since,
+            digest: TableDigest::default(),
         };
         t.insert(me, None);
         t
@@ -275,6 +284,7 @@ impl Members {
         };
         r.set_addr(m.addr);
         r.set_meta(m.meta.clone());
+        self.digest.toggle(r.id, r.digest_hash());
         grow_for_one(&mut self.list);
         self.list.push(r);
         let list = &self.list;
@@ -286,8 +296,12 @@ impl Members {
     pub fn update<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Rec) -> R) -> Option<R> {
         let i = self.pos(id)?;
         let m = &mut self.list[i];
-        let was = m.is_live();
+        let (was, before) = (m.is_live(), m.digest_hash());
         let r = f(m);
+        let after = m.digest_hash();
+        if after != before {
+            self.digest.toggle(m.id, before ^ after);
+        }
         match (was, m.is_live()) {
             (true, false) => self.live -= 1,
             (false, true) => self.live += 1,
@@ -313,10 +327,37 @@ impl Members {
             }
         }
         let m = self.list.swap_remove(i);
+        self.digest.toggle(m.id, m.digest_hash());
         if m.is_live() {
             self.live -= 1;
         }
         Some(m)
+    }
+
+    /// The table summarised at `level` (see the `digest` module).
+    pub fn summary(&self, level: u8) -> Vec<u8> {
+        self.digest.summary(level)
+    }
+
+    /// The buckets at `level` where a peer's summary differs from ours (`None`: the
+    /// summary is malformed).
+    pub fn differing(&self, level: u8, theirs: &[u8]) -> Option<Vec<u16>> {
+        self.digest.differing(level, theirs)
+    }
+
+    /// The records in `buckets` at `level`.
+    pub fn records_in(&self, level: u8, buckets: &[u16]) -> Vec<MemberRecord> {
+        let mut wanted = [false; digest::FINE];
+        for &b in buckets {
+            if let Some(w) = wanted.get_mut(usize::from(b)) {
+                *w = true;
+            }
+        }
+        self.list
+            .iter()
+            .filter(|r| wanted[digest::bucket_at(r.id, level)])
+            .map(Rec::record)
+            .collect()
     }
 
     /// The next member to probe: round-robin over a shuffled list of live members,

@@ -11,6 +11,7 @@
 
 mod awareness;
 mod broadcast;
+mod digest;
 mod index;
 mod member;
 mod merge;
@@ -118,6 +119,9 @@ pub struct Stats {
     /// Early full-state exchanges: gossip had grown the member table by a quarter
     /// since the last one (a mass join or a healed partition).
     pub catch_ups: u64,
+    /// Anti-entropy exchanges a peer started whose summary matched our table: no
+    /// record needed to travel.
+    pub syncs_in_agreement: u64,
 }
 
 /// Why a metadata update was refused. Nothing changed.
@@ -487,10 +491,25 @@ impl Swim {
                 members,
                 shared,
             } => {
-                if !shared.is_empty() && self.shared_in.len() < 16 {
-                    self.shared_in.push_back(shared);
-                }
+                self.take_shared(shared);
                 self.on_push_pull(now, from, sender, join, reply, members)
+            }
+            Message::SyncDigest {
+                level,
+                hashes,
+                shared,
+            } => {
+                self.take_shared(shared);
+                self.on_sync_digest(from, sender, level, &hashes);
+            }
+            Message::SyncDiff {
+                level,
+                buckets,
+                members,
+                shared,
+            } => {
+                self.take_shared(shared);
+                self.on_sync_diff(now, from, sender, level, &buckets, members);
             }
             Message::Election(msg) => {
                 if self.election_in.len() < self.cfg.max_events {
@@ -506,6 +525,13 @@ impl Swim {
                     &Message::Gossip { updates: vec![own] },
                 );
             }
+        }
+    }
+
+    /// Keeps the layers' state a peer sent (a bounded backlog).
+    fn take_shared(&mut self, shared: Vec<u8>) {
+        if !shared.is_empty() && self.shared_in.len() < 16 {
+            self.shared_in.push_back(shared);
         }
     }
 
@@ -624,6 +650,9 @@ impl Swim {
         first: Vec<Update>,
         make: impl Fn(Vec<Update>) -> Message,
     ) -> Message {
+        if self.broadcasts.len() == 0 {
+            return make(first); // nothing to add: no need to size it
+        }
         let base = wire::encode(
             &self.cfg.cluster_name,
             self.me,

@@ -212,3 +212,141 @@ fn an_idle_node_wakes_only_to_probe_and_gossips_while_there_is_news() {
     assert_eq!(nodes[1].member(NodeId(1)).unwrap().meta, b"v2");
     assert_eq!(nodes[0].timers.deadline(Timer::Gossip), None, "idle again");
 }
+
+fn decode_msg(t: &super::Transmit) -> crate::wire::Message {
+    let cfg = Config::local();
+    crate::wire::decode(&t.payload, &cfg.cluster_name, usize::MAX)
+        .unwrap()
+        .msg
+}
+
+#[test]
+fn anti_entropy_sends_a_summary_and_then_only_the_buckets_that_differ() {
+    use crate::wire::{MemberRecord, Message};
+    let t0 = Instant::now();
+    // Nodes 1 and 2 both hold the same 200 other members (a join answer each).
+    let others: Vec<MemberRecord> = (10..210)
+        .map(|i| MemberRecord {
+            id: NodeId(i),
+            addr: addr(i),
+            incarnation: 0,
+            state: State::Alive,
+            meta: Vec::new(),
+        })
+        .collect();
+    let mut nodes = vec![node(1, vec![], t0), node(2, vec![], t0)];
+    for (i, seed) in [(0, 2), (1, 1)] {
+        let mut members = others.clone();
+        members.push(MemberRecord {
+            id: NodeId(seed),
+            addr: addr(seed),
+            incarnation: 0,
+            state: State::Alive,
+            meta: Vec::new(),
+        });
+        let pp = Message::PushPull {
+            join: false,
+            reply: true,
+            members,
+            shared: Vec::new(),
+        };
+        nodes[i].join(t0, &[addr(seed)]);
+        while nodes[i].poll_transmit().is_some() {}
+        nodes[i].handle_stream(t0, addr(seed), Some(NodeId(seed)), &frame(seed, &pp));
+        while nodes[i].poll_transmit().is_some() {}
+    }
+    let (a, b) = (&nodes[0].members, &nodes[1].members);
+    assert_eq!(a.summary(8), b.summary(8), "same records, same summary");
+
+    // Tables that agree: a summary goes out, an empty answer comes back.
+    let exchange = |nodes: &mut Vec<Swim>| -> Vec<Message> {
+        let now = t0 + Duration::from_secs(1);
+        nodes[0].timers.set(super::Timer::PushPull, now);
+        nodes[0].handle_timeout(now);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let mut moved = false;
+            for (i, j) in [(0, 1), (1, 0)] {
+                while let Some(t) = nodes[i].poll_transmit() {
+                    if !t.reliable {
+                        continue; // probes and gossip are not what this test is about
+                    }
+                    seen.push(decode_msg(&t));
+                    let from = nodes[i].addr;
+                    let id = nodes[i].id();
+                    nodes[j].handle_stream(now, from, Some(id), &t.payload);
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        seen
+    };
+    let seen = exchange(&mut nodes);
+    assert!(matches!(&seen[0], Message::SyncDigest { level: 4, hashes, .. } if hashes.len() == 64));
+    assert!(
+        matches!(&seen[1], Message::SyncDiff { buckets, members, .. }
+        if buckets.is_empty() && members.is_empty())
+    );
+    assert_eq!(seen.len(), 2);
+    assert_eq!(nodes[1].stats().syncs_in_agreement, 1);
+
+    // Node 2 hears of member 500; the next exchange carries its bucket alone.
+    let news = Message::Gossip {
+        updates: vec![alive(500)],
+    };
+    nodes[1].handle_datagram(t0, addr(3), Some(NodeId(3)), &frame(3, &news));
+    let seen = exchange(&mut nodes);
+    let Message::SyncDiff {
+        buckets, members, ..
+    } = &seen[1]
+    else {
+        panic!("a diff answers the summary: {seen:?}");
+    };
+    assert_eq!(buckets.len(), 1);
+    assert!(members.iter().any(|r| r.id == NodeId(500)));
+    assert!(members.len() < 40, "one bucket of 16, not the table of 203");
+    assert!(matches!(&seen[2], Message::SyncDiff { buckets, .. } if buckets.is_empty()));
+    assert_eq!(seen.len(), 3);
+    assert_eq!(nodes[0].member(NodeId(500)).unwrap().state, State::Alive);
+    assert_eq!(nodes[0].members.summary(8), nodes[1].members.summary(8));
+}
+
+#[test]
+fn malformed_summaries_and_diffs_are_counted_and_change_nothing() {
+    use crate::wire::Message;
+    let t0 = Instant::now();
+    let mut n = node(1, vec![], t0);
+    let before = n.members.summary(8);
+    for msg in [
+        Message::SyncDigest {
+            level: 3,
+            hashes: vec![0; 5],
+            shared: vec![],
+        },
+        Message::SyncDigest {
+            level: 40,
+            hashes: vec![],
+            shared: vec![],
+        },
+        Message::SyncDiff {
+            level: 2,
+            buckets: vec![4],
+            members: vec![],
+            shared: vec![],
+        },
+        Message::SyncDiff {
+            level: 9,
+            buckets: vec![],
+            members: vec![],
+            shared: vec![],
+        },
+    ] {
+        n.handle_stream(t0, addr(2), Some(NodeId(2)), &frame(2, &msg));
+    }
+    assert_eq!(n.stats().malformed, 4);
+    assert!(n.poll_transmit().is_none(), "nothing answered");
+    assert_eq!(n.members.summary(8), before);
+}

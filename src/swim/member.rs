@@ -168,6 +168,13 @@ impl Rec {
     }
 }
 
+/// Removes `id` from an unordered list.
+fn forget(list: &mut Vec<NodeId>, id: NodeId) {
+    if let Some(i) = list.iter().position(|&d| d == id) {
+        list.swap_remove(i);
+    }
+}
+
 /// A probe-order entry whose member was removed.
 const GONE: u32 = u32::MAX;
 
@@ -182,6 +189,10 @@ pub(crate) struct Members {
     probe_order: Vec<u32>,
     probe_pos: usize,
     live: usize,
+    /// Ids of the members in state Dead, in no order: healing picks one at random
+    /// every reconnect interval, and sampling a large table for a rare dead member
+    /// costs a cache miss per try.
+    dead: Vec<NodeId>,
     /// Where the records' `since` stamps count from.
     origin: Instant,
     /// Bucket hashes of the records, kept up to date (anti-entropy compares them).
@@ -197,6 +208,7 @@ impl Members {
             probe_order: Vec::new(),
             probe_pos: 0,
             live: 0,
+            dead: Vec::new(),
             origin: me.since,
             digest: TableDigest::default(),
         };
@@ -264,6 +276,9 @@ impl Members {
         if m.is_live() {
             self.live += 1;
         }
+        if m.state == State::Dead {
+            self.dead.push(m.id);
+        }
         if let Some(rng) = rng {
             grow_for_one(&mut self.probe_order);
             self.probe_order
@@ -296,11 +311,16 @@ impl Members {
     pub fn update<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Rec) -> R) -> Option<R> {
         let i = self.pos(id)?;
         let m = &mut self.list[i];
-        let (was, before) = (m.is_live(), m.digest_hash());
+        let (was, before, was_dead) = (m.is_live(), m.digest_hash(), m.state == State::Dead);
         let r = f(m);
         let after = m.digest_hash();
         if after != before {
             self.digest.toggle(m.id, before ^ after);
+        }
+        match (was_dead, m.state == State::Dead) {
+            (false, true) => self.dead.push(m.id),
+            (true, false) => forget(&mut self.dead, m.id),
+            _ => {}
         }
         match (was, m.is_live()) {
             (true, false) => self.live -= 1,
@@ -328,10 +348,21 @@ impl Members {
         }
         let m = self.list.swap_remove(i);
         self.digest.toggle(m.id, m.digest_hash());
+        if m.state == State::Dead {
+            forget(&mut self.dead, m.id);
+        }
         if m.is_live() {
             self.live -= 1;
         }
         Some(m)
+    }
+
+    /// A member in state Dead, chosen at random.
+    pub fn random_dead(&self, rng: &mut SmallRng) -> Option<NodeId> {
+        if self.dead.is_empty() {
+            return None;
+        }
+        Some(self.dead[rng.random_range(0..self.dead.len())])
     }
 
     /// The table summarised at `level` (see the `digest` module).
@@ -546,5 +577,31 @@ mod tests {
             assert_eq!(d.len(), 3);
             assert!(got.iter().all(|id| id.0 % 2 == 0 && id.0 != 0));
         }
+    }
+
+    #[test]
+    fn dead_members_are_tracked_through_every_change() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut t = Members::new(&member(0, Alive));
+        assert_eq!(t.random_dead(&mut rng), None);
+        t.insert(&member(1, Dead), Some(&mut rng));
+        t.insert(&member(2, Alive), Some(&mut rng));
+        t.insert(&member(3, Alive), Some(&mut rng));
+        assert_eq!(t.random_dead(&mut rng), Some(NodeId(1)));
+        t.update(NodeId(2), |m| m.state = Dead);
+        t.update(NodeId(1), |m| m.state = Alive); // came back
+        for _ in 0..10 {
+            assert_eq!(t.random_dead(&mut rng), Some(NodeId(2)));
+        }
+        t.update(NodeId(3), |m| m.state = Dead);
+        let mut picked: Vec<u64> = (0..40)
+            .map(|_| t.random_dead(&mut rng).unwrap().0)
+            .collect();
+        picked.sort_unstable();
+        picked.dedup();
+        assert_eq!(picked, vec![2, 3]);
+        t.remove(NodeId(2));
+        t.update(NodeId(3), |m| m.state = Left);
+        assert_eq!(t.random_dead(&mut rng), None);
     }
 }

@@ -314,17 +314,13 @@ impl Swim {
     pub(super) fn on_reconnect_timer(&mut self, now: Instant) {
         self.timers
             .set(Timer::Reconnect, now + self.cfg.reconnect_interval);
-        let me = self.me;
         if self.members.live() <= 1 && !self.seeds.is_empty() {
             let i = rand::Rng::random_range(&mut self.rng, 0..self.seeds.len());
             let msg = self.push_pull_msg(true, false);
             self.send(self.seeds[i], None, true, &msg);
             return;
         }
-        let dead = self
-            .members
-            .pick(1, &mut self.rng, |m| m.id != me && m.state == State::Dead);
-        if let Some(&id) = dead.first() {
+        if let Some(id) = self.members.random_dead(&mut self.rng) {
             self.send_digest(id);
         }
     }

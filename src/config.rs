@@ -50,15 +50,21 @@ pub struct Config {
     /// Higher values spread updates more reliably under loss, at more bytes per packet.
     pub retransmit_mult: u32,
     /// Time between gossip rounds (updates sent to `gossip_nodes` random members besides
-    /// the piggybacking on probes). Default (LAN) 100 ms; zero disables gossip rounds.
+    /// the piggybacking on probes). Rounds run only while there is news to spread, so
+    /// an idle node wakes only to probe. Default (LAN) 100 ms; zero disables gossip
+    /// rounds.
     pub gossip_interval: Duration,
     /// Members each gossip round sends to. Default 3.
     pub gossip_nodes: usize,
     /// Dead members still receive gossip for this long (so a falsely declared member
     /// learns about it and refutes). Default (LAN) 10 s.
     pub gossip_to_the_dead: Duration,
-    /// Time between full-state push-pull exchanges with one random member (anti-entropy),
-    /// stretched for clusters above 32 members. Default (LAN) 15 s; zero disables them.
+    /// Time between anti-entropy exchanges with one random member, stretched for
+    /// clusters above 32 members. An exchange sends a summary of the member table
+    /// (4 bytes per 16 members) and then only the records where the two tables differ;
+    /// one that brings members is followed by another five probe periods later.
+    /// Shorter heals lost gossip sooner, at a summary per exchange. Default (LAN) 15 s;
+    /// zero disables them.
     pub push_pull_interval: Duration,
     /// Time between attempts to reach one dead member (or the seeds, when alone), so that
     /// a healed partition merges by itself. Default (LAN) 5 s.

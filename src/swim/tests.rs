@@ -129,27 +129,30 @@ fn alive(i: u64) -> crate::wire::Update {
     }
 }
 
+/// Member `i` alive at incarnation 0, as a table record.
+fn record(i: u64) -> crate::wire::MemberRecord {
+    crate::wire::MemberRecord {
+        id: NodeId(i),
+        addr: addr(i),
+        incarnation: 0,
+        state: State::Alive,
+        meta: Vec::new(),
+    }
+}
+
 fn frame(from: u64, msg: &crate::wire::Message) -> Vec<u8> {
     crate::wire::encode(&Config::local().cluster_name, NodeId(from), msg, usize::MAX).unwrap()
 }
 
 #[test]
 fn gossip_that_grows_the_table_by_a_quarter_brings_the_next_exchange_forward() {
-    use crate::wire::{MemberRecord, Message};
+    use crate::wire::Message;
     let t0 = Instant::now();
     let mut n = node(1, vec![], t0);
     n.join(t0, &[addr(2)]);
     while n.poll_transmit().is_some() {}
     // Node 2 answers the join with 40 members (a join's news does not count).
-    let members = (2..=41)
-        .map(|i| MemberRecord {
-            id: NodeId(i),
-            addr: addr(i),
-            incarnation: 0,
-            state: State::Alive,
-            meta: Vec::new(),
-        })
-        .collect();
+    let members = (2..=41).map(record).collect();
     let pp = Message::PushPull {
         join: false,
         reply: true,
@@ -225,25 +228,11 @@ fn anti_entropy_sends_a_summary_and_then_only_the_buckets_that_differ() {
     use crate::wire::{MemberRecord, Message};
     let t0 = Instant::now();
     // Nodes 1 and 2 both hold the same 200 other members (a join answer each).
-    let others: Vec<MemberRecord> = (10..210)
-        .map(|i| MemberRecord {
-            id: NodeId(i),
-            addr: addr(i),
-            incarnation: 0,
-            state: State::Alive,
-            meta: Vec::new(),
-        })
-        .collect();
+    let others: Vec<MemberRecord> = (10..210).map(record).collect();
     let mut nodes = vec![node(1, vec![], t0), node(2, vec![], t0)];
     for (i, seed) in [(0, 2), (1, 1)] {
         let mut members = others.clone();
-        members.push(MemberRecord {
-            id: NodeId(seed),
-            addr: addr(seed),
-            incarnation: 0,
-            state: State::Alive,
-            meta: Vec::new(),
-        });
+        members.push(record(seed));
         let pp = Message::PushPull {
             join: false,
             reply: true,

@@ -331,7 +331,7 @@ impl Swim {
         let (left, dead) = (self.cfg.left_retention, self.cfg.dead_retention);
         let gone: Vec<NodeId> = self
             .members
-            .iter()
+            .departed()
             .filter(|m| {
                 let age = self.members.age(m.since, now);
                 (m.state == State::Left && age >= left) || (m.state == State::Dead && age >= dead)

@@ -28,6 +28,8 @@ pub struct BenchOpts {
     /// Sizes above this start from a formed cluster instead of a join storm (a
     /// 10,000-node join storm alone takes about a quarter of an hour of wall time).
     pub formed_above: usize,
+    /// Threads per run (`None`: [`catalogue::auto_threads`]).
+    pub threads: Option<usize>,
 }
 
 /// One line of the table.
@@ -77,6 +79,7 @@ pub fn row(opts: &BenchOpts, n: usize, progress: &mut dyn FnMut(&str)) -> Row {
         config: opts.config.clone(),
         progress: opts.progress,
         formed: n > opts.formed_above,
+        threads: opts.threads.unwrap_or_else(|| catalogue::auto_threads(n)),
         ..Params::new(n, opts.seed)
     };
     let mut r = Row {

@@ -35,6 +35,8 @@ pub struct Params {
     /// A deliberately unsafe election (election scenarios only), for the checkers to
     /// catch.
     pub variant: Option<UnsafeVariant>,
+    /// Threads that run membership scenarios (see [`Scenario::threads`]).
+    pub threads: usize,
 }
 
 impl Params {
@@ -50,8 +52,19 @@ impl Params {
             formed: false,
             meta_bytes: 0,
             variant: None,
+            threads: 1,
         }
     }
+}
+
+/// Threads worth giving a membership simulation of `nodes` nodes: one per core for a
+/// thousand nodes and more, one below (a small cluster's windows hold an event or two,
+/// too few to share out).
+pub fn auto_threads(nodes: usize) -> usize {
+    if nodes < 1000 {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// A named scenario.
@@ -244,6 +257,7 @@ pub fn base(name: &str, p: &Params) -> Scenario {
     s.settle = converge_within(p);
     s.progress = p.progress;
     s.meta_bytes = p.meta_bytes;
+    s.threads = p.threads;
     let s = if p.formed {
         s.act(Action::Form)
     } else {

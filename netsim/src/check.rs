@@ -100,9 +100,10 @@ impl FalseAccusations {
         }
     }
 
-    fn healthy(&self, sim: &Sim, m: NodeIdx) -> bool {
-        let now = sim.now();
-        sim.node(m).is_healthy() && self.unhealthy_until.get(&m).map_or(true, |&u| u <= now)
+    /// Whether `m` was healthy at `at` (a time in the window just run: pauses are
+    /// covered by `unhealthy_until`, so the node's state now tells the rest).
+    fn healthy(&self, sim: &Sim, m: NodeIdx, at: Duration) -> bool {
+        sim.node(m).is_healthy() && self.unhealthy_until.get(&m).map_or(true, |&u| u <= at)
     }
 
     fn mark_unhealthy(&mut self, m: NodeIdx, until: Duration) {
@@ -148,10 +149,10 @@ impl Checker for FalseAccusations {
         let Some(m) = node_idx(id, sim.len()) else {
             return;
         };
-        if !self.healthy(sim, m) {
+        if !self.healthy(sim, m, rec.at) {
             return;
         }
-        let disturbed = sim.net.partitioned() || sim.now() < self.disturbed_until;
+        let disturbed = sim.net().partitioned() || rec.at < self.disturbed_until;
         let set = match (death, disturbed) {
             (false, false) => &mut self.suspects,
             (true, false) => &mut self.deaths,

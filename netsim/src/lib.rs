@@ -21,11 +21,14 @@ pub mod check;
 pub mod elect;
 pub mod elections;
 pub mod net;
+mod node;
 mod queue;
 pub mod scenario;
+mod shard;
 pub mod sim;
 pub mod trace;
 pub mod views;
+mod worker;
 
 pub use check::{Checker, Report};
 pub use net::{Cut, Link, Net, NodeIdx};

@@ -89,6 +89,9 @@ enum Cmd {
         /// other) instead of joining through one seed; their convergence is not timed.
         #[arg(long, default_value_t = 2000)]
         formed_above: usize,
+        /// Threads per run (default: one per core from 1,000 nodes, else one).
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -125,6 +128,10 @@ struct RunOpts {
     /// Bytes of application metadata every node publishes (its name, padded).
     #[arg(long, default_value_t = 0)]
     meta_bytes: usize,
+    /// Threads that run a membership scenario (default: one per core from 1,000
+    /// nodes, else one). The results are the same for any number.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Runs a deliberately unsafe election variant (see `list`), which the checkers
     /// must catch; election scenarios only.
     #[arg(long = "break", value_name = "VARIANT")]
@@ -133,6 +140,14 @@ struct RunOpts {
 
 /// Every node holds a record of every other: memory grows with the square of the
 /// cluster. Refuses (unless forced) a run that would not fit the memory available.
+fn threads(asked: Option<usize>, nodes: usize) -> Result<usize> {
+    match asked {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(t) => Ok(t),
+        None => Ok(catalogue::auto_threads(nodes)),
+    }
+}
+
 fn check_memory(nodes: usize, force: bool) -> Result<()> {
     // Peak RSS over nodes² for `converge`: 169 at 2,000 nodes, 150 at 4,000, 123 at 10,000.
     const BYTES_PER_RECORD: f64 = 150.0;
@@ -209,6 +224,7 @@ impl RunOpts {
             formed: self.formed,
             meta_bytes: self.meta_bytes,
             variant,
+            threads: threads(self.threads, nodes)?,
         })
     }
 }
@@ -305,9 +321,11 @@ fn real_main() -> Result<ExitCode> {
             force,
             progress,
             formed_above,
+            threads: t,
         } => {
             for &n in &sizes {
                 check_memory(n, force)?;
+                threads(t, n)?;
             }
             let opts = BenchOpts {
                 sizes,
@@ -317,6 +335,7 @@ fn real_main() -> Result<ExitCode> {
                 loss_max_nodes,
                 progress,
                 formed_above,
+                threads: t,
             };
             print!("{}", bench::header(&opts));
             for &n in &opts.sizes {

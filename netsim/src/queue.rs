@@ -1,5 +1,5 @@
-//! The event queue: frames in flight and resumptions in a heap ordered by (time,
-//! sequence), and every node's next timer in an indexed heap with one slot per node.
+//! The event queue: frames in flight and resumptions in a heap ordered by (time, tie),
+//! and every node's next timer in an indexed heap with one slot per node.
 //!
 //! A node's deadline moves on most events it handles (an ack cancels the probe
 //! timeout, news arms a gossip round), so a plain heap of timer events fills with
@@ -7,14 +7,34 @@
 //! heap and a fifth of the events. Here a node's slot is moved in place instead, and
 //! the timer heap (16 bytes per node) stays small enough to live in cache.
 //!
-//! Order: earliest time first; at the same nanosecond, queued events before timers,
-//! events by sequence, timers by node index. Nothing in it depends on how often a
-//! deadline moved, so a run replays from its seed.
+//! Order: earliest time first; at the same nanosecond, by tie. A frame's tie is its
+//! sender, the sender's count of frames sent and the copy ([`frame_tie`]); a timer's
+//! is its node, above every frame's ([`timer_tie`]). Ties depend on nothing but what
+//! each node did, never on the order events were queued in, so the simulation runs
+//! the same whether its nodes are handled by one thread or split among several.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::net::NodeIdx;
+
+/// The largest node count ties can tell apart (node addresses use 24 bits as well).
+pub(crate) const MAX_NODES: usize = 1 << 24;
+
+const COUNT_BITS: u32 = 38;
+
+/// The tie of copy `copy` (0 or 1) of the `count`th message `from` queued.
+pub(crate) fn frame_tie(from: NodeIdx, count: u64, copy: bool) -> u64 {
+    debug_assert!((from as usize) < MAX_NODES);
+    (u64::from(from) << (COUNT_BITS + 1))
+        | ((count & ((1 << COUNT_BITS) - 1)) << 1)
+        | u64::from(copy)
+}
+
+/// The tie of node `node`'s timer: after every frame of the same nanosecond.
+pub(crate) fn timer_tie(node: NodeIdx) -> u64 {
+    (1 << 63) | u64::from(node)
+}
 
 /// A frame in flight.
 #[derive(Debug)]
@@ -43,16 +63,18 @@ pub(crate) enum Ev {
     },
 }
 
+/// An entry's place in the order: (time, tie).
+pub(crate) type Key = (u64, u64);
+
 #[derive(Debug)]
 struct Queued {
-    at: u64,
-    seq: u64,
+    key: Key,
     ev: Ev,
 }
 
 impl PartialEq for Queued {
     fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
+        self.key == o.key
     }
 }
 impl Eq for Queued {}
@@ -62,9 +84,9 @@ impl PartialOrd for Queued {
     }
 }
 impl Ord for Queued {
-    /// Reversed: the heap pops the earliest (time, sequence) first.
+    /// Reversed: the heap pops the earliest key first.
     fn cmp(&self, o: &Self) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq))
+        o.key.cmp(&self.key)
     }
 }
 
@@ -72,20 +94,14 @@ impl Ord for Queued {
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     events: BinaryHeap<Queued>,
-    seq: u64,
     timers: TimerHeap,
 }
 
 impl Queue {
-    /// Queues `ev` (not a timer) at `at`.
-    pub fn push(&mut self, at: u64, ev: Ev) {
-        debug_assert!(!matches!(ev, Ev::Timer { .. }));
-        self.seq += 1;
-        self.events.push(Queued {
-            at,
-            seq: self.seq,
-            ev,
-        });
+    /// Queues `ev` (not a timer) at `key`.
+    pub fn push(&mut self, key: Key, ev: Ev) {
+        debug_assert!(!matches!(ev, Ev::Timer { .. }) && key.1 < timer_tie(0));
+        self.events.push(Queued { key, ev });
     }
 
     /// Node `node`'s next deadline is `at` (replacing any earlier setting).
@@ -98,10 +114,10 @@ impl Queue {
         self.timers.remove(node);
     }
 
-    /// Time of the next entry.
-    pub fn next_at(&self) -> Option<u64> {
-        let e = self.events.peek().map(|q| q.at);
-        let t = self.timers.peek().map(|(at, _)| at);
+    /// Key of the next entry.
+    pub fn next_key(&self) -> Option<Key> {
+        let e = self.events.peek().map(|q| q.key);
+        let t = self.timers.peek().map(|(at, node)| (at, timer_tie(node)));
         match (e, t) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -109,17 +125,17 @@ impl Queue {
     }
 
     /// The next entry if it is due at or before `until`.
-    pub fn pop_due(&mut self, until: u64) -> Option<(u64, Ev)> {
-        let e = self.events.peek().map(|q| q.at);
+    pub fn pop_due(&mut self, until: u64) -> Option<(Key, Ev)> {
+        let e = self.events.peek().map(|q| q.key);
         let t = self.timers.peek();
         match (e, t) {
-            (Some(a), t) if a <= until && t.map_or(true, |(b, _)| a <= b) => {
+            (Some(a), t) if a.0 <= until && t.map_or(true, |(b, _)| a.0 <= b) => {
                 let q = self.events.pop().expect("peeked");
-                Some((q.at, q.ev))
+                Some((q.key, q.ev))
             }
             (_, Some((b, node))) if b <= until => {
                 self.timers.remove(node);
-                Some((b, Ev::Timer { node }))
+                Some(((b, timer_tie(node)), Ev::Timer { node }))
             }
             _ => None,
         }
@@ -276,21 +292,39 @@ mod tests {
     }
 
     #[test]
+    fn ties_order_by_sender_count_and_copy() {
+        assert!(frame_tie(1, 7, false) < frame_tie(1, 7, true));
+        assert!(frame_tie(1, 7, true) < frame_tie(1, 8, false));
+        assert!(frame_tie(1, u64::MAX, true) < frame_tie(2, 0, false));
+        let last = (MAX_NODES - 1) as NodeIdx;
+        assert!(frame_tie(last, u64::MAX, true) < timer_tie(0));
+        assert!(timer_tie(0) < timer_tie(1));
+    }
+
+    #[test]
     fn events_go_before_timers_at_the_same_time() {
         let mut q = Queue::default();
         q.set_timer(3, 10);
         q.set_timer(1, 10);
-        q.push(10, Ev::Resume { node: 7, epoch: 0 });
+        q.push(
+            (10, frame_tie(9, 1, false)),
+            Ev::Resume { node: 9, epoch: 0 },
+        );
+        q.push(
+            (10, frame_tie(7, 5, false)),
+            Ev::Resume { node: 7, epoch: 0 },
+        );
         q.set_timer(2, 5);
         q.set_timer(2, 20); // moved later
-        assert_eq!(q.next_at(), Some(10));
+        assert_eq!(q.next_key(), Some((10, frame_tie(7, 5, false))));
         let order: Vec<String> = std::iter::from_fn(|| q.pop_due(15))
-            .map(|(at, ev)| format!("{at}:{ev:?}"))
+            .map(|((at, _), ev)| format!("{at}:{ev:?}"))
             .collect();
         assert_eq!(
             order,
             [
                 "10:Resume { node: 7, epoch: 0 }",
+                "10:Resume { node: 9, epoch: 0 }",
                 "10:Timer { node: 1 }",
                 "10:Timer { node: 3 }"
             ]

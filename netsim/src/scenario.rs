@@ -189,6 +189,9 @@ pub struct Scenario {
     pub durable_terms: bool,
     /// Bytes of application metadata every node publishes (0: none).
     pub meta_bytes: usize,
+    /// Threads that run the simulation (membership-only scenarios; elections run on
+    /// one). Results are the same for any number: only wall time changes.
+    pub threads: usize,
 }
 
 /// What a run produced.
@@ -266,6 +269,7 @@ impl Scenario {
             group: None,
             durable_terms: false,
             meta_bytes: 0,
+            threads: 1,
         }
     }
 
@@ -351,7 +355,7 @@ impl Scenario {
             trace_hash: r.sim.trace().hash(),
             violations: report.violations,
             metrics: report.metrics,
-            net: r.sim.stats().clone(),
+            net: r.sim.stats(),
             steady: r.steady,
         }
     }
@@ -395,6 +399,9 @@ struct Runner {
     /// When the run started, for progress reports (never simulated).
     wall: std::time::Instant,
     steps: u64,
+    /// Events run a window at a time (membership-only scenarios: their conditions
+    /// and checkers read only what the windows report, not the engines' state).
+    windowed: bool,
     group: Option<String>,
     voters: Vec<quorate::NodeId>,
     /// The leadership in force at the last mark.
@@ -409,7 +416,10 @@ impl Runner {
         extra: Vec<Box<dyn Checker>>,
         trace: Option<Box<dyn std::io::Write>>,
     ) -> Result<Self, quorate::ConfigError> {
-        let mut sim = Sim::with_meta(s.seed, s.nodes, &s.config, s.net.clone(), s.meta_bytes)?;
+        let windowed = s.group.is_none();
+        let threads = if windowed { s.threads } else { 1 };
+        let (net, meta) = (s.net.clone(), s.meta_bytes);
+        let mut sim = Sim::with_threads(s.seed, s.nodes, &s.config, net, meta, threads)?;
         if let Some(w) = trace {
             sim.set_trace_writer(w);
         }
@@ -432,6 +442,7 @@ impl Runner {
             #[allow(clippy::disallowed_methods)] // progress reports only
             wall: std::time::Instant::now(),
             steps: 0,
+            windowed,
             group: s.group.clone(),
             voters: s.config.election.voters.clone(),
             mark_leader: None,
@@ -472,15 +483,20 @@ impl Runner {
             if cond.is_some_and(|c| c.holds(&self.sim, self.mark_leader)) {
                 return true;
             }
-            if !self.sim.step(until) {
+            let more = if self.windowed {
+                self.sim.run_window(until)
+            } else {
+                self.sim.step(until)
+            };
+            if !more {
                 self.sim.run_until(until);
                 return cond.is_some_and(|c| c.holds(&self.sim, self.mark_leader));
             }
             self.dispatch();
             self.steps += 1;
-            if self.progress && self.steps % (1 << 20) == 0 {
+            if self.progress && self.steps % (1 << 18) == 0 {
                 eprintln!(
-                    "  wall {:.1}s: sim {:.1}s, {} events, {} of {} nodes with a wrong view",
+                    "  wall {:.1}s: sim {:.1}s, {} steps, {} of {} nodes with a wrong view",
                     self.wall.elapsed().as_secs_f64(),
                     self.sim.now().as_secs_f64(),
                     self.steps,
@@ -528,7 +544,7 @@ impl Runner {
                 }
             }
             Step::TrafficFrom => {
-                self.traffic = (self.sim.now(), self.sim.stats().clone());
+                self.traffic = (self.sim.now(), self.sim.stats());
                 #[allow(clippy::disallowed_methods)] // wall time is reported, never simulated
                 let wall = std::time::Instant::now();
                 self.traffic_wall = wall;
@@ -548,7 +564,7 @@ impl Runner {
 
     fn traffic_rates(&mut self) {
         let (from, ref s0) = self.traffic;
-        let s1 = self.sim.stats();
+        let s1 = &self.sim.stats();
         let secs = (self.sim.now() - from).as_secs_f64().max(1e-9);
         let per = secs * self.sim.views().n_up().max(1) as f64;
         let msgs = (s1.datagrams + s1.streams - s0.datagrams - s0.streams) as f64 / per;
@@ -595,11 +611,12 @@ impl Runner {
                 }
             }
             Action::Leave(i) => self.sim.leave(*i),
-            Action::Partition(cut) => self.sim.net.cuts.push(cut.clone()),
-            Action::Heal => self.sim.net.cuts.clear(),
+            Action::Partition(cut) => self.sim.net_mut().cuts.push(cut.clone()),
+            Action::Heal => self.sim.net_mut().cuts.clear(),
             Action::Loss(p) => {
-                self.sim.net.default.loss = *p;
-                for l in self.sim.net.overrides.values_mut() {
+                let net = self.sim.net_mut();
+                net.default.loss = *p;
+                for l in net.overrides.values_mut() {
                     l.loss = *p;
                 }
             }
@@ -621,8 +638,8 @@ impl Runner {
         let ok = |s: NodeIdx| {
             s != i
                 && self.sim.node(s).is_up()
-                && !self.sim.net.is_cut(i, s)
-                && !self.sim.net.is_cut(s, i)
+                && !self.sim.net().is_cut(i, s)
+                && !self.sim.net().is_cut(s, i)
         };
         let seed = Some(self.seed_node)
             .filter(|&s| ok(s))
@@ -690,7 +707,7 @@ impl Runner {
 
     /// Heals the network and lets the cluster converge (bounded).
     fn settle(&mut self, max: Duration) {
-        if self.sim.net.partitioned() {
+        if self.sim.net().partitioned() {
             self.act(&Action::Heal);
         }
         let until = self.sim.now() + max;

@@ -1,12 +1,20 @@
-//! The discrete-event core: virtual time, one seeded RNG, the event queue (the `queue`
-//! module), and the nodes, each a real [`quorate::Engine`] driven exactly as
+//! The discrete-event core: virtual time, seeded randomness, the event queues (the
+//! `queue` module), and the nodes, each a real [`quorate::Engine`] driven exactly as
 //! the runtime drives it.
 //!
 //! Time is kept in nanoseconds since the simulation's start. Each node has its own
 //! clock (a rate drift in parts per million); the engine sees `base + local time`, and
 //! its deadlines are mapped back to simulated real time.
+//!
+//! Nodes are split into shards (the `shard` module), one per thread. Events run one at
+//! a time ([`Sim::step`]) or a window at a time ([`Sim::run_window`]): a window is
+//! shorter than the smallest link latency, so nothing a shard's node sends during it
+//! can reach another shard's node before it ends, and the shards run it side by side.
+//! Their outputs are merged in the order a single thread would have produced them:
+//! the trace, and every result, is the same for any number of threads.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quorate::wire::{MemberRecord, Message, State};
@@ -15,9 +23,12 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::net::{Net, NodeIdx};
-use crate::queue::{Delivery, Ev, Queue};
-use crate::trace::{hash_bytes, Trace};
+pub use crate::node::SimNode;
+use crate::queue::{Ev, Key, MAX_NODES};
+use crate::shard::{Ctx, Out, Shard};
+use crate::trace::Trace;
 use crate::views::Views;
+use crate::worker::{Helper, Job};
 
 /// The id of simulated node `idx`.
 pub fn node_id(idx: NodeIdx) -> NodeId {
@@ -44,7 +55,7 @@ pub fn node_meta(idx: NodeIdx, len: usize) -> Vec<u8> {
     m
 }
 
-fn addr_idx(addr: SocketAddr, nodes: usize) -> Option<NodeIdx> {
+pub(crate) fn addr_idx(addr: SocketAddr, nodes: usize) -> Option<NodeIdx> {
     let SocketAddr::V4(a) = addr else { return None };
     let o = a.ip().octets();
     if o[0] != 127 || a.port() != 7000 {
@@ -81,99 +92,22 @@ pub struct NetStats {
     pub delivered: u64,
 }
 
-/// One simulated process.
-#[derive(Debug)]
-pub struct SimNode {
-    engine: Option<Engine>,
-    cfg: Config,
-    /// Increases at every crash and restart; messages to an older epoch are lost.
-    epoch: u32,
-    paused_until: Option<u64>,
-    /// Extra handling delay of each incoming message, `lo..=hi` nanoseconds.
-    slow: Option<(u64, u64)>,
-    drift_ppm: i64,
-    anchor_t: u64,
-    anchor_local: u64,
-    /// Earlier clock segments `(anchor_t, anchor_local, drift_ppm)`, oldest first, to
-    /// map any past or future local reading back to real time.
-    clock_history: Vec<(u64, u64, i64)>,
-    timer_at: Option<u64>,
-}
-
-impl SimNode {
-    /// A node running `engine` (none while crashed) with no fault applied.
-    fn new(engine: Option<Engine>, cfg: Config) -> Self {
-        SimNode {
-            engine,
-            cfg,
-            epoch: 0,
-            paused_until: None,
-            slow: None,
-            drift_ppm: 0,
-            anchor_t: 0,
-            anchor_local: 0,
-            clock_history: Vec::new(),
-            timer_at: None,
+impl NetStats {
+    pub(crate) fn count_sent(&mut self, reliable: bool, len: usize) {
+        if reliable {
+            self.streams += 1;
+        } else {
+            self.datagrams += 1;
         }
+        self.bytes += len as u64;
     }
 
-    fn local(&self, t: u64) -> u64 {
-        let dt = t.saturating_sub(self.anchor_t) as i128;
-        let skew = dt * i128::from(self.drift_ppm) / 1_000_000;
-        (i128::from(self.anchor_local) + dt + skew).max(0) as u64
-    }
-
-    /// Simulated real time at which the local clock reads `l` (never before `now`).
-    fn global(&self, l: u64, now: u64) -> u64 {
-        if l <= self.local(now) {
-            return now;
-        }
-        let dl = (l - self.anchor_local) as i128;
-        let rate = 1_000_000 + i128::from(self.drift_ppm);
-        let mut t = self.anchor_t + ((dl * 1_000_000 + rate - 1) / rate) as u64;
-        while self.local(t) < l {
-            t += 1;
-        }
-        t.max(now)
-    }
-
-    /// Simulated real time at which the local clock read (or will read) `l`, over the
-    /// whole history of drift changes: the current rate is assumed to go on.
-    fn true_time(&self, l: u64) -> u64 {
-        let segs = self.clock_history.iter().copied().chain(std::iter::once((
-            self.anchor_t,
-            self.anchor_local,
-            self.drift_ppm,
-        )));
-        let (t0, l0, ppm) = segs.rev().find(|&(_, sl, _)| sl <= l).unwrap_or((0, 0, 0));
-        let rate = 1_000_000 + i128::from(ppm);
-        let dl = i128::from(l - l0);
-        t0 + ((dl * 1_000_000 + rate - 1) / rate) as u64
-    }
-
-    /// The running engine (`None` while crashed).
-    pub fn engine(&self) -> Option<&Engine> {
-        self.engine.as_ref()
-    }
-
-    /// Whether the process is running (possibly paused or slow).
-    pub fn is_up(&self) -> bool {
-        self.engine.is_some()
-    }
-
-    /// Whether the process is stalled.
-    pub fn is_paused(&self) -> bool {
-        self.paused_until.is_some()
-    }
-
-    /// Whether the process handles its messages late.
-    pub fn is_slow(&self) -> bool {
-        self.slow.is_some()
-    }
-
-    /// Up, neither stalled nor slow.
-    pub fn is_healthy(&self) -> bool {
-        self.is_up() && !self.is_paused() && !self.is_slow()
+    fn add(&mut self, o: &NetStats) {
+        self.datagrams += o.datagrams;
+        self.streams += o.streams;
+        self.bytes += o.bytes;
+        self.lost += o.lost;
+        self.delivered += o.delivered;
     }
 }
 
@@ -182,15 +116,19 @@ pub struct Sim {
     base: Instant,
     now: u64,
     rng: SmallRng,
-    queue: Queue,
-    nodes: Vec<SimNode>,
-    /// The network model (change it between steps to partition, heal, add loss).
-    pub net: Net,
+    shards: Vec<Shard>,
+    /// Nodes per shard.
+    per: usize,
+    n: usize,
+    /// Every node's epoch, read by senders of every shard.
+    epochs: Arc<Vec<u32>>,
+    net: Arc<Net>,
+    /// The smallest link latency of `net`, ns (how far a window reaches).
+    reach: Option<u64>,
+    helpers: Vec<Helper>,
     views: Views,
     trace: Trace,
     records: Vec<Record>,
-    stats: NetStats,
-    scratch: Vec<u64>,
     /// Bytes of application metadata every node publishes.
     meta_bytes: usize,
 }
@@ -199,10 +137,28 @@ impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sim")
             .field("now", &self.now)
-            .field("nodes", &self.nodes.len())
-            .field("queued", &self.queue.len())
+            .field("nodes", &self.n)
+            .field("shards", &self.shards.len())
+            .field(
+                "queued",
+                &self.shards.iter().map(Shard::queued).sum::<usize>(),
+            )
             .finish()
     }
+}
+
+/// The context shards read, built from the simulator's fields (so the shards
+/// themselves can be borrowed mutably beside it).
+macro_rules! ctx {
+    ($s:expr) => {
+        Ctx {
+            base: $s.base,
+            nodes: $s.n,
+            net: &$s.net,
+            epochs: &$s.epochs,
+            writing: $s.trace.writing(),
+        }
+    };
 }
 
 impl Sim {
@@ -221,36 +177,73 @@ impl Sim {
         net: Net,
         meta_bytes: usize,
     ) -> Result<Sim, ConfigError> {
+        Sim::with_threads(seed, n, cfg, net, meta_bytes, 1)
+    }
+
+    /// As [`Sim::with_meta`], running windows of events on up to `threads` threads
+    /// (the results are the same for any number).
+    pub fn with_threads(
+        seed: u64,
+        n: usize,
+        cfg: &Config,
+        net: Net,
+        meta_bytes: usize,
+        threads: usize,
+    ) -> Result<Sim, ConfigError> {
+        assert!(n <= MAX_NODES, "at most {MAX_NODES} simulated nodes");
         // The origin of every node's clock. Only durations since it are ever observed,
         // so its value never reaches the trace.
         #[allow(clippy::disallowed_methods)]
         let base = Instant::now();
-        let mut sim = Sim {
-            base,
-            now: 0,
-            rng: SmallRng::seed_from_u64(seed),
-            queue: Queue::default(),
-            nodes: Vec::with_capacity(n),
-            net,
-            views: Views::new(n),
-            trace: Trace::default(),
-            records: Vec::new(),
-            stats: NetStats::default(),
-            scratch: Vec::new(),
-            meta_bytes,
-        };
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut nodes = Vec::with_capacity(n);
         for i in 0..n as NodeIdx {
-            let engine_seed = sim.rng.random::<u64>();
+            let (engine_seed, net_seed) = (rng.random::<u64>(), rng.random::<u64>());
+            let meta = node_meta(i, meta_bytes);
             let engine = Engine::new(
                 node_id(i),
                 node_addr(i),
-                node_meta(i, meta_bytes),
+                meta,
                 cfg.clone(),
                 engine_seed,
-                sim.base,
+                base,
             )?;
-            sim.nodes.push(SimNode::new(Some(engine), cfg.clone()));
-            sim.after(i);
+            nodes.push(SimNode::new(Some(engine), cfg.clone(), net_seed));
+        }
+        let k = threads.clamp(1, n.max(1));
+        let per = n.div_ceil(k).max(1);
+        let mut shards = Vec::with_capacity(k);
+        let mut rest = nodes.into_iter();
+        for s in 0..k {
+            let part: Vec<SimNode> = rest.by_ref().take(per).collect();
+            shards.push(Shard::new((s * per) as NodeIdx, part));
+        }
+        let helpers: Vec<Helper> = (1..k).map_while(|_| Helper::spawn().ok()).collect();
+        if helpers.len() + 1 < k {
+            // No threads to be had: the same shards, run one after another.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("netsim: could not start {} helper threads", k - 1);
+            }
+        }
+        let mut sim = Sim {
+            base,
+            now: 0,
+            rng,
+            shards,
+            per,
+            n,
+            epochs: Arc::new(vec![0; n]),
+            net: Arc::new(net),
+            reach: None,
+            helpers,
+            views: Views::new(n),
+            trace: Trace::default(),
+            records: Vec::new(),
+            meta_bytes,
+        };
+        for i in 0..n as NodeIdx {
+            sim.with_engine(i, |_, _| {});
         }
         Ok(sim)
     }
@@ -273,17 +266,37 @@ impl Sim {
 
     /// Number of nodes (up or not).
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.n
     }
 
     /// Whether there are no nodes.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.n == 0
+    }
+
+    /// Threads that run windows of events.
+    pub fn threads(&self) -> usize {
+        self.helpers.len() + 1
+    }
+
+    fn shard_of(&self, i: NodeIdx) -> usize {
+        i as usize / self.per
     }
 
     /// One node.
     pub fn node(&self, i: NodeIdx) -> &SimNode {
-        &self.nodes[i as usize]
+        self.shards[self.shard_of(i)].node(i)
+    }
+
+    /// The network model.
+    pub fn net(&self) -> &Net {
+        &self.net
+    }
+
+    /// The network model, to change between steps (partition, heal, add loss).
+    pub fn net_mut(&mut self) -> &mut Net {
+        self.reach = None;
+        Arc::make_mut(&mut self.net)
     }
 
     /// Every node's view against the truth.
@@ -302,8 +315,12 @@ impl Sim {
     }
 
     /// Traffic counters.
-    pub fn stats(&self) -> &NetStats {
-        &self.stats
+    pub fn stats(&self) -> NetStats {
+        let mut s = NetStats::default();
+        for sh in &self.shards {
+            s.add(&sh.stats);
+        }
+        s
     }
 
     /// The simulation's RNG (for scenario choices that must replay with the seed).
@@ -321,29 +338,27 @@ impl Sim {
         !self.records.is_empty()
     }
 
+    fn next_key(&self) -> Option<(Key, usize)> {
+        let keys = self.shards.iter().enumerate();
+        keys.filter_map(|(k, s)| s.next_key().map(|key| (key, k)))
+            .min()
+    }
+
     /// Time of the next queued event.
     pub fn next_at(&self) -> Option<Duration> {
-        self.queue.next_at().map(Duration::from_nanos)
-    }
-
-    fn push(&mut self, at: u64, ev: Ev) {
-        self.queue.push(at, ev);
-    }
-
-    fn instant(&self, i: NodeIdx) -> Instant {
-        self.base + Duration::from_nanos(self.nodes[i as usize].local(self.now))
+        self.next_key().map(|((at, _), _)| Duration::from_nanos(at))
     }
 
     /// Node `i`'s clock reading now, as its engine sees it.
     pub fn local_now(&self, i: NodeIdx) -> Instant {
-        self.instant(i)
+        self.base + Duration::from_nanos(self.node(i).local(self.now))
     }
 
     /// The simulated real time at which node `i`'s clock reads `at` (an instant its
     /// engine reported, such as a lease deadline), across every drift change so far.
     pub fn true_time(&self, i: NodeIdx, at: Instant) -> Duration {
         let l = at.saturating_duration_since(self.base).as_nanos() as u64;
-        Duration::from_nanos(self.nodes[i as usize].true_time(l))
+        Duration::from_nanos(self.node(i).true_time(l))
     }
 
     fn note(&mut self, kind: u64, a: u64, b: u64, c: u64) {
@@ -353,11 +368,12 @@ impl Sim {
     /// Runs `f` on node `i`'s engine at the current time, then collects what it sent,
     /// what it reported and its next deadline. Nothing happens to a crashed node.
     pub fn with_engine(&mut self, i: NodeIdx, f: impl FnOnce(&mut Engine, Instant)) {
-        let now = self.instant(i);
-        if let Some(e) = self.nodes[i as usize].engine.as_mut() {
-            f(e, now);
-            self.after(i);
-        }
+        let s = self.shard_of(i);
+        let ctx = ctx!(self);
+        let shard = &mut self.shards[s];
+        shard.begin_action(self.now);
+        shard.with_engine(&ctx, i, f);
+        self.absorb(s);
     }
 
     /// Node `i` joins through the nodes `seeds`.
@@ -371,9 +387,9 @@ impl Sim {
     /// seed knowing every running node would give to a join, from node 0 and from
     /// node 1 (node 0's own seed).
     pub fn formation(&mut self) -> [Vec<u8>; 2] {
-        let members: Vec<MemberRecord> = (0..self.nodes.len() as NodeIdx)
+        let members: Vec<MemberRecord> = (0..self.n as NodeIdx)
             .filter_map(|i| {
-                let e = self.nodes[i as usize].engine.as_ref()?;
+                let e = self.node(i).engine.as_ref()?;
                 let m = e.swim().member(node_id(i))?;
                 Some(MemberRecord {
                     id: m.id,
@@ -391,7 +407,7 @@ impl Sim {
             members,
             shared: Vec::new(),
         };
-        let cluster = &self.nodes[0].cfg.cluster_name;
+        let cluster = &self.node(0).cfg.cluster_name;
         [0, 1].map(|s| {
             quorate::wire::encode(cluster, node_id(s), &msg, usize::MAX)
                 .expect("a member table encodes")
@@ -420,13 +436,20 @@ impl Sim {
         self.stop(i);
     }
 
+    fn new_epoch(&mut self, i: NodeIdx) {
+        let s = self.shard_of(i);
+        let node = self.shards[s].node_mut(i);
+        node.epoch += 1;
+        Arc::make_mut(&mut self.epochs)[i as usize] = node.epoch;
+    }
+
     fn stop(&mut self, i: NodeIdx) {
-        let n = &mut self.nodes[i as usize];
+        let s = self.shard_of(i);
+        let n = self.shards[s].node_mut(i);
         if n.engine.take().is_some() {
-            n.epoch += 1;
-            n.timer_at = None;
-            self.queue.cancel_timer(i);
             n.paused_until = None;
+            self.shards[s].stop_timer(i);
+            self.new_epoch(i);
             self.views.down(i);
         }
     }
@@ -434,23 +457,17 @@ impl Sim {
     /// Node `i` starts again with the same id and address and a fresh state, then joins
     /// through `seeds`. Does nothing if it is running.
     pub fn restart(&mut self, i: NodeIdx, seeds: &[NodeIdx]) -> Result<(), ConfigError> {
-        if self.nodes[i as usize].is_up() {
+        if self.node(i).is_up() {
             return Ok(());
         }
         self.note(4, u64::from(i), 0, 0);
         let seed = self.rng.random::<u64>();
-        let now = self.instant(i);
-        let node = &mut self.nodes[i as usize];
-        let engine = Engine::new(
-            node_id(i),
-            node_addr(i),
-            node_meta(i, self.meta_bytes),
-            node.cfg.clone(),
-            seed,
-            now,
-        )?;
-        node.engine = Some(engine);
-        node.epoch += 1;
+        let now = self.local_now(i);
+        let (meta, cfg) = (node_meta(i, self.meta_bytes), self.node(i).cfg.clone());
+        let engine = Engine::new(node_id(i), node_addr(i), meta, cfg, seed, now)?;
+        let s = self.shard_of(i);
+        self.shards[s].node_mut(i).engine = Some(engine);
+        self.new_epoch(i);
         self.views.up(i);
         self.join(i, seeds);
         Ok(())
@@ -460,11 +477,12 @@ impl Sim {
     pub fn pause(&mut self, i: NodeIdx, d: Duration) {
         let until = self.now + d.as_nanos() as u64;
         self.note(5, u64::from(i), until, 0);
-        let node = &mut self.nodes[i as usize];
+        let s = self.shard_of(i);
+        let node = self.shards[s].node_mut(i);
         if node.is_up() {
             node.paused_until = Some(node.paused_until.unwrap_or(0).max(until));
-            let epoch = node.epoch;
-            self.push(until, Ev::Resume { node: i, epoch });
+            let (epoch, tie) = (node.epoch, node.next_tie(i)(false));
+            self.shards[s].push((until, tie), Ev::Resume { node: i, epoch });
         }
     }
 
@@ -472,234 +490,172 @@ impl Sim {
     pub fn set_slow(&mut self, i: NodeIdx, delay: Option<(Duration, Duration)>) {
         let d = delay.map(|(lo, hi)| (lo.as_nanos() as u64, hi.max(lo).as_nanos() as u64));
         self.note(6, u64::from(i), d.map_or(0, |d| d.0), d.map_or(0, |d| d.1));
-        self.nodes[i as usize].slow = d;
+        let s = self.shard_of(i);
+        self.shards[s].node_mut(i).slow = d;
     }
 
     /// Node `i`'s clock runs `ppm` parts per million fast (negative: slow).
     pub fn set_drift(&mut self, i: NodeIdx, ppm: i64) {
         self.note(7, u64::from(i), ppm as u64, 0);
-        let now = self.now;
-        let node = &mut self.nodes[i as usize];
-        let seg = (node.anchor_t, node.anchor_local, node.drift_ppm);
-        node.clock_history.push(seg);
-        node.anchor_local = node.local(now);
-        node.anchor_t = now;
-        node.drift_ppm = ppm.clamp(-500_000, 500_000);
-        self.reschedule(i);
+        let (now, s) = (self.now, self.shard_of(i));
+        self.shards[s].node_mut(i).set_drift(now, ppm);
+        let ctx = ctx!(self);
+        self.shards[s].begin_action(now);
+        self.shards[s].reschedule(&ctx, i);
     }
 
     /// Processes the next event if it is due at or before `until`; false when none is.
     pub fn step(&mut self, until: Duration) -> bool {
-        let Some((at, ev)) = self.queue.pop_due(until.as_nanos() as u64) else {
+        let until = until.as_nanos() as u64;
+        let Some((_, s)) = self.next_key().filter(|((at, _), _)| *at <= until) else {
             return false;
         };
-        self.now = self.now.max(at);
-        match ev {
-            Ev::Timer { node } => self.on_timer(node),
-            Ev::Resume { node, epoch } => self.on_resume(node, epoch),
-            Ev::Deliver(d) => self.on_deliver(d),
-        }
+        let ctx = ctx!(self);
+        let shard = &mut self.shards[s];
+        shard.now = shard.now.max(self.now);
+        shard.step(&ctx, until);
+        self.now = shard.now;
+        self.absorb(s);
         true
     }
 
     /// Runs every event due up to `until` and leaves the clock there.
     pub fn run_until(&mut self, until: Duration) {
         while self.step(until) {}
-        self.now = self.now.max(until.as_nanos() as u64);
+        self.set_now(until.as_nanos() as u64);
     }
 
-    fn on_timer(&mut self, i: NodeIdx) {
-        let node = &mut self.nodes[i as usize];
-        node.timer_at = None;
-        if !node.is_up() {
-            return;
+    /// The smallest latency of any link, ns.
+    fn reach(&mut self) -> u64 {
+        if let Some(r) = self.reach {
+            return r;
         }
-        if node.paused_until.is_some() {
-            return; // fires at resume
-        }
-        self.with_engine(i, |e, now| e.handle_timeout(now));
+        let links = std::iter::once(&self.net.default).chain(self.net.overrides.values());
+        let r = links
+            .map(|l| l.latency.as_nanos() as u64)
+            .min()
+            .unwrap_or(0);
+        self.reach = Some(r);
+        r
     }
 
-    fn on_resume(&mut self, i: NodeIdx, epoch: u32) {
-        let now = self.now;
-        let node = &mut self.nodes[i as usize];
-        if node.epoch != epoch || !matches!(node.paused_until, Some(u) if u <= now) {
-            return;
+    /// Runs one window of events: every event due from the next one's time on, up to
+    /// `until` and for less than the smallest link latency. False when no event is due
+    /// by `until` (the clock is then left there).
+    pub fn run_window(&mut self, until: Duration) -> bool {
+        let until = until.as_nanos() as u64;
+        let start = match self.next_key() {
+            Some(((at, _), _)) if at <= until => at.max(self.now),
+            _ => {
+                self.set_now(until);
+                return false;
+            }
+        };
+        let reach = self.reach();
+        if reach == 0 {
+            // Zero-latency links: one instant at a time, in order.
+            while self.step(Duration::from_nanos(start)) {}
+            self.set_now(start);
+            return true;
         }
-        node.paused_until = None;
-        self.with_engine(i, |e, now| e.handle_timeout(now));
+        let end = until.min(start.saturating_add(reach - 1));
+        self.set_now(self.now);
+        self.run_shards(end);
+        self.set_now(end);
+        self.merge();
+        true
     }
 
-    fn on_deliver(&mut self, mut d: Delivery) {
-        let node = &self.nodes[d.to as usize];
-        let cut = d.reliable && self.net.is_cut(d.from, d.to);
-        if node.epoch != d.epoch || !node.is_up() || cut {
-            self.stats.lost += 1;
-            return;
-        }
-        if let Some(until) = node.paused_until {
-            self.push(until, Ev::Deliver(d));
-            return;
-        }
-        if let (Some((lo, hi)), false) = (node.slow, d.late) {
-            let at = self.now + self.rng.random_range(lo..=hi);
-            d.late = true;
-            self.push(at, Ev::Deliver(d));
-            return;
-        }
-        let Delivery {
-            to,
-            from,
-            reliable,
-            payload,
-            ..
-        } = d;
-        self.stats.delivered += 1;
-        let h = hash_bytes(&payload);
-        self.note(8 + u64::from(reliable), u64::from(to), u64::from(from), h);
-        if self.trace.writing() {
-            let cfg = &self.nodes[to as usize].cfg;
-            let decoded = quorate::wire::decode(&payload, &cfg.cluster_name, usize::MAX);
-            if let Ok(quorate::wire::Envelope {
-                msg: quorate::wire::Message::Election(m),
-                ..
-            }) = decoded
-            {
-                let (to, from) = (node_id(to), node_id(from));
-                self.trace
-                    .line(self.now, format_args!("node {to} <- node {from} {m:?}"));
-            }
-            let (kind, len) = (if reliable { "stream" } else { "datagram" }, payload.len());
-            self.trace.line(
-                self.now,
-                format_args!(
-                    "node {} <- node {} {kind} {len}B {h:016x}",
-                    node_id(to),
-                    node_id(from)
-                ),
-            );
-        }
-        let (addr, id) = (node_addr(from), node_id(from));
-        self.with_engine(to, |e, now| {
-            if reliable {
-                e.handle_stream(now, addr, Some(id), &payload)
-            } else {
-                e.handle_datagram(now, addr, Some(id), &payload)
-            }
-        });
-    }
-
-    /// Collects node `i`'s transmits and events and re-arms its timer.
-    fn after(&mut self, i: NodeIdx) {
-        let n = self.nodes.len();
-        let mut out = std::mem::take(&mut self.scratch);
-        while let Some(t) = self.nodes[i as usize]
-            .engine
-            .as_mut()
-            .and_then(|e| e.poll_transmit())
-        {
-            if t.reliable {
-                self.stats.streams += 1;
-            } else {
-                self.stats.datagrams += 1;
-            }
-            self.stats.bytes += t.payload.len() as u64;
-            let Some(to) = addr_idx(t.to, n) else {
-                self.stats.lost += 1;
-                continue;
-            };
-            self.net.delays(&mut self.rng, i, to, t.reliable, &mut out);
-            if out.is_empty() {
-                self.stats.lost += 1;
-            }
-            let epoch = self.nodes[to as usize].epoch;
-            let last = out.len().saturating_sub(1);
-            let mut payload = Some(t.payload);
-            for (k, &d) in out.iter().enumerate() {
-                let p = if k == last {
-                    payload.take().unwrap_or_default()
-                } else {
-                    payload.clone().unwrap_or_default()
-                };
-                let ev = Ev::Deliver(Delivery {
-                    to,
-                    from: i,
-                    epoch,
-                    reliable: t.reliable,
-                    late: false,
-                    payload: p,
-                });
-                self.push(self.now + d, ev);
-            }
-        }
-        self.scratch = out;
-        self.collect_events(i);
-        self.reschedule(i);
-    }
-
-    fn collect_events(&mut self, i: NodeIdx) {
-        let n = self.nodes.len();
-        let at = Duration::from_nanos(self.now);
-        while let Some(ev) = self.nodes[i as usize]
-            .engine
-            .as_mut()
-            .and_then(|e| e.poll_event())
-        {
-            let Event::Member(me) = &ev else {
-                if self.trace.writing() {
-                    let (now, id) = (self.now, node_id(i));
-                    self.trace.line(now, format_args!("node {id} event {ev:?}"));
-                }
-                self.records.push(Record {
-                    at,
-                    node: i,
-                    event: ev,
-                });
-                continue;
-            };
-            let (kind, id, inc) = member_event_key(me);
-            self.note(16 + kind, u64::from(i), id.0, inc);
-            if let Some(m) = node_idx(id, n) {
-                let live = self.nodes[i as usize]
-                    .engine
-                    .as_ref()
-                    .and_then(|e| e.swim().member(id))
-                    .is_some_and(|m| m.is_live());
-                self.views.set(i, m, live);
-            }
-            if self.trace.writing() {
-                let name = ["joined", "suspect", "alive", "failed", "left", "updated"];
-                let what = name.get(kind as usize).copied().unwrap_or("?");
-                self.trace.line(
-                    self.now,
-                    format_args!("node {} sees {id} {what} inc {inc}", node_id(i)),
-                );
-            }
-            self.records.push(Record {
-                at,
-                node: i,
-                event: ev,
+    /// Runs every shard to `end`: the first here, the others on the helpers.
+    fn run_shards(&mut self, end: u64) {
+        let writing = self.trace.writing();
+        for (k, h) in self.helpers.iter().enumerate() {
+            h.post(Job {
+                shard: std::mem::take(&mut self.shards[k + 1]),
+                net: self.net.clone(),
+                epochs: self.epochs.clone(),
+                base: self.base,
+                nodes: self.n,
+                writing,
+                end,
             });
         }
+        let ctx = ctx!(self);
+        let alone = self.helpers.len() + 1;
+        for s in std::iter::once(0).chain(alone..self.shards.len()) {
+            self.shards[s].run_to(&ctx, end);
+        }
+        for (k, h) in self.helpers.iter().enumerate() {
+            self.shards[k + 1] = h.wait().shard;
+        }
     }
 
-    fn reschedule(&mut self, i: NodeIdx) {
-        let now = self.now;
-        let base = self.base;
-        let node = &mut self.nodes[i as usize];
-        let Some(next) = node.engine.as_ref().and_then(|e| e.poll_timeout()) else {
-            if node.timer_at.take().is_some() {
-                self.queue.cancel_timer(i);
-            }
-            return;
-        };
-        let local = next.saturating_duration_since(base).as_nanos() as u64;
-        let at = node.global(local, now);
-        if node.timer_at == Some(at) {
+    fn set_now(&mut self, t: u64) {
+        self.now = self.now.max(t);
+        for s in &mut self.shards {
+            s.now = s.now.max(self.now);
+        }
+    }
+
+    /// Takes in what shard `s` produced by itself (one event or action): frames for
+    /// other shards are queued there, its log applied in order.
+    fn absorb(&mut self, s: usize) {
+        self.deliver_outbox(s);
+        let mut log = std::mem::take(&mut self.shards[s].log);
+        for (key, out) in log.drain(..) {
+            self.apply(key, out);
+        }
+        self.shards[s].log = log;
+    }
+
+    fn deliver_outbox(&mut self, s: usize) {
+        let mut outbox = std::mem::take(&mut self.shards[s].outbox);
+        for (key, d) in outbox.drain(..) {
+            let t = self.shard_of(d.to);
+            self.shards[t].push(key, Ev::Deliver(d));
+        }
+        self.shards[s].outbox = outbox;
+    }
+
+    /// Takes in a window's outputs from every shard, logs merged by key: the order one
+    /// thread running every event in turn would have produced.
+    fn merge(&mut self) {
+        for s in 0..self.shards.len() {
+            self.deliver_outbox(s);
+        }
+        if self.shards.len() == 1 {
+            self.absorb(0);
             return;
         }
-        node.timer_at = Some(at);
-        self.queue.set_timer(i, at);
+        let mut logs: Vec<Vec<(Key, Out)>> = self
+            .shards
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.log))
+            .collect();
+        {
+            let mut its: Vec<_> = logs.iter_mut().map(|l| l.drain(..).peekable()).collect();
+            loop {
+                let heads = its.iter_mut().enumerate();
+                let next = heads
+                    .filter_map(|(k, it)| it.peek().map(|(key, _)| (*key, k)))
+                    .min();
+                let Some((_, k)) = next else { break };
+                let (key, out) = its[k].next().expect("peeked");
+                self.apply(key, out);
+            }
+        }
+        for (s, log) in self.shards.iter_mut().zip(logs) {
+            s.log = log;
+        }
+    }
+
+    fn apply(&mut self, key: Key, out: Out) {
+        match out {
+            Out::Note(words) => self.trace.fold(&words),
+            Out::Line(text) => self.trace.line(key.0, format_args!("{text}")),
+            Out::View(o, m, live) => self.views.set(o, m, live),
+            Out::Record(r) => self.records.push(r),
+        }
     }
 }
 
@@ -727,19 +683,6 @@ mod tests {
         }
         assert_eq!(addr_idx(node_addr(5), 5), None);
         assert_eq!(node_idx(NodeId(0), 5), None);
-    }
-
-    #[test]
-    fn drifting_clock_maps_deadlines_back() {
-        let mut n = SimNode::new(None, Config::lan());
-        assert_eq!(n.local(1_000), 1_000);
-        n.anchor_local = n.local(1_000_000);
-        n.anchor_t = 1_000_000;
-        n.drift_ppm = 100_000; // 10% fast
-        assert_eq!(n.local(2_000_000), 2_100_000);
-        let t = n.global(2_100_000, 1_000_000);
-        assert!(n.local(t) >= 2_100_000 && n.local(t - 1) < 2_100_000);
-        assert_eq!(n.global(5, 1_500_000), 1_500_000);
     }
 
     #[test]

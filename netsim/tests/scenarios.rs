@@ -51,6 +51,30 @@ fn same_seed_same_trace_different_seed_different_trace() {
     }
 }
 
+/// Splitting the nodes among threads changes nothing but wall time: every fault kind
+/// (loss, duplication, reordering, drift, crash, restart, pause, one-way and partial
+/// partitions in `flaky`; slowness in `slow-node`) gives the same trace, traffic and
+/// metrics on one thread as on two or three.
+#[test]
+fn thread_count_changes_nothing_but_wall_time() {
+    for (name, nodes) in [("flaky", 30), ("slow-node", 16), ("partition-heal", 20)] {
+        let p = |threads| Params {
+            threads,
+            duration: Some(Duration::from_secs(30)),
+            ..Params::new(nodes, 5)
+        };
+        let entry = catalogue::find(name).expect("known scenario");
+        let one = entry.run(&p(1));
+        check(&one, None);
+        for threads in [2, 3] {
+            let more = entry.run(&p(threads));
+            assert_eq!(one.trace_hash, more.trace_hash, "{name}: {threads} threads");
+            assert_eq!(one.net, more.net, "{name}: {threads} threads");
+            assert_eq!(one.metrics, more.metrics, "{name}: {threads} threads");
+        }
+    }
+}
+
 #[test]
 fn clusters_converge() {
     for (nodes, seed) in [(10, 1), (64, 2), (200, 3)] {

@@ -20,6 +20,7 @@ pub mod catalogue;
 pub mod check;
 pub mod elect;
 pub mod elections;
+mod lookahead;
 pub mod net;
 mod node;
 mod queue;

@@ -384,6 +384,10 @@ impl Scenario {
     }
 }
 
+/// Simulated time a free run goes between checks of its engine events (their number
+/// bounds the memory they take meanwhile).
+const FREE_SLICE: Duration = Duration::from_millis(50);
+
 struct Runner {
     sim: Sim,
     checkers: Vec<Box<dyn Checker>>,
@@ -507,12 +511,37 @@ impl Runner {
         }
     }
 
+    /// Runs until `until` with no condition to watch: freely, in slices whose engine
+    /// events are checked at their end.
+    fn run_free(&mut self, until: Duration) {
+        loop {
+            let slice = (self.sim.now() + FREE_SLICE).min(until);
+            self.sim.run_free(slice);
+            self.dispatch();
+            if self.sim.now() >= until {
+                return;
+            }
+            self.steps += 1;
+            if self.progress && self.steps % 1024 == 0 {
+                eprintln!(
+                    "  wall {:.1}s: sim {:.1}s",
+                    self.wall.elapsed().as_secs_f64(),
+                    self.sim.now().as_secs_f64()
+                );
+            }
+        }
+    }
+
     fn step(&mut self, step: &Step) {
         match step {
             Step::Act(a) => self.act(a),
             Step::Run(d) => {
                 let until = self.sim.now() + *d;
-                self.run(until, None);
+                if self.windowed {
+                    self.run_free(until);
+                } else {
+                    self.run(until, None);
+                }
             }
             Step::Mark => {
                 self.mark = self.sim.now();

@@ -22,6 +22,7 @@ use quorate::{Config, ConfigError, Engine, Event, MemberEvent, NodeId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::lookahead::Free;
 use crate::net::{Net, NodeIdx};
 pub use crate::node::SimNode;
 use crate::queue::{Ev, Key, MAX_NODES};
@@ -180,8 +181,9 @@ impl Sim {
         Sim::with_threads(seed, n, cfg, net, meta_bytes, 1)
     }
 
-    /// As [`Sim::with_meta`], running windows of events on up to `threads` threads
-    /// (the results are the same for any number).
+    /// As [`Sim::with_meta`], the nodes split into `threads` shards, run side by side
+    /// on as many threads as there are cores (the results are the same for any
+    /// number).
     pub fn with_threads(
         seed: u64,
         n: usize,
@@ -218,14 +220,12 @@ impl Sim {
             let part: Vec<SimNode> = rest.by_ref().take(per).collect();
             shards.push(Shard::new((s * per) as NodeIdx, part));
         }
-        let helpers: Vec<Helper> = (1..k).map_while(|_| Helper::spawn().ok()).collect();
-        if helpers.len() + 1 < k {
-            // No threads to be had: the same shards, run one after another.
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("netsim: could not start {} helper threads", k - 1);
-            }
-        }
+        // No more threads than cores (waiting threads spin a little); shards beyond
+        // them run on the simulator's own thread, one after another.
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let helpers: Vec<Helper> = (1..k.min(cores))
+            .map_while(|_| Helper::spawn().ok())
+            .collect();
         let mut sim = Sim {
             base,
             now: 0,
@@ -560,14 +560,43 @@ impl Sim {
         }
         let end = until.min(start.saturating_add(reach - 1));
         self.set_now(self.now);
-        self.run_shards(end);
+        self.run_shards(end, None);
         self.set_now(end);
         self.merge();
         true
     }
 
-    /// Runs every shard to `end`: the first here, the others on the helpers.
-    fn run_shards(&mut self, end: u64) {
+    /// Runs every event due up to `until` without checks between windows, the shards
+    /// running freely (see the `lookahead` module), and leaves the clock there. Same
+    /// outcome as [`Sim::run_until`] or windows to `until`; engine events are reported
+    /// once it returns.
+    pub fn run_free(&mut self, until: Duration) {
+        let until = until.as_nanos() as u64;
+        let reach = self.reach();
+        if self.shards.len() == 1 || self.helpers.len() + 1 < self.shards.len() || reach == 0 {
+            while self.run_window(Duration::from_nanos(until)) {}
+            return;
+        }
+        if until < self.now {
+            return;
+        }
+        self.set_now(self.now);
+        let free = Arc::new(Free::new(
+            self.shards.len(),
+            self.per,
+            self.now,
+            until,
+            reach,
+        ));
+        self.run_shards(until, Some(&free));
+        free.finish(&mut self.shards);
+        self.set_now(until);
+        self.merge();
+    }
+
+    /// Runs every shard to `end`, or freely in `free`: the first here, the others on
+    /// the helpers.
+    fn run_shards(&mut self, end: u64, free: Option<&Arc<Free>>) {
         let writing = self.trace.writing();
         for (k, h) in self.helpers.iter().enumerate() {
             h.post(Job {
@@ -578,12 +607,18 @@ impl Sim {
                 nodes: self.n,
                 writing,
                 end,
+                free: free.map(|f| (f.clone(), k + 1)),
             });
         }
         let ctx = ctx!(self);
-        let alone = self.helpers.len() + 1;
-        for s in std::iter::once(0).chain(alone..self.shards.len()) {
-            self.shards[s].run_to(&ctx, end);
+        match free {
+            Some(f) => f.run(&mut self.shards[0], &ctx, 0),
+            None => {
+                let alone = self.helpers.len() + 1;
+                for s in std::iter::once(0).chain(alone..self.shards.len()) {
+                    self.shards[s].run_to(&ctx, end);
+                }
+            }
         }
         for (k, h) in self.helpers.iter().enumerate() {
             self.shards[k + 1] = h.wait().shard;

@@ -1,14 +1,14 @@
-//! Helper threads: each runs one shard's events of a window while the simulator's own
-//! thread runs another's. A window is a few dozen events (tens of microseconds), so
-//! the hand-over spins instead of sleeping; a helper parks only after a long wait
-//! (between scenario steps, or while the simulator is being set up).
+//! Helper threads: each runs one shard's events of a window (or of a free run) while
+//! the simulator's own thread runs another's. A window is a few dozen events (tens of
+//! microseconds), so a hand-over spins briefly before it parks (see [`Bell`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::Instant;
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
+use crate::lookahead::Free;
 use crate::net::Net;
 use crate::shard::{Ctx, Shard};
 
@@ -20,8 +20,11 @@ pub(crate) struct Job {
     pub base: Instant,
     pub nodes: usize,
     pub writing: bool,
-    /// Run every event due at or before this time.
+    /// Run every event due at or before this time (in lock step with the others).
     pub end: u64,
+    /// Instead: run freely as shard number `.1` of this run (see the `lookahead`
+    /// module).
+    pub free: Option<(Arc<Free>, usize)>,
 }
 
 impl Job {
@@ -33,7 +36,10 @@ impl Job {
             epochs: &self.epochs,
             writing: self.writing,
         };
-        self.shard.run_to(&ctx, self.end);
+        match &self.free {
+            Some((free, s)) => free.run(&mut self.shard, &ctx, *s),
+            None => self.shard.run_to(&ctx, self.end),
+        }
     }
 }
 
@@ -43,13 +49,65 @@ const DONE: u8 = 2;
 const FAILED: u8 = 3;
 const EXIT: u8 = 4;
 
-/// Spins before parking (each a pause instruction, tens of nanoseconds).
-const SPINS: u32 = 20_000;
+/// Spins before parking (each a pause instruction, tens of nanoseconds: about the
+/// work of a window at 10,000 nodes).
+const SPINS: u32 = 4_000;
+
+/// Waiting for a condition another thread makes true: spin a little (the usual wait
+/// is a few microseconds), then park until rung (threads may outnumber cores).
+#[derive(Debug, Default)]
+pub(crate) struct Bell {
+    parked: AtomicBool,
+    waiter: Mutex<Option<Thread>>,
+}
+
+impl Bell {
+    /// Waits, as the current thread, until `ready()`.
+    pub fn wait(&self, mut ready: impl FnMut() -> bool) {
+        let mut spins = 0u32;
+        while !ready() {
+            spins += 1;
+            if spins < SPINS {
+                std::hint::spin_loop();
+                continue;
+            }
+            spins = 0;
+            *self.waiter.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread::current());
+            self.parked.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if !ready() {
+                // The timeout only bounds the cost of a wake-up lost to a bug.
+                thread::park_timeout(Duration::from_millis(10));
+            }
+            self.parked.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes the waiter if it parked; call after making its condition true.
+    pub fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) {
+            if let Some(t) = &*self.waiter.lock().unwrap_or_else(PoisonError::into_inner) {
+                t.unpark();
+            }
+        }
+    }
+}
 
 struct Shared {
     slot: Mutex<Option<Job>>,
     state: AtomicU8,
-    parked: AtomicBool,
+    /// The helper waits here for a job.
+    work: Bell,
+    /// The simulator's thread waits here for the job's end.
+    done: Bell,
+}
+
+impl Shared {
+    fn set(&self, state: u8, bell: &Bell) {
+        self.state.store(state, Ordering::SeqCst);
+        bell.ring();
+    }
 }
 
 /// A helper thread (see the module documentation).
@@ -70,10 +128,11 @@ impl Helper {
         let shared = Arc::new(Shared {
             slot: Mutex::new(None),
             state: AtomicU8::new(IDLE),
-            parked: AtomicBool::new(false),
+            work: Bell::default(),
+            done: Bell::default(),
         });
         let s = shared.clone();
-        let thread = std::thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("netsim-shard".into())
             .spawn(move || work(&s))?;
         Ok(Helper {
@@ -86,31 +145,17 @@ impl Helper {
     pub fn post(&self, job: Job) {
         let s = &self.shared;
         *s.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
-        s.state.store(POSTED, Ordering::SeqCst);
-        if s.parked.load(Ordering::SeqCst) {
-            if let Some(t) = &self.thread {
-                t.thread().unpark();
-            }
-        }
+        s.set(POSTED, &s.work);
     }
 
     /// Waits for the job posted last and takes it back. Panics if running it
     /// panicked (an engine bug: the simulation cannot go on).
     pub fn wait(&self) -> Job {
         let s = &self.shared;
-        let mut spins = 0u32;
-        loop {
-            match s.state.load(Ordering::Acquire) {
-                DONE => break,
-                FAILED => panic!("a simulator shard thread panicked"),
-                _ => {}
-            }
-            spins = spins.saturating_add(1);
-            if spins < SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        s.done
+            .wait(|| matches!(s.state.load(Ordering::SeqCst), DONE | FAILED));
+        if s.state.load(Ordering::SeqCst) == FAILED {
+            panic!("a simulator shard thread panicked");
         }
         s.state.store(IDLE, Ordering::SeqCst);
         let job = s.slot.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -120,7 +165,7 @@ impl Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        self.shared.state.store(EXIT, Ordering::SeqCst);
+        self.shared.set(EXIT, &self.shared.work);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             let _ = t.join();
@@ -130,39 +175,18 @@ impl Drop for Helper {
 
 fn work(s: &Shared) {
     loop {
-        if !wait_for_work(s) {
+        s.work
+            .wait(|| matches!(s.state.load(Ordering::SeqCst), POSTED | EXIT));
+        if s.state.load(Ordering::SeqCst) == EXIT {
             return;
         }
         let job = s.slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         let Some(mut job) = job else { continue };
         if catch_unwind(AssertUnwindSafe(|| job.run())).is_err() {
-            s.state.store(FAILED, Ordering::SeqCst);
+            s.set(FAILED, &s.done);
             return;
         }
         *s.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
-        s.state.store(DONE, Ordering::Release);
-    }
-}
-
-/// Waits until a job is posted (true) or the helper is dropped (false).
-fn wait_for_work(s: &Shared) -> bool {
-    let mut spins = 0u32;
-    loop {
-        match s.state.load(Ordering::Acquire) {
-            POSTED => return true,
-            EXIT => return false,
-            _ => {}
-        }
-        spins = spins.saturating_add(1);
-        if spins < SPINS {
-            std::hint::spin_loop();
-            continue;
-        }
-        s.parked.store(true, Ordering::SeqCst);
-        if !matches!(s.state.load(Ordering::SeqCst), POSTED | EXIT) {
-            std::thread::park();
-        }
-        s.parked.store(false, Ordering::SeqCst);
-        spins = 0;
+        s.set(DONE, &s.done);
     }
 }

@@ -1,8 +1,8 @@
 //! Members, the precedence of their states, and the member table.
 //!
 //! The table keeps members in a vector (stable iteration order, O(1) random picks) with
-//! an index by id, plus a shuffled round-robin probe order: every live member is probed
-//! once per pass, which bounds detection time (SWIM §4.3).
+//! an index by id, plus a shuffled round-robin probe order (the `order` module): every
+//! live member is probed once per pass, which bounds detection time (SWIM §4.3).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use rand::Rng;
 
 use super::digest::{self, TableDigest};
 use super::index::{grow_for_one, IdIndex};
+use super::order::{Next, ProbeOrder, Slot, NO_V4};
 use crate::wire::{Incarnation, MemberRecord, NodeId, State};
 
 /// A member as this node sees it.
@@ -110,6 +111,15 @@ impl Rec {
         }
     }
 
+    /// The record as a probe-order slot.
+    pub fn slot(&self) -> Slot {
+        let v6 = self.extra.as_ref().is_some_and(|e| e.v6.is_some());
+        Slot {
+            id: self.id,
+            v4: if v6 { NO_V4 } else { self.v4 },
+        }
+    }
+
     pub fn meta(&self) -> &[u8] {
         self.extra.as_ref().map_or(&[], |e| &e.meta)
     }
@@ -175,19 +185,22 @@ fn forget(list: &mut Vec<NodeId>, id: NodeId) {
     }
 }
 
-/// A probe-order entry whose member was removed.
-const GONE: u32 = u32::MAX;
+/// The next member to probe, as [`Members::next_probe_target`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+    /// Its incarnation when it is suspect (a probe carries the suspicion).
+    pub suspect: Option<Incarnation>,
+}
 
 /// The member table (this node included).
 #[derive(Debug)]
 pub(crate) struct Members {
     list: Vec<Rec>,
     index: IdIndex,
-    /// Positions in `list`, shuffled; [`GONE`] marks a member removed during the pass.
-    /// Positions, not ids: the next target is one read away, not an index lookup (a
-    /// large simulation runs a probe per event on a different node's cold table).
-    probe_order: Vec<u32>,
-    probe_pos: usize,
+    /// The round-robin probe order (see the `order` module).
+    order: ProbeOrder,
     live: usize,
     /// Ids of the members in state Dead, in no order: healing picks one at random
     /// every reconnect interval, and sampling a large table for a rare dead member
@@ -209,8 +222,7 @@ impl Members {
         let mut t = Members {
             list: Vec::new(),
             index: IdIndex::default(),
-            probe_order: Vec::new(),
-            probe_pos: 0,
+            order: ProbeOrder::default(),
             live: 0,
             dead: Vec::new(),
             left: Vec::new(),
@@ -284,14 +296,6 @@ impl Members {
         if let Some(list) = self.departed_list(m.state) {
             list.push(m.id);
         }
-        if let Some(rng) = rng {
-            grow_for_one(&mut self.probe_order);
-            self.probe_order
-                .push(u32::try_from(self.list.len()).expect("fewer than 2^32 members"));
-            let last = self.probe_order.len() - 1;
-            let at = rng.random_range(self.probe_pos.min(last)..=last);
-            self.probe_order.swap(at, last);
-        }
         let mut r = Rec {
             id: m.id,
             incarnation: m.incarnation,
@@ -304,6 +308,9 @@ impl Members {
         };
         r.set_addr(m.addr);
         r.set_meta(m.meta.clone());
+        if let (Some(rng), true) = (rng, r.is_live()) {
+            self.order.add(r.slot(), Some(rng));
+        }
         self.digest.toggle(r.id, r.digest_hash());
         grow_for_one(&mut self.list);
         self.list.push(r);
@@ -316,12 +323,19 @@ impl Members {
     pub fn update<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Rec) -> R) -> Option<R> {
         let i = self.pos(id)?;
         let m = &mut self.list[i];
-        let (was, before, old) = (m.is_live(), m.digest_hash(), m.state);
+        let (was, before, old, inc) = (m.is_live(), m.digest_hash(), m.state, m.incarnation);
         let r = f(m);
         let after = m.digest_hash();
         let (id, new, live) = (m.id, m.state, m.is_live());
         if after != before {
             self.digest.toggle(id, before ^ after);
+        }
+        // An address changes only with a newer incarnation (a rejoin).
+        if old != new || m.incarnation != inc {
+            self.order.mark_stale(id);
+        }
+        if live && !was {
+            self.order.add(m.slot(), None);
         }
         if old != new {
             if let Some(list) = self.departed_list(old) {
@@ -348,13 +362,7 @@ impl Members {
             let moved = list[last].id;
             self.index.set(moved, i as u32, |p| list[p as usize].id);
         }
-        for p in &mut self.probe_order {
-            if *p as usize == i {
-                *p = GONE;
-            } else if *p as usize == last {
-                *p = i as u32;
-            }
-        }
+        self.order.mark_stale(id);
         let m = self.list.swap_remove(i);
         self.digest.toggle(m.id, m.digest_hash());
         if let Some(list) = self.departed_list(m.state) {
@@ -417,23 +425,33 @@ impl Members {
 
     /// The next member to probe: round-robin over a shuffled list of live members,
     /// reshuffled after each full pass.
-    pub fn next_probe_target(&mut self, me: NodeId, rng: &mut SmallRng) -> Option<&Rec> {
+    pub fn next_probe_target(&mut self, me: NodeId, rng: &mut SmallRng) -> Option<Target> {
         for _ in 0..2 {
-            while self.probe_pos < self.probe_order.len() {
-                let p = self.probe_order[self.probe_pos] as usize;
-                self.probe_pos += 1;
-                if self.list.get(p).is_some_and(|m| m.id != me && m.is_live()) {
-                    return Some(&self.list[p]);
+            loop {
+                match self.order.next() {
+                    Next::End => break,
+                    Next::Fresh(s) if s.id != me => {
+                        return Some(Target {
+                            id: s.id,
+                            addr: SocketAddr::V4(s.v4),
+                            suspect: None,
+                        })
+                    }
+                    Next::Fresh(_) => {}
+                    Next::Check(id) => {
+                        let Some(m) = self.get(id).filter(|m| m.id != me && m.is_live()) else {
+                            continue;
+                        };
+                        let suspect = (m.state == State::Suspect).then_some(m.incarnation);
+                        let addr = m.addr();
+                        return Some(Target { id, addr, suspect });
+                    }
                 }
             }
-            self.probe_order.clear();
-            self.probe_order.reserve_exact(self.live);
-            self.probe_order
-                .extend((0..self.list.len() as u32).filter(|&p| {
-                    self.list[p as usize].id != me && self.list[p as usize].is_live()
-                }));
-            self.probe_order.shuffle(rng);
-            self.probe_pos = 0;
+            let live = self.list.iter().filter(|m| m.id != me && m.is_live());
+            let suspects = live.clone().filter(|m| m.state == State::Suspect);
+            self.order
+                .restart(live.map(Rec::slot), suspects.map(|m| m.id), rng);
         }
         None
     }
@@ -548,6 +566,44 @@ mod tests {
             seen.sort();
             let want: Vec<u64> = (1..=9).filter(|&i| i != gone).collect();
             assert_eq!(seen, want, "seed {seed}");
+        }
+    }
+
+    /// Changes during a pass reach the probe: a member that turned suspect is probed
+    /// with its suspicion, one that died is skipped, one that came back at a new address
+    /// is probed there, and one that came back from the dead is probed in this pass.
+    #[test]
+    fn changes_during_a_pass_reach_the_probe() {
+        for seed in 0..30 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut t = Members::new(&member(0, Alive));
+            for i in 1..=8 {
+                let st = if i == 8 { Dead } else { Alive };
+                t.insert(&member(i, st), Some(&mut rng));
+            }
+            let first = t.next_probe_target(NodeId(0), &mut rng).unwrap();
+            let others: Vec<u64> = (1..=7).filter(|&i| i != first.id.0).collect();
+            let (suspect, dead, moved) = (others[0], others[1], others[2]);
+            let new_addr = SocketAddr::from(([10, 0, 0, 9], 9000));
+            t.update(NodeId(suspect), |m| (m.state, m.incarnation) = (Suspect, 2));
+            t.update(NodeId(dead), |m| m.state = Dead);
+            t.update(NodeId(moved), |m| {
+                m.incarnation = 1;
+                m.set_addr(new_addr);
+            });
+            t.update(NodeId(8), |m| (m.state, m.incarnation) = (Alive, 1));
+            let mut rest = Vec::new();
+            while rest.len() < 6 {
+                rest.push(t.next_probe_target(NodeId(0), &mut rng).unwrap());
+            }
+            let by = |id: u64| rest.iter().find(|x| x.id == NodeId(id)).copied();
+            assert_eq!(by(suspect).unwrap().suspect, Some(2), "seed {seed}");
+            assert_eq!(by(dead), None, "seed {seed}");
+            assert_eq!(by(moved).unwrap().addr, new_addr, "seed {seed}");
+            assert!(by(8).is_some(), "seed {seed}: back from the dead");
+            assert!(rest
+                .iter()
+                .all(|x| x.id == NodeId(suspect) || x.suspect.is_none()));
         }
     }
 

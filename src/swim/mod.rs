@@ -15,6 +15,7 @@ mod digest;
 mod index;
 mod member;
 mod merge;
+mod order;
 mod probe;
 mod suspicion;
 mod sync;

@@ -45,20 +45,19 @@ impl Swim {
         }
         let period = self.awareness.scale(self.cfg.probe_interval);
         self.timers.set(Timer::Probe, now + period);
-        let Some(m) = self.members.next_probe_target(self.me, &mut self.rng) else {
+        let Some(t) = self.members.next_probe_target(self.me, &mut self.rng) else {
             return;
         };
-        let (target, addr, state, incarnation) = (m.id, m.addr(), m.state, m.incarnation);
+        let (target, addr) = (t.id, t.addr);
         let seq = self.next_seq();
         // Buddy system: a suspect learns of its suspicion from the probe itself.
-        let buddy = if state == State::Suspect && self.cfg.lifeguard {
-            vec![Update::Suspect {
+        let buddy = match t.suspect {
+            Some(incarnation) if self.cfg.lifeguard => vec![Update::Suspect {
                 id: target,
                 incarnation,
                 from: self.me,
-            }]
-        } else {
-            Vec::new()
+            }],
+            _ => Vec::new(),
         };
         let msg = self.with_gossip(buddy, |updates| Message::Ping {
             seq,

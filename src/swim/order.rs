@@ -26,6 +26,15 @@ pub(crate) struct Slot {
     pub v4: SocketAddrV4,
 }
 
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            id: NodeId::default(),
+            v4: NO_V4,
+        }
+    }
+}
+
 /// The address of a slot whose record must be read.
 pub(crate) const NO_V4: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
 
@@ -43,11 +52,20 @@ pub(crate) enum Next {
 /// Ids tracked as stale before every slot is checked instead.
 const STALE_MAX: usize = 4;
 
+/// Slots taken from the array at a time (one cache line of them).
+const AHEAD: usize = 4;
+
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(crate) struct ProbeOrder {
     slots: Vec<Slot>,
+    /// The first slot not yet taken.
     pos: usize,
+    /// The next slots, taken a cache line at a time: probes are a probe period apart,
+    /// long enough for the array to leave the cache in between.
+    ahead: [Slot; AHEAD],
+    ahead_at: usize,
+    ahead_len: usize,
     stale: [NodeId; STALE_MAX],
     /// Stale ids in `stale`; above [`STALE_MAX`]: more changed, every slot is checked.
     stale_len: usize,
@@ -56,10 +74,16 @@ pub(crate) struct ProbeOrder {
 impl ProbeOrder {
     /// The next slot of the pass.
     pub fn next(&mut self) -> Next {
-        let Some(&s) = self.slots.get(self.pos) else {
-            return Next::End;
-        };
-        self.pos += 1;
+        if self.ahead_at == self.ahead_len {
+            let n = (self.slots.len() - self.pos).min(AHEAD);
+            if n == 0 {
+                return Next::End;
+            }
+            self.ahead[..n].copy_from_slice(&self.slots[self.pos..self.pos + n]);
+            (self.pos, self.ahead_at, self.ahead_len) = (self.pos + n, 0, n);
+        }
+        let s = self.ahead[self.ahead_at];
+        self.ahead_at += 1;
         if s.v4 == NO_V4 || self.is_stale(s.id) {
             Next::Check(s.id)
         } else {
@@ -107,7 +131,7 @@ impl ProbeOrder {
         self.slots
             .shrink_to(self.slots.len() + self.slots.len() / 4);
         self.slots.shuffle(rng);
-        self.pos = 0;
+        (self.pos, self.ahead_at, self.ahead_len) = (0, 0, 0);
         self.stale_len = 0;
         for id in stale {
             self.mark_stale(id);

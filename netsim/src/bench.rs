@@ -130,12 +130,17 @@ fn cell(v: Option<f64>) -> String {
 /// The table header.
 pub fn header(opts: &BenchOpts) -> String {
     format!(
-        "steady phase {:.0} s per run, seed {}, probe {:?}; sizes above {} start formed\n\
+        "steady phase {:.0} s per run, seed {}, probe {:?}; sizes above {} start formed; \
+         threads {}\n\
          {:>6} {:>10} {:>9} {:>9} {:>10} {:>11} {:>8} {:>9} {:>12} {:>8} {:>8}\n",
         opts.duration.as_secs_f64(),
         opts.seed,
         opts.config.probe_interval,
         opts.formed_above,
+        opts.threads.map_or_else(
+            || format!("{} from 1,000 nodes", catalogue::auto_threads(1000)),
+            |t| t.to_string()
+        ),
         "nodes",
         "conv_ms",
         "det1_ms",

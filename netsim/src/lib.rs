@@ -4,9 +4,13 @@
 //! run in one process on virtual time, over a simulated network with latency, loss,
 //! duplication, reordering and partitions, with crashes, restarts, stalled and slow
 //! processes and drifting clocks. Everything random comes from one seed: the same seed
-//! gives the same trace, byte for byte (see [`trace`]).
+//! gives the same trace, byte for byte (see [`trace`]), on any number of threads.
 //!
 //! - [`sim`]: the event loop and the nodes;
+//! - `node`: one simulated process (its clock, faults and network randomness);
+//! - `shard`, `lookahead`, `worker`: the nodes split among threads, run side by side
+//!   in lock-step windows shorter than the smallest link latency, or freely as far as
+//!   the others' progress allows;
 //! - [`net`]: the network model;
 //! - `queue`: the event queue (frames in flight, one timer slot per node);
 //! - [`scenario`]: scenarios as data (a builder of scripted steps) and their runner;

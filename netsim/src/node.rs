@@ -12,8 +12,6 @@ use crate::net::NodeIdx;
 pub struct SimNode {
     pub(crate) engine: Option<Engine>,
     pub(crate) cfg: Config,
-    /// Increases at every crash and restart; messages to an older epoch are lost.
-    pub(crate) epoch: u32,
     pub(crate) paused_until: Option<u64>,
     /// Extra handling delay of each incoming message, `lo..=hi` nanoseconds.
     pub(crate) slow: Option<(u64, u64)>,
@@ -38,7 +36,6 @@ impl SimNode {
         SimNode {
             engine,
             cfg,
-            epoch: 0,
             paused_until: None,
             slow: None,
             drift_ppm: 0,

@@ -23,7 +23,8 @@ pub(crate) struct Ctx<'a> {
     /// Nodes in the simulation.
     pub nodes: usize,
     pub net: &'a Net,
-    /// Every node's epoch (see [`SimNode`]).
+    /// Every node's epoch: it increases at every crash and restart, and frames sent
+    /// to an older epoch are lost.
     pub epochs: &'a [u32],
     /// Whether the trace is written out as text (lines are worth building).
     pub writing: bool,
@@ -152,7 +153,7 @@ impl Shard {
     }
 
     fn on_resume(&mut self, ctx: &Ctx<'_>, i: NodeIdx, epoch: u32) {
-        if self.node(i).epoch == epoch {
+        if ctx.epochs[i as usize] == epoch {
             self.resume_if_due(ctx, i);
         }
     }
@@ -176,7 +177,7 @@ impl Shard {
         let now = self.now;
         let node = self.node_mut(d.to);
         let cut = d.reliable && ctx.net.is_cut(d.from, d.to);
-        if node.epoch != d.epoch || !node.is_up() || cut {
+        if ctx.epochs[d.to as usize] != d.epoch || !node.is_up() || cut {
             self.stats.lost += 1;
             return;
         }

@@ -437,10 +437,7 @@ impl Sim {
     }
 
     fn new_epoch(&mut self, i: NodeIdx) {
-        let s = self.shard_of(i);
-        let node = self.shards[s].node_mut(i);
-        node.epoch += 1;
-        Arc::make_mut(&mut self.epochs)[i as usize] = node.epoch;
+        Arc::make_mut(&mut self.epochs)[i as usize] += 1;
     }
 
     fn stop(&mut self, i: NodeIdx) {
@@ -481,7 +478,7 @@ impl Sim {
         let node = self.shards[s].node_mut(i);
         if node.is_up() {
             node.paused_until = Some(node.paused_until.unwrap_or(0).max(until));
-            let (epoch, tie) = (node.epoch, node.next_tie(i)(false));
+            let (epoch, tie) = (self.epochs[i as usize], node.next_tie(i)(false));
             self.shards[s].push((until, tie), Ev::Resume { node: i, epoch });
         }
     }

@@ -61,6 +61,7 @@ pub fn outcome_json(o: &Outcome, loss: Option<f64>) -> serde_json::Value {
     );
     m.insert("sim_ms".into(), o.sim_ms.into());
     m.insert("wall_ms".into(), o.wall_ms.into());
+    m.insert("threads".into(), o.threads.into());
     m.insert("trace_hash".into(), format!("{:016x}", o.trace_hash).into());
     m.insert("violations".into(), o.violations.clone().into());
     for (k, v) in o.metrics.iter().filter(|(k, _)| *k != "loss") {

@@ -218,6 +218,8 @@ pub struct Outcome {
     /// The measured phase (from [`Step::TrafficFrom`] to [`Step::TrafficRates`]), when
     /// the scenario has one: simulated and wall ms.
     pub steady: Option<(u64, u64)>,
+    /// Threads the simulation ran on (wall time only: the outcome is the same on any).
+    pub threads: usize,
 }
 
 impl Outcome {
@@ -240,6 +242,7 @@ impl Outcome {
 
     /// Folds another outcome into this one (a scenario made of several runs).
     pub fn absorb(&mut self, other: Outcome, prefix: &str) {
+        self.threads = self.threads.max(other.threads);
         self.sim_ms += other.sim_ms;
         self.wall_ms += other.wall_ms;
         self.trace_hash = mix(self.trace_hash, other.trace_hash);
@@ -357,6 +360,7 @@ impl Scenario {
             metrics: report.metrics,
             net: r.sim.stats(),
             steady: r.steady,
+            threads: r.sim.threads(),
         }
     }
 
@@ -372,6 +376,7 @@ impl Scenario {
             metrics: Default::default(),
             net: NetStats::default(),
             steady: None,
+            threads: 0,
         }
     }
 

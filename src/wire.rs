@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 /// Protocol version spoken by this build. A frame with another version is refused.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Longest accepted cluster name, in bytes.
 pub const MAX_CLUSTER_NAME: usize = 64;
@@ -195,8 +195,18 @@ pub enum Message {
     },
     /// Ask a member for its own metadata (sent when only a digest reached us).
     MetaRequest,
-    /// Lease election between a candidate and a voter (or a leader query).
-    Election(crate::election::ElectionMsg),
+    /// Lease election between a candidate and a voter (or a leader query), between
+    /// two process lives: a promise, a release and an answer belong to the process
+    /// that drew `from` at start, never to its bare node id.
+    Election {
+        /// The sending process's instance (drawn at its start, never 0).
+        from: crate::election::Instance,
+        /// The process it is for; 0 when any process with the receiver's id will do
+        /// (requests, releases, queries). A process with another instance drops it.
+        to: crate::election::Instance,
+        /// The message.
+        msg: crate::election::ElectionMsg,
+    },
     /// Anti-entropy, first step (on a stream): the sender's member table summarised
     /// as `2^level` bucket hashes, 4 bytes each. The receiver answers with a
     /// [`Message::SyncDiff`] naming the buckets where its own table differs.
@@ -467,22 +477,30 @@ mod tests {
                 members: vec![],
                 shared: vec![9],
             },
-            Message::Election(crate::election::ElectionMsg::Request {
-                group: "g".into(),
-                term: 7,
-                round: 3,
-                lease: std::time::Duration::from_millis(900),
-            }),
-            Message::Election(crate::election::ElectionMsg::Answer {
-                group: "g".into(),
-                round: 3,
-                term: 7,
-                verdict: crate::election::WireVerdict::Held(
-                    NodeId(2),
-                    6,
-                    std::time::Duration::from_millis(10),
-                ),
-            }),
+            Message::Election {
+                from: 0x1234_5678_9abc,
+                to: 0,
+                msg: crate::election::ElectionMsg::Request {
+                    group: "g".into(),
+                    term: 7,
+                    round: 3,
+                    lease: std::time::Duration::from_millis(900),
+                },
+            },
+            Message::Election {
+                from: 1,
+                to: u64::MAX,
+                msg: crate::election::ElectionMsg::Answer {
+                    group: "g".into(),
+                    round: 3,
+                    term: 7,
+                    verdict: crate::election::WireVerdict::Held(
+                        NodeId(2),
+                        6,
+                        std::time::Duration::from_millis(10),
+                    ),
+                },
+            },
         ]
     }
 

@@ -143,6 +143,12 @@ fn describe_member(e: &MemberEvent) -> (&'static str, Map<String, Value>) {
         MemberEvent::Suspect { id, incarnation } => ("member_suspect", plain(*id, *incarnation)),
         MemberEvent::Failed { id, incarnation } => ("member_failed", plain(*id, *incarnation)),
         MemberEvent::Left { id, incarnation } => ("member_left", plain(*id, *incarnation)),
+        MemberEvent::Duplicate { addr, newcomer } => {
+            let mut f = Map::new();
+            f.insert("addr".into(), json!(addr.to_string()));
+            f.insert("newcomer".into(), json!(newcomer));
+            ("duplicate_node", f)
+        }
     }
 }
 

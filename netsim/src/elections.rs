@@ -45,6 +45,9 @@ pub fn showcase(v: UnsafeVariant) -> &'static str {
         UnsafeVariant::NoQuarantine => "voter-restart",
         UnsafeVariant::NoDriftMargin => "clock-drift",
         UnsafeVariant::GossipQuorum => "leader-isolated",
+        UnsafeVariant::BareIdPromise => "duplicate-id",
+        UnsafeVariant::BareMajorityRenewal => "leader-stability",
+        UnsafeVariant::GossipTerms => "lying-insider",
     }
 }
 
@@ -58,6 +61,15 @@ pub fn about_variant(v: UnsafeVariant) -> &'static str {
         UnsafeVariant::GossipQuorum => {
             "quorum of the gossiped live view: every node votes, each side of a partition \
              elects"
+        }
+        UnsafeVariant::BareIdPromise => {
+            "promises by bare node id: a second process with the leader's id takes over"
+        }
+        UnsafeVariant::BareMajorityRenewal => {
+            "renewals need the highest term: voters a failed round took are lost to the leader"
+        }
+        UnsafeVariant::GossipTerms => {
+            "gossiped terms raise voters and candidates, wrapping: one liar disables the group"
         }
     }
 }

@@ -225,7 +225,7 @@ impl Shard {
         let (to, from) = (node_id(d.to), node_id(d.from));
         let decoded = quorate::wire::decode(&d.payload, &cfg.cluster_name, usize::MAX);
         if let Ok(quorate::wire::Envelope {
-            msg: quorate::wire::Message::Election(m),
+            msg: quorate::wire::Message::Election { msg: m, .. },
             ..
         }) = decoded
         {

@@ -700,6 +700,10 @@ pub fn member_event_key(e: &MemberEvent) -> (u64, NodeId, u64) {
         MemberEvent::Failed { id, incarnation } => (3, *id, *incarnation),
         MemberEvent::Left { id, incarnation } => (4, *id, *incarnation),
         MemberEvent::Updated(m) => (5, m.id, m.incarnation),
+        MemberEvent::Duplicate { addr, newcomer } => {
+            let at = crate::sim::addr_idx(*addr, usize::MAX).map_or(0, u64::from);
+            (6, NodeId(at), u64::from(*newcomer))
+        }
     }
 }
 

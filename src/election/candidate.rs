@@ -137,7 +137,12 @@ enum Phase {
         term: Term,
         deadline: Instant,
         renew_at: Instant,
+        /// The renewal round out, if undecided, and its number.
         renewal: Option<(Tally, u32)>,
+        /// When an undecided renewal is asked again (a round timeout after it was
+        /// last sent): answers lost to the network are asked for again well before
+        /// the deadline, so a leader renews as long as a quorum can hear it.
+        retry_at: Instant,
     },
 }
 
@@ -152,6 +157,12 @@ pub struct Candidacy {
     rank: u32,
     /// This candidate's id, when known: it yields a round at once to a lower id.
     me: Option<NodeId>,
+    /// Rounds in a row given up because a voter had granted a higher term: past two,
+    /// each waits twice as long as the one before (see [`Candidacy::stale_wait`]).
+    stale_streak: u32,
+    /// Under the unsafe `gossip-terms` variant, gossiped terms raise the next term and
+    /// wrap past the largest.
+    gossip_terms: bool,
 }
 
 impl Candidacy {
@@ -163,10 +174,12 @@ impl Candidacy {
             timing,
             voters,
             phase: Phase::Waiting { until },
-            next_term: known_term + 1,
+            next_term: known_term.saturating_add(1),
             round: 0,
             rank,
             me: None,
+            stale_streak: 0,
+            gossip_terms: false,
         }
     }
 
@@ -239,9 +252,39 @@ impl Candidacy {
         }
     }
 
-    /// Raises the next term asked for (a higher term was seen in gossip).
+    /// Raises the next term asked for to above `term`, a term a voter backs (its
+    /// persisted state). Saturates: a term never wraps.
     pub fn observe_term(&mut self, term: Term) {
-        self.next_term = self.next_term.max(term + 1);
+        self.next_term = self.next_term.max(term.saturating_add(1));
+    }
+
+    /// The unsafe `gossip-terms` variant: a gossiped term raises the next term, and
+    /// wraps past the largest (simulation only).
+    #[doc(hidden)]
+    pub fn observe_gossiped_term_unsafe(&mut self, term: Term) {
+        self.gossip_terms = true;
+        if term >= self.next_term || term == Term::MAX {
+            self.next_term = term.wrapping_add(1);
+        }
+    }
+
+    /// How long to wait before the next round after one given up for a higher term
+    /// granted elsewhere: at once for the first two in a row (the next term is known
+    /// now), then a round timeout doubling each time up to four leases. A candidate
+    /// told `StaleTerm` again and again (terms at their ceiling, or a voter that
+    /// misreports) thus backs off instead of looping.
+    fn stale_wait(&mut self) -> Duration {
+        self.stale_streak = self.stale_streak.saturating_add(1);
+        match self.stale_streak {
+            0..=2 => Duration::ZERO,
+            k => {
+                let doubled = self
+                    .timing
+                    .round_timeout
+                    .saturating_mul(1 << (k - 3).min(16));
+                doubled.min(self.timing.lease * 4)
+            }
+        }
     }
 
     /// When [`Candidacy::on_timer`] must next run.
@@ -250,8 +293,15 @@ impl Candidacy {
             Phase::Waiting { until } => *until,
             Phase::Asking { expires, .. } => *expires,
             Phase::Leading {
-                deadline, renew_at, ..
-            } => (*renew_at).min(*deadline),
+                deadline,
+                renew_at,
+                renewal,
+                retry_at,
+                ..
+            } => {
+                let retry = renewal.as_ref().map_or(*renew_at, |_| *retry_at);
+                (*renew_at).min(*deadline).min(retry)
+            }
         }
     }
 
@@ -293,6 +343,7 @@ impl Candidacy {
                 term,
                 renew_at,
                 renewal,
+                retry_at,
                 ..
             } if now >= *renew_at => {
                 // A renewal still undecided (its answers lost) is given up for a new
@@ -302,7 +353,21 @@ impl Candidacy {
                 let round = self.round | RENEWAL;
                 *renewal = Some((Tally::new(term, now, self.voters), round));
                 *renew_at = now + self.timing.renew_interval;
+                *retry_at = now + self.timing.round_timeout;
                 vec![Action::Request { term, round }]
+            }
+            Phase::Leading {
+                term,
+                renewal: Some((_, round)),
+                retry_at,
+                ..
+            } if now >= *retry_at => {
+                // Same round, so the deadline still counts from the first sending.
+                *retry_at = now + self.timing.round_timeout;
+                vec![Action::Request {
+                    term: *term,
+                    round: *round,
+                }]
             }
             _ => Vec::new(),
         }
@@ -315,7 +380,10 @@ impl Candidacy {
         // void a promise the next round counts. And a later leadership of this node
         // (after its lease ran out) gets a fencing token of its own.
         let term = self.next_term;
-        self.next_term = term + 1;
+        self.next_term = match self.gossip_terms {
+            true => term.wrapping_add(1),
+            false => term.saturating_add(1),
+        };
         self.phase = Phase::Asking {
             tally: Tally::new(term, now, self.voters),
             round: self.round,
@@ -352,12 +420,13 @@ impl Candidacy {
                     Verdict::Denied(Denial::Held {
                         term, remaining, ..
                     }) => {
-                        self.next_term = self.next_term.max(term + 1);
+                        self.stale_streak = 0;
+                        self.next_term = self.next_term.max(term.saturating_add(1));
                         remaining.min(self.timing.lease * 4)
                     }
                     Verdict::Denied(Denial::StaleTerm { highest }) => {
-                        self.next_term = self.next_term.max(highest + 1);
-                        Duration::ZERO
+                        self.next_term = self.next_term.max(highest.saturating_add(1));
+                        self.stale_wait()
                     }
                     _ => Duration::ZERO,
                 };
@@ -372,11 +441,13 @@ impl Candidacy {
                 Outcome::Pending => Vec::new(),
                 Outcome::Won { deadline } => {
                     let term = tally.term();
+                    self.stale_streak = 0;
                     self.phase = Phase::Leading {
                         term,
                         deadline,
                         renew_at: now + self.timing.renew_interval,
                         renewal: None,
+                        retry_at: now,
                     };
                     vec![Action::Elected { term, deadline }]
                 }
@@ -391,6 +462,16 @@ impl Candidacy {
                     out
                 }
             },
+            // An answer that comes when the deadline has passed (its timer not run yet)
+            // cannot extend a leadership that is over: step down first.
+            Phase::Leading { term, deadline, .. } if now >= *deadline => {
+                let term = *term;
+                self.phase = Phase::Waiting { until: now };
+                vec![Action::SteppedDown {
+                    term,
+                    reason: StepDown::LeaseExpired,
+                }]
+            }
             Phase::Leading {
                 term,
                 deadline,
@@ -449,7 +530,7 @@ fn release_grants(tally: &Tally) -> Vec<Action> {
 #[allow(clippy::disallowed_methods)] // a base instant for the tests only
 mod tests {
     use super::*;
-    use crate::election::voter::{Denial, Voter};
+    use crate::election::voter::{Denial, Process, Voter};
 
     fn timing() -> Timing {
         Timing {
@@ -476,8 +557,8 @@ mod tests {
         let mut out = Vec::new();
         for (i, v) in voters.iter_mut().enumerate() {
             let verdict = match is_renewal(round) {
-                true => v.renew(now, "g", me, term, timing().lease),
-                false => v.request(now, "g", me, term, timing().lease),
+                true => v.renew(now, "g", Process::new(me, 1), term, timing().lease),
+                false => v.request(now, "g", Process::new(me, 1), term, timing().lease),
             };
             out.extend(c.on_verdict(now, NodeId(100 + i as u64), round, verdict));
         }
@@ -612,7 +693,7 @@ mod tests {
         let Action::Request { term, round } = c.on_timer(t0)[0] else {
             panic!()
         };
-        let v = vs[0].request(t0, "g", me, term, timing().lease);
+        let v = vs[0].request(t0, "g", Process::new(me, 1), term, timing().lease);
         assert!(c.on_verdict(t0, NodeId(100), round, v).is_empty());
         let at = c.next_timer();
         let out = c.on_timer(at);
@@ -630,10 +711,10 @@ mod tests {
         };
         let won = deliver(&mut c, &mut vs, me, at, req);
         assert!(matches!(won[..], [Action::Elected { .. }]), "{won:?}");
-        vs[0].release("g", me, released[0]);
+        vs[0].release("g", Process::new(me, 1), released[0]);
         for (i, v) in vs.iter().enumerate() {
             assert_eq!(
-                v.promise(at, "g").map(|p| p.holder),
+                v.promise(at, "g").map(|p| p.holder.id),
                 Some(me),
                 "voter {i} no longer bound"
             );
@@ -739,7 +820,7 @@ mod tests {
     }
 
     #[test]
-    fn a_renewal_nobody_answered_is_retried_at_the_next_interval() {
+    fn a_renewal_nobody_answered_is_asked_again_after_a_round_timeout() {
         let t0 = Instant::now();
         let me = NodeId(1);
         let mut vs = voters(t0);
@@ -752,18 +833,82 @@ mod tests {
         // The first renewal's answers are all lost.
         let t1 = t0 + timing().renew_interval;
         assert_eq!(c.next_timer(), t1);
-        assert!(matches!(c.on_timer(t1)[..], [Action::Request { .. }]));
-        // One interval later (still before the deadline) it asks again, and that
-        // renewal extends the leadership.
-        let t2 = t1 + timing().renew_interval;
+        let first = c.on_timer(t1);
+        let [Action::Request { round, .. }] = first[..] else {
+            panic!("{first:?}")
+        };
+        // A round timeout later it asks again, in the same round (its deadline counts
+        // from the first sending), and that extends the leadership.
+        let t2 = t1 + timing().round_timeout;
         assert!(t2 < deadline);
         assert_eq!(c.next_timer(), t2);
         let req = c.on_timer(t2);
-        let out = deliver(&mut c, &mut vs, me, t2, req[0]);
         assert!(
-            matches!(out[..], [Action::Renewed { deadline: d, .. }] if d > deadline),
-            "{out:?}"
+            matches!(req[..], [Action::Request { round: r, .. }] if r == round),
+            "{req:?}"
         );
+        let out = deliver(&mut c, &mut vs, me, t2, req[0]);
+        let d = safe(t1);
+        assert_eq!(
+            out,
+            vec![Action::Renewed {
+                term: 1,
+                deadline: d
+            }]
+        );
+        assert!(d > deadline);
+    }
+
+    /// The deadline of a round sent at `at`.
+    fn safe(at: Instant) -> Instant {
+        let t = timing();
+        super::super::lease::leader_deadline(at, t.lease, t.drift, t.margin).unwrap()
+    }
+
+    #[test]
+    fn an_answer_after_the_deadline_cannot_extend_the_leadership() {
+        let t0 = Instant::now();
+        let (mut c, mut vs, deadline) = elected(t0);
+        let at = t0 + timing().renew_interval;
+        let req = c.on_timer(at);
+        // The grants are made in time but reach the leader after its deadline, before
+        // its timer ran: it steps down, it does not lead on.
+        let late = deadline + Duration::from_millis(1);
+        let Action::Request { term, round } = req[0] else {
+            panic!("{req:?}")
+        };
+        let v = vs[0].renew(at, "g", Process::new(NodeId(1), 1), term, timing().lease);
+        let out = c.on_verdict(late, NodeId(100), round, v);
+        assert_eq!(
+            out,
+            vec![Action::SteppedDown {
+                term: 1,
+                reason: StepDown::LeaseExpired
+            }]
+        );
+        assert_eq!(c.leadership(), None);
+    }
+
+    #[test]
+    fn a_candidate_told_stale_term_again_and_again_backs_off() {
+        // Terms at their ceiling: every voter answers StaleTerm forever. The candidate
+        // must not loop at network speed.
+        let t0 = Instant::now();
+        let mut c = Candidacy::new(t0, timing(), 3, 0, Term::MAX - 1).with_id(NodeId(1));
+        let stale = Verdict::Denied(Denial::StaleTerm { highest: Term::MAX });
+        let mut now = t0;
+        let mut rounds = 0;
+        while now < t0 + Duration::from_secs(60) {
+            now = c.next_timer().max(now);
+            for a in c.on_timer(now) {
+                if let Action::Request { round, term } = a {
+                    assert_eq!(term, Term::MAX, "terms saturate, never wrap");
+                    rounds += 1;
+                    c.on_verdict(now, NodeId(100), round, stale);
+                }
+            }
+        }
+        assert!(rounds < 40, "{rounds} rounds in a minute");
     }
 
     #[test]

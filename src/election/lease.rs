@@ -27,14 +27,27 @@ pub enum UnsafeVariant {
     /// The voters are the members this node sees live, not the fixed voter set: each
     /// side of a partition finds a "majority" of its own view.
     GossipQuorum,
+    /// A voter's promise belongs to a bare node id, not to one process life: a second
+    /// process with the same id takes over (or releases) the first one's promises.
+    BareIdPromise,
+    /// A renewal needs the voter's highest term, as a new request does: a voter that a
+    /// rival's failed round took is lost to the leader, which then renews on a bare
+    /// majority and loses its lease when one more voter hiccups.
+    BareMajorityRenewal,
+    /// Voters and candidates raise their terms to whatever a member gossips it leads
+    /// with, wrapping past the largest term: one lying member disables a group.
+    GossipTerms,
 }
 
 impl UnsafeVariant {
     /// Every variant, in the order the simulator lists them.
-    pub const ALL: [UnsafeVariant; 3] = [
+    pub const ALL: [UnsafeVariant; 6] = [
         UnsafeVariant::NoQuarantine,
         UnsafeVariant::NoDriftMargin,
         UnsafeVariant::GossipQuorum,
+        UnsafeVariant::BareIdPromise,
+        UnsafeVariant::BareMajorityRenewal,
+        UnsafeVariant::GossipTerms,
     ];
 
     /// Its name on the simulator's command line.
@@ -43,6 +56,9 @@ impl UnsafeVariant {
             UnsafeVariant::NoQuarantine => "no-quarantine",
             UnsafeVariant::NoDriftMargin => "no-drift-margin",
             UnsafeVariant::GossipQuorum => "gossip-quorum",
+            UnsafeVariant::BareIdPromise => "bare-id-promise",
+            UnsafeVariant::BareMajorityRenewal => "bare-majority-renewal",
+            UnsafeVariant::GossipTerms => "gossip-terms",
         }
     }
 

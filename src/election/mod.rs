@@ -24,4 +24,4 @@ pub use node::{
 };
 pub use query::{Confirmed, QueryError, QueryTally};
 pub use tally::{Outcome, Tally};
-pub use voter::{Denial, Promise, Term, Verdict, Voter};
+pub use voter::{Denial, Instance, Process, Promise, Term, Verdict, Voter};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::candidate::{Action, Candidacy, StepDown};
 pub use super::config::{ElectionConfig, ElectionMsg, WireVerdict};
 use super::query::{Confirmed, QueryError, QueryTally};
-use super::voter::{Term, Verdict, Voter};
+use super::voter::{Instance, Process, Term, Verdict, Voter};
 use crate::wire::NodeId;
 
 /// Longest group name, in bytes.
@@ -91,10 +91,12 @@ pub enum CampaignError {
 #[derive(Debug)]
 pub struct Election {
     me: NodeId,
+    instance: Instance,
     cfg: ElectionConfig,
     voter: Option<Voter>,
     campaigns: BTreeMap<String, Candidacy>,
-    out: VecDeque<(NodeId, ElectionMsg)>,
+    /// Messages to send: to a process (instance 0: whichever process has the id).
+    out: VecDeque<(Process, ElectionMsg)>,
     events: VecDeque<ElectionEvent>,
     /// Pending leader queries: group, answers, deadline.
     queries: BTreeMap<u32, (String, QueryTally, Instant)>,
@@ -102,8 +104,14 @@ pub struct Election {
 }
 
 impl Election {
-    /// Node `me`'s election role, started at `now` (a voter starts in quarantine).
-    pub fn new(me: NodeId, cfg: ElectionConfig, now: Instant) -> Result<Self, crate::ConfigError> {
+    /// Node `me`'s election role in the process life `instance` (drawn at start, never
+    /// 0), started at `now` (a voter starts in quarantine).
+    pub fn new(
+        me: NodeId,
+        instance: Instance,
+        cfg: ElectionConfig,
+        now: Instant,
+    ) -> Result<Self, crate::ConfigError> {
         cfg.validate()?;
         if !cfg.enabled() {
             return Err(crate::ConfigError::Invalid {
@@ -112,12 +120,13 @@ impl Election {
             });
         }
         let quarantine = super::lease::quarantine_for(cfg.quarantine, cfg.unsafe_variant);
-        let voter = cfg
-            .voters
-            .contains(&me)
-            .then(|| Voter::new(now, quarantine, cfg.timing.lease * 2, cfg.max_groups));
+        let voter = cfg.voters.contains(&me).then(|| {
+            Voter::new(now, quarantine, cfg.timing.lease * 2, cfg.max_groups)
+                .with_variant(cfg.unsafe_variant)
+        });
         Ok(Election {
             me,
+            instance,
             voter,
             cfg,
             campaigns: BTreeMap::new(),
@@ -144,13 +153,43 @@ impl Election {
         self.voter.as_ref()
     }
 
-    /// Raises a group's highest term (persisted state, or gossip after a restart).
-    pub fn learn_term(&mut self, group: &str, term: Term, holder: Option<NodeId>) {
+    /// This process: the node id and its instance.
+    pub fn process(&self) -> Process {
+        Process::new(self.me, self.instance)
+    }
+
+    /// Raises a group's highest term from this voter's persisted state (a restart).
+    pub fn learn_term(&mut self, group: &str, term: Term) {
         if let Some(v) = self.voter.as_mut() {
-            v.learn(group, term, holder);
+            v.learn(group, term);
         }
         if let Some(c) = self.campaigns.get_mut(group) {
             c.observe_term(term);
+        }
+    }
+
+    /// A member gossips that it leads `group` at `term`. A hint only: no quorum backs
+    /// it, so nothing here changes (a member could claim any term, the largest
+    /// included, and would otherwise disable the group). Under the unsafe
+    /// `gossip-terms` variant it raises the voter's and candidacy's terms, wrapping.
+    pub fn observe_gossip(&mut self, group: &str, term: Term) {
+        if self.cfg.unsafe_variant != Some(super::lease::UnsafeVariant::GossipTerms) {
+            return;
+        }
+        if let Some(v) = self.voter.as_mut() {
+            v.learn(group, term);
+        }
+        if let Some(c) = self.campaigns.get_mut(group) {
+            c.observe_gossiped_term_unsafe(term);
+        }
+    }
+
+    /// Another live process claims this node's id: as a voter, grant nothing for a
+    /// quarantine (two processes voting under one id would be two votes), or never
+    /// again when `retire` (this process is the later of the two).
+    pub fn conflict(&mut self, now: Instant, retire: bool) {
+        if let Some(v) = self.voter.as_mut() {
+            v.conflict(now, retire);
         }
     }
 
@@ -226,7 +265,7 @@ impl Election {
                 group: group.to_owned(),
                 id,
             };
-            self.send(now, v, msg);
+            self.send(now, Process::new(v, 0), msg);
         }
         Ok(id)
     }
@@ -269,8 +308,9 @@ impl Election {
         self.campaigns.get(group)?.leadership()
     }
 
-    /// A message from `from`.
-    pub fn handle(&mut self, now: Instant, from: NodeId, msg: ElectionMsg) {
+    /// A message from process `from` (its id authenticated by the transport; the
+    /// caller has dropped messages addressed to another process with this node's id).
+    pub fn handle(&mut self, now: Instant, from: Process, msg: ElectionMsg) {
         match msg {
             ElectionMsg::Request {
                 group,
@@ -283,90 +323,104 @@ impl Election {
                 round,
                 term,
                 verdict,
-            } => {
-                if !self.cfg.voters.contains(&from) {
-                    return;
-                }
-                let granted = matches!(verdict, WireVerdict::Granted(_));
-                let stray = self
-                    .campaigns
-                    .get(&group)
-                    .map_or(true, |c| c.stray_grant(round, term));
-                if granted && stray {
-                    // A grant for a round given up (or a campaign ended): free the voter
-                    // now rather than leave it promised to nobody for a lease.
-                    let msg = ElectionMsg::Release {
-                        group,
-                        term,
-                        vacate: false,
-                    };
-                    self.send(now, from, msg);
-                    return;
-                }
-                if let Some(c) = self.campaigns.get_mut(&group) {
-                    let actions = c.on_verdict(now, from, round, verdict.into());
-                    self.act(now, &group, actions);
-                }
-            }
+            } => self.on_answer(now, from, group, round, term, verdict),
             ElectionMsg::Release {
                 group,
                 term,
                 vacate,
-            } => {
-                // A resignation frees the group for every candidate turned away; grants
-                // released after a lost round only for lower ids (who go first), so
-                // the candidates that split the vote do not all retry at once.
-                let Some(v) = self.voter.as_mut() else {
-                    return;
-                };
-                let (told, kept): (Vec<NodeId>, Vec<NodeId>) = v
-                    .release(&group, from, term)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .partition(|w| vacate || *w < from);
-                // Those not told still wait for this voter: keep them on its list, or
-                // the next release would forget them and they would sit out a lease.
-                v.keep_waiting(&group, kept);
-                for w in told {
-                    let msg = ElectionMsg::Vacant {
-                        group: group.clone(),
-                        resigned: from,
-                    };
-                    self.send(now, w, msg);
-                }
-            }
+            } => self.on_release(now, from, group, term, vacate),
             ElectionMsg::Query { group, id } => {
                 let Some(v) = self.voter.as_ref().filter(|v| !v.quarantined(now)) else {
                     return;
                 };
-                let holder = v.promise(now, &group).map(|p| (p.holder, p.term));
+                let holder = v.promise(now, &group).map(|p| (p.holder.id, p.term));
                 self.send(now, from, ElectionMsg::Holder { group, id, holder });
             }
             ElectionMsg::Holder { id, holder, .. } => {
-                if self.cfg.voters.contains(&from) {
-                    self.on_holder(from, id, holder);
+                if self.cfg.voters.contains(&from.id) {
+                    self.on_holder(from.id, id, holder);
                 }
             }
-            ElectionMsg::Vacant { group, resigned } => {
-                if !self.cfg.voters.contains(&from) {
-                    return;
-                }
-                let me = self.me;
-                if let Some(c) = self.campaigns.get_mut(&group) {
-                    // The resigner no longer runs: those above it move up one rank.
-                    let rank = c.rank().saturating_sub(u32::from(resigned < me));
-                    let actions = c.on_vacant(now, from, rank);
-                    self.act(now, &group, actions);
-                    self.handle_timeout(now);
-                }
-            }
+            ElectionMsg::Vacant { group, resigned } => self.on_vacant(now, from, group, resigned),
+        }
+    }
+
+    fn on_answer(
+        &mut self,
+        now: Instant,
+        from: Process,
+        group: String,
+        round: u32,
+        term: Term,
+        verdict: WireVerdict,
+    ) {
+        if !self.cfg.voters.contains(&from.id) {
+            return;
+        }
+        let granted = matches!(verdict, WireVerdict::Granted(_));
+        let stray = self
+            .campaigns
+            .get(&group)
+            .map_or(true, |c| c.stray_grant(round, term));
+        if granted && stray {
+            // A grant for a round given up (or a campaign ended): free the voter now
+            // rather than leave it promised to nobody for a lease.
+            let msg = ElectionMsg::Release {
+                group,
+                term,
+                vacate: false,
+            };
+            self.send(now, from, msg);
+            return;
+        }
+        if let Some(c) = self.campaigns.get_mut(&group) {
+            let actions = c.on_verdict(now, from.id, round, verdict.into());
+            self.act(now, &group, actions);
+        }
+    }
+
+    /// A resignation frees the group for every candidate turned away; grants released
+    /// after a lost round only for lower ids (who go first), so the candidates that
+    /// split the vote do not all retry at once.
+    fn on_release(&mut self, now: Instant, from: Process, group: String, term: Term, vacate: bool) {
+        let Some(v) = self.voter.as_mut() else {
+            return;
+        };
+        let (told, kept): (Vec<Process>, Vec<Process>) = v
+            .release(&group, from, term)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|w| vacate || w.id < from.id);
+        // Those not told still wait for this voter: keep them on its list, or the next
+        // release would forget them and they would sit out a lease.
+        v.keep_waiting(&group, kept);
+        for w in told {
+            let msg = ElectionMsg::Vacant {
+                group: group.clone(),
+                resigned: from.id,
+            };
+            self.send(now, w, msg);
+        }
+    }
+
+    fn on_vacant(&mut self, now: Instant, from: Process, group: String, resigned: NodeId) {
+        if !self.cfg.voters.contains(&from.id) {
+            return;
+        }
+        let me = self.me;
+        if let Some(c) = self.campaigns.get_mut(&group) {
+            // The resigner no longer runs: those above it move up one rank.
+            let rank = c.rank().saturating_sub(u32::from(resigned < me));
+            let actions = c.on_vacant(now, from.id, rank);
+            self.act(now, &group, actions);
+            self.handle_timeout(now);
         }
     }
 
     fn on_request(
         &mut self,
         now: Instant,
-        from: NodeId,
+        from: Process,
         group: String,
         term: Term,
         round: u32,
@@ -397,10 +451,12 @@ impl Election {
         self.send(now, from, answer);
     }
 
-    /// Sends `msg` to `to`, delivering locally when `to` is this node.
-    fn send(&mut self, now: Instant, to: NodeId, msg: ElectionMsg) {
-        if to == self.me {
-            self.handle(now, to, msg);
+    /// Sends `msg` to `to`, delivering locally when `to` is this process (or this
+    /// node's id with no process named).
+    fn send(&mut self, now: Instant, to: Process, msg: ElectionMsg) {
+        let me = self.process();
+        if to.id == self.me && (to.instance == 0 || to == me) {
+            self.handle(now, me, msg);
         } else {
             self.out.push_back((to, msg));
         }
@@ -414,47 +470,27 @@ impl Election {
 
     fn act_one(&mut self, now: Instant, group: &str, a: Action) {
         let g = group.to_owned();
+        let lease = self.cfg.timing.lease;
+        let request = |term, round| ElectionMsg::Request {
+            group: group.to_owned(),
+            term,
+            round,
+            lease,
+        };
+        let release = |term, vacate| ElectionMsg::Release {
+            group: group.to_owned(),
+            term,
+            vacate,
+        };
         match a {
-            Action::Request { term, round } => {
-                let lease = self.cfg.timing.lease;
-                for v in self.cfg.voters.clone() {
-                    let msg = ElectionMsg::Request {
-                        group: g.clone(),
-                        term,
-                        round,
-                        lease,
-                    };
-                    self.send(now, v, msg);
-                }
-            }
+            Action::Request { term, round } => self.to_voters(now, request(term, round)),
             Action::RequestOne { voter, term, round } => {
-                let lease = self.cfg.timing.lease;
-                let msg = ElectionMsg::Request {
-                    group: g,
-                    term,
-                    round,
-                    lease,
-                };
-                self.send(now, voter, msg);
+                self.send(now, Process::new(voter, 0), request(term, round))
             }
             Action::Release { voter, term } => {
-                let msg = ElectionMsg::Release {
-                    group: g,
-                    term,
-                    vacate: false,
-                };
-                self.send(now, voter, msg);
+                self.send(now, Process::new(voter, 0), release(term, false))
             }
-            Action::ReleaseAll { term } => {
-                for v in self.cfg.voters.clone() {
-                    let msg = ElectionMsg::Release {
-                        group: g.clone(),
-                        term,
-                        vacate: true,
-                    };
-                    self.send(now, v, msg);
-                }
-            }
+            Action::ReleaseAll { term } => self.to_voters(now, release(term, true)),
             Action::Elected { term, deadline } => self.events.push_back(ElectionEvent::Elected {
                 group: g,
                 term,
@@ -472,6 +508,12 @@ impl Election {
                     reason,
                 })
             }
+        }
+    }
+
+    fn to_voters(&mut self, now: Instant, msg: ElectionMsg) {
+        for v in self.cfg.voters.clone() {
+            self.send(now, Process::new(v, 0), msg.clone());
         }
     }
 
@@ -502,8 +544,9 @@ impl Election {
             .min()
     }
 
-    /// The next message to send.
-    pub fn poll_message(&mut self) -> Option<(NodeId, ElectionMsg)> {
+    /// The next message to send, and the process it is for (instance 0: whichever
+    /// process runs that node id).
+    pub fn poll_message(&mut self) -> Option<(Process, ElectionMsg)> {
         self.out.pop_front()
     }
 
@@ -523,7 +566,7 @@ mod tests {
     struct Net {
         nodes: Vec<Election>,
         crashed: Vec<bool>,
-        queue: Vec<(Instant, NodeId, NodeId, ElectionMsg)>,
+        queue: Vec<(Instant, Process, Process, ElectionMsg)>,
         latency: Duration,
     }
 
@@ -531,7 +574,7 @@ mod tests {
         fn new(t0: Instant) -> Self {
             let cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(2), NodeId(3)]);
             let mut nodes: Vec<Election> = (1..=5)
-                .map(|i| Election::new(NodeId(i), cfg.clone(), t0).unwrap())
+                .map(|i| Election::new(NodeId(i), 100 + i, cfg.clone(), t0).unwrap())
                 .collect();
             for (i, n) in nodes.iter_mut().enumerate() {
                 n.campaign(t0, "g", i as u32, 0).unwrap();
@@ -548,8 +591,9 @@ mod tests {
             let (due, rest): (Vec<_>, Vec<_>) = self.queue.drain(..).partition(|m| m.0 <= now);
             self.queue = rest;
             for (_, from, to, msg) in due {
-                let i = to.0 as usize - 1;
-                if !self.crashed[i] && !self.crashed[from.0 as usize - 1] {
+                let i = to.id.0 as usize - 1;
+                let wrong = to.instance != 0 && to != self.nodes[i].process();
+                if !wrong && !self.crashed[i] && !self.crashed[from.id.0 as usize - 1] {
                     self.nodes[i].handle(now, from, msg);
                 }
             }
@@ -560,9 +604,9 @@ mod tests {
                 if n.poll_timeout().is_some_and(|t| t <= now) {
                     n.handle_timeout(now);
                 }
+                let me = n.process();
                 while let Some((to, msg)) = n.poll_message() {
-                    self.queue
-                        .push((now + self.latency, NodeId(i as u64 + 1), to, msg));
+                    self.queue.push((now + self.latency, me, to, msg));
                 }
                 while n.poll_event().is_some() {}
             }
@@ -655,7 +699,8 @@ mod tests {
         let cfg = ElectionConfig::lan(vec![NodeId(9)]);
         let now = t0 + cfg.quarantine;
         let lease = cfg.timing.lease;
-        let mut v = Election::new(NodeId(9), cfg, t0).unwrap();
+        let mut v = Election::new(NodeId(9), 9, cfg, t0).unwrap();
+        let p = |id| Process::new(NodeId(id), id);
         let req = |term, round| ElectionMsg::Request {
             group: "g".into(),
             term,
@@ -667,23 +712,23 @@ mod tests {
             term,
             vacate,
         };
-        v.handle(now, NodeId(2), req(1, 1));
-        v.handle(now, NodeId(3), req(2, 1)); // turned away: node 2 holds it
-        v.handle(now, NodeId(2), release(1, false)); // node 2's round lost: 3 not told
-        v.handle(now, NodeId(2), req(3, 2));
-        v.handle(now, NodeId(2), release(3, true)); // node 2 resigns
-        let vacant: Vec<NodeId> = std::iter::from_fn(|| v.poll_message())
+        v.handle(now, p(2), req(1, 1));
+        v.handle(now, p(3), req(2, 1)); // turned away: node 2 holds it
+        v.handle(now, p(2), release(1, false)); // node 2's round lost: 3 not told
+        v.handle(now, p(2), req(3, 2));
+        v.handle(now, p(2), release(3, true)); // node 2 resigns
+        let vacant: Vec<Process> = std::iter::from_fn(|| v.poll_message())
             .filter(|(_, m)| matches!(m, ElectionMsg::Vacant { .. }))
             .map(|(to, _)| to)
             .collect();
-        assert_eq!(vacant, vec![NodeId(3)]);
+        assert_eq!(vacant, vec![p(3)]);
     }
 
     #[test]
     fn bad_config_and_campaigns_are_refused() {
         let t0 = Instant::now();
         let mut cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(1)]);
-        assert!(Election::new(NodeId(1), cfg.clone(), t0).is_err());
+        assert!(Election::new(NodeId(1), 1, cfg.clone(), t0).is_err());
         cfg.voters = vec![NodeId(1)];
         cfg.timing.renew_interval = cfg.timing.lease;
         assert!(cfg
@@ -691,7 +736,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("renew_interval"));
-        let mut e = Election::new(NodeId(1), ElectionConfig::lan(vec![NodeId(1)]), t0).unwrap();
+        let mut e = Election::new(NodeId(1), 1, ElectionConfig::lan(vec![NodeId(1)]), t0).unwrap();
         assert_eq!(e.campaign(t0, "", 0, 0), Err(CampaignError::BadName));
         e.campaign(t0, "g", 0, 0).unwrap();
         assert!(matches!(

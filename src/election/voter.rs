@@ -8,20 +8,54 @@
 //! The term rule makes fencing tokens strictly increase from one leader to the next: a
 //! later leader's quorum shares a voter with the earlier one, and that voter grants a
 //! different candidate only a higher term.
+//!
+//! Promises belong to one process life ([`Process`]: the node id and the instance the
+//! process drew when it started), never to a bare id: a second process running with
+//! the same id (a supervisor's replacement of a stalled process, an operator's mistake)
+//! is another candidate, and it can neither take over nor release the first one's
+//! promises.
+//!
+//! A renewal (a leader extending its own leadership) is granted whatever the highest
+//! term, as long as no other process holds an unexpired promise: a leader's lease has
+//! been valid without a break since it was elected, so no leadership can have started
+//! since, and a higher term seen here can only come from a round that failed. This is
+//! how a leader wins back a voter that lapsed (it was paused, or a rival's failed round
+//! took it for a moment) without a new election.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::lease::UnsafeVariant;
 use crate::wire::NodeId;
 
 /// A leadership's fencing token.
 pub type Term = u64;
 
+/// The number a process draws when it starts, to tell its life apart from other
+/// processes with the same node id (a restart, or a duplicate).
+pub type Instance = u64;
+
+/// One process life of a node: who a promise is made to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Process {
+    /// The node id (bound to its certificate).
+    pub id: NodeId,
+    /// The instance the process drew at start.
+    pub instance: Instance,
+}
+
+impl Process {
+    /// Process `instance` of node `id`.
+    pub fn new(id: NodeId, instance: Instance) -> Self {
+        Process { id, instance }
+    }
+}
+
 /// A voter's promise to one candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Promise {
     /// Who holds it.
-    pub holder: NodeId,
+    pub holder: Process,
     /// Its term.
     pub term: Term,
     /// When it ends, on the voter's clock.
@@ -75,10 +109,9 @@ pub const MAX_WAITERS: usize = 64;
 #[derive(Clone, Debug, Default)]
 struct Ballot {
     highest: Term,
-    highest_holder: Option<NodeId>,
     promise: Option<Promise>,
     /// Candidates denied while the promise held: told when it is released.
-    waiters: Vec<NodeId>,
+    waiters: Vec<Process>,
 }
 
 /// One node's voter role, for every group.
@@ -86,8 +119,12 @@ struct Ballot {
 pub struct Voter {
     ballots: BTreeMap<String, Ballot>,
     quarantine_until: Instant,
+    quarantine: Duration,
+    /// Another process with this id was there first: this one never grants.
+    retired: bool,
     max_lease: Duration,
     max_groups: usize,
+    variant: Option<UnsafeVariant>,
 }
 
 impl Voter {
@@ -98,19 +135,44 @@ impl Voter {
         Voter {
             ballots: BTreeMap::new(),
             quarantine_until: now + quarantine,
+            quarantine,
+            retired: false,
             max_lease,
             max_groups,
+            variant: None,
         }
     }
 
-    /// Raises a group's highest term to `term` held by `holder` (if known): from the
-    /// voter's own persisted state, or relearned from gossip after a restart.
-    pub fn learn(&mut self, group: &str, term: Term, holder: Option<NodeId>) {
+    /// This voter running a deliberately unsafe `variant` (simulation only).
+    #[doc(hidden)]
+    pub fn with_variant(mut self, variant: Option<UnsafeVariant>) -> Self {
+        self.variant = variant;
+        self
+    }
+
+    /// Another live process claims this voter's node id: grant nothing until one
+    /// quarantine after `now`, or ever again when `retire` (this process is the later
+    /// one). Two processes voting under one id would be two votes, and two quorums
+    /// need not share a voter any more.
+    pub fn conflict(&mut self, now: Instant, retire: bool) {
+        self.quarantine_until = self.quarantine_until.max(now + self.quarantine);
+        self.retired |= retire;
+    }
+
+    /// Raises a group's highest term to `term`: from the voter's own persisted state
+    /// after a restart. (Never from gossip: a term no quorum backs is only a hint.)
+    pub fn learn(&mut self, group: &str, term: Term) {
         if let Some(b) = self.ballot(group) {
-            if term > b.highest {
-                b.highest = term;
-                b.highest_holder = holder;
-            }
+            b.highest = b.highest.max(term);
+        }
+    }
+
+    /// Whether `a` and `b` are the same holder: the same process life, or under the
+    /// unsafe `bare-id-promise` variant the same node id.
+    fn same(&self, a: Process, b: Process) -> bool {
+        match self.variant {
+            Some(UnsafeVariant::BareIdPromise) => a.id == b.id,
+            _ => a == b,
         }
     }
 
@@ -130,21 +192,21 @@ impl Voter {
         &mut self,
         now: Instant,
         group: &str,
-        candidate: NodeId,
+        candidate: Process,
         term: Term,
         lease: Duration,
     ) -> Verdict {
         self.decide(now, group, candidate, term, lease, false)
     }
 
-    /// Decides on a leader's renewal of its leadership of `group` at `term`: granted at
-    /// the same term to the candidate it was last granted to. (Only a renewal may reuse
-    /// a term: a new process with the holder's id must not take over its fencing token.)
+    /// Decides on a leader's renewal of its leadership of `group` at `term`: granted
+    /// unless another process holds an unexpired promise, whatever the highest term
+    /// (see the module documentation). Only the leader's own process sends renewals.
     pub fn renew(
         &mut self,
         now: Instant,
         group: &str,
-        candidate: NodeId,
+        candidate: Process,
         term: Term,
         lease: Duration,
     ) -> Verdict {
@@ -155,38 +217,44 @@ impl Voter {
         &mut self,
         now: Instant,
         group: &str,
-        candidate: NodeId,
+        candidate: Process,
         term: Term,
         lease: Duration,
         renewing: bool,
     ) -> Verdict {
-        if now < self.quarantine_until {
+        if now < self.quarantine_until || self.retired {
             return Verdict::Denied(Denial::Quarantine {
-                remaining: self.quarantine_until - now,
+                remaining: self
+                    .quarantine_until
+                    .saturating_duration_since(now)
+                    .max(self.quarantine),
             });
         }
-        let max_lease = self.max_lease;
+        let (max_lease, variant) = (self.max_lease, self.variant);
+        let held = self
+            .ballots
+            .get(group)
+            .and_then(|b| b.promise)
+            .filter(|p| p.until > now && !self.same(p.holder, candidate));
         let Some(b) = self.ballot(group) else {
             return Verdict::Denied(Denial::TooManyGroups);
         };
-        if let Some(p) = b.promise.filter(|p| p.until > now && p.holder != candidate) {
+        if let Some(p) = held {
             if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&candidate) {
                 b.waiters.push(candidate);
             }
             return Verdict::Denied(Denial::Held {
-                holder: p.holder,
+                holder: p.holder.id,
                 term: p.term,
                 remaining: p.until - now,
             });
         }
-        let renewal = renewing && term == b.highest && b.highest_holder == Some(candidate);
-        if term < b.highest || (term == b.highest && !renewal) {
+        if !term_allowed(b, candidate, term, renewing, variant) {
             return Verdict::Denied(Denial::StaleTerm { highest: b.highest });
         }
         let lease = lease.min(max_lease);
         let raised = term > b.highest;
-        b.highest = term;
-        b.highest_holder = Some(candidate);
+        b.highest = b.highest.max(term);
         // Those turned away before still wait (now for this holder); only the
         // candidate granted stops waiting.
         b.waiters.retain(|w| *w != candidate);
@@ -201,13 +269,14 @@ impl Voter {
     /// Drops `holder`'s promise for `group` at `term` (a resignation). Returns the
     /// candidates turned away meanwhile (to tell them the group is vacant), or `None`
     /// when there was no such promise.
-    pub fn release(&mut self, group: &str, holder: NodeId, term: Term) -> Option<Vec<NodeId>> {
+    pub fn release(&mut self, group: &str, holder: Process, term: Term) -> Option<Vec<Process>> {
+        let bare = self.variant == Some(UnsafeVariant::BareIdPromise);
         let b = self.ballots.get_mut(group)?;
         match b.promise {
-            Some(p) if p.holder == holder && p.term == term => {
+            Some(p)
+                if (p.holder == holder || (bare && p.holder.id == holder.id)) && p.term == term =>
+            {
                 b.promise = None;
-                // A released term is over: the same holder cannot renew it later.
-                b.highest_holder = None;
                 Some(std::mem::take(&mut b.waiters))
             }
             _ => None,
@@ -216,7 +285,7 @@ impl Voter {
 
     /// Puts candidates back on `group`'s list of those turned away (after a release
     /// that told only some of them).
-    pub fn keep_waiting(&mut self, group: &str, waiters: Vec<NodeId>) {
+    pub fn keep_waiting(&mut self, group: &str, waiters: Vec<Process>) {
         if let Some(b) = self.ballots.get_mut(group) {
             for w in waiters {
                 if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&w) {
@@ -229,7 +298,7 @@ impl Voter {
     /// Whether the voter is still in its restart quarantine at `now` (it may have
     /// promised before it restarted, so it cannot say who holds a group).
     pub fn quarantined(&self, now: Instant) -> bool {
-        now < self.quarantine_until
+        now < self.quarantine_until || self.retired
     }
 
     /// The unexpired promise for `group`, if any.
@@ -243,14 +312,45 @@ impl Voter {
     }
 }
 
+/// Whether `candidate` may have `term` for a new leadership (above every term granted
+/// before) or for a renewal (any term: see the module documentation). Under the unsafe
+/// `bare-majority-renewal` variant a renewal needs the highest term, as a new request
+/// would: a voter a rival's failed round took is then lost to the leader for good.
+fn term_allowed(
+    b: &Ballot,
+    candidate: Process,
+    term: Term,
+    renewing: bool,
+    variant: Option<UnsafeVariant>,
+) -> bool {
+    match (renewing, variant) {
+        (true, Some(UnsafeVariant::BareMajorityRenewal)) => {
+            term == b.highest && b.promise.is_some_and(|p| p.holder == candidate)
+        }
+        (true, _) => true,
+        (false, _) => term > b.highest,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a base instant for the tests only
 mod tests {
     use super::*;
 
     const L: Duration = Duration::from_secs(1);
-    const A: NodeId = NodeId(1);
-    const B: NodeId = NodeId(2);
+    const A: Process = Process {
+        id: NodeId(1),
+        instance: 11,
+    };
+    const B: Process = Process {
+        id: NodeId(2),
+        instance: 22,
+    };
+    /// A second process running with A's id.
+    const A2: Process = Process {
+        id: NodeId(1),
+        instance: 12,
+    };
 
     fn voter(t0: Instant) -> Voter {
         Voter::new(t0, Duration::ZERO, Duration::from_secs(5), 8)
@@ -269,7 +369,7 @@ mod tests {
         assert_eq!(
             v.request(at, "g", B, 2, L),
             Verdict::Denied(Denial::Held {
-                holder: A,
+                holder: A.id,
                 term: 1,
                 remaining: Duration::from_millis(700)
             })
@@ -281,7 +381,7 @@ mod tests {
             Verdict::Denied(Denial::StaleTerm { highest: 1 })
         );
         assert!(granted(v.request(later, "g", B, 2, L)));
-        // The old holder can no longer renew its old term.
+        // The old holder cannot start a new leadership with its old term.
         assert!(!granted(v.request(later + L * 2, "g", A, 1, L)));
     }
 
@@ -308,8 +408,6 @@ mod tests {
 
     #[test]
     fn only_a_renewal_gets_the_held_term_again() {
-        // A restarted process with the holder's id, asking the term its predecessor
-        // still holds, would take over that fencing token: refused.
         let t0 = Instant::now();
         let mut v = voter(t0);
         assert!(granted(v.request(t0, "g", A, 2, L)));
@@ -320,7 +418,92 @@ mod tests {
         );
         assert!(granted(v.renew(at, "g", A, 2, L)));
         assert!(granted(v.request(at, "g", A, 3, L)));
-        assert!(!granted(v.renew(at, "g", B, 3, L)), "not B's term");
+        assert!(!granted(v.renew(at, "g", B, 3, L)), "A holds it");
+    }
+
+    #[test]
+    fn a_second_process_with_the_same_id_is_another_candidate() {
+        // A supervisor started a replacement while the first process still runs (or
+        // is stalled): its requests, renewals and releases touch nothing of the
+        // first one's promise.
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        assert!(granted(v.request(t0, "g", A, 5, L)));
+        let at = t0 + L / 2;
+        assert!(matches!(
+            v.request(at, "g", A2, 6, L),
+            Verdict::Denied(Denial::Held { term: 5, .. })
+        ));
+        assert!(!granted(v.renew(at, "g", A2, 5, L)));
+        assert_eq!(v.release("g", A2, 5), None, "not its promise");
+        assert_eq!(v.promise(at, "g").map(|p| p.holder), Some(A));
+        assert!(granted(v.renew(at, "g", A, 5, L)));
+    }
+
+    #[test]
+    fn bare_id_promise_variant_lets_a_twin_take_over() {
+        let t0 = Instant::now();
+        let mut v = voter(t0).with_variant(Some(UnsafeVariant::BareIdPromise));
+        assert!(granted(v.request(t0, "g", A, 5, L)));
+        assert!(granted(v.request(t0 + L / 2, "g", A2, 6, L)));
+    }
+
+    #[test]
+    fn a_leader_wins_back_a_voter_a_failed_round_took() {
+        // Voter lapsed (paused), a rival's round got it at a higher term, failed and
+        // released it: the leader's renewal at its own term takes it back.
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        assert!(granted(v.request(t0, "g", A, 4, L)));
+        let later = t0 + L * 2;
+        assert!(granted(v.request(later, "g", B, 9, L)));
+        assert!(!granted(v.renew(later, "g", A, 4, L)), "B's promise runs");
+        assert!(v.release("g", B, 9).is_some());
+        assert_eq!(
+            v.renew(later, "g", A, 4, L),
+            Verdict::Granted {
+                lease: L,
+                raised: false
+            }
+        );
+        // A new leadership still needs a term above every one granted.
+        assert!(!granted(v.request(later + L * 2, "g", B, 9, L)));
+        // Under the old rule the leader would be told StaleTerm for good.
+        let mut old = voter(t0).with_variant(Some(UnsafeVariant::BareMajorityRenewal));
+        assert!(granted(old.request(t0, "g", A, 4, L)));
+        assert!(granted(old.request(later, "g", B, 9, L)));
+        old.release("g", B, 9);
+        assert!(!granted(old.renew(later, "g", A, 4, L)));
+    }
+
+    #[test]
+    fn a_claim_on_the_voters_id_elsewhere_stops_its_grants_for_a_quarantine() {
+        let t0 = Instant::now();
+        let mut v = Voter::new(t0, L, Duration::from_secs(5), 8);
+        let at = t0 + L;
+        assert!(granted(v.request(at, "g", A, 1, L)));
+        v.conflict(at, false);
+        assert!(matches!(
+            v.request(at + L / 2, "g", B, 2, L),
+            Verdict::Denied(Denial::Quarantine { .. })
+        ));
+        assert!(v.quarantined(at + L / 2));
+        assert!(granted(v.request(at + L * 2, "g", B, 2, L)));
+        // The later of two processes with one id never votes again.
+        v.conflict(at + L * 2, true);
+        assert!(!granted(v.request(at + L * 9, "g", B, 3, L)));
+        assert!(v.quarantined(at + L * 9));
+    }
+
+    #[test]
+    fn terms_saturate() {
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        assert!(granted(v.request(t0, "g", A, Term::MAX, L)));
+        assert_eq!(
+            v.request(t0 + L * 2, "g", B, Term::MAX, L),
+            Verdict::Denied(Denial::StaleTerm { highest: Term::MAX })
+        );
     }
 
     #[test]
@@ -332,11 +515,6 @@ mod tests {
         assert_eq!(v.release("g", B, 1), None, "only the holder releases");
         assert_eq!(v.release("g", A, 2), None, "only its own term");
         assert_eq!(v.release("g", A, 1), Some(vec![B]), "B was turned away");
-        assert_eq!(
-            v.renew(t0, "g", A, 1, L),
-            Verdict::Denied(Denial::StaleTerm { highest: 1 }),
-            "a released term is not renewed"
-        );
         assert!(granted(v.request(t0, "g", B, 2, L)));
     }
 
@@ -348,7 +526,7 @@ mod tests {
             v.request(t0, "g", A, 1, L),
             Verdict::Denied(Denial::Quarantine { .. })
         ));
-        v.learn("g", 7, None);
+        v.learn("g", 7);
         assert_eq!(
             v.request(t0 + L, "g", A, 7, L),
             Verdict::Denied(Denial::StaleTerm { highest: 7 })

@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::config::{Config, ConfigError};
-use crate::election::{CampaignError, Election, ElectionEvent, QueryError, Term};
+use crate::election::{
+    CampaignError, Election, ElectionEvent, ElectionMsg, Instance, Process, QueryError, Term,
+};
 use crate::groups::{check_name, GroupError, GroupEvent, Groups, LeaderChange, NodeState};
 use crate::swim::{Member, MemberEvent, MetadataError, Stats, Swim, Transmit};
 use crate::wire::{self, NodeId};
@@ -58,6 +60,30 @@ pub struct Engine {
     renewed: Vec<String>,
     /// When this node first saw each lower-id candidate of a group it leads.
     lower_since: HashMap<(String, NodeId), Instant>,
+    /// This process life's instance, drawn at start (never 0).
+    instance: Instance,
+    /// Where each process that sent an election message was (answers go there, not
+    /// to whatever address membership holds for its id: two processes may share it).
+    routes: HashMap<Process, SocketAddr>,
+    /// The last address of every voter ever seen, kept after membership forgets it:
+    /// candidates reach voters at once when a partition heals.
+    voter_addrs: HashMap<NodeId, SocketAddr>,
+    /// Election messages dropped: meant for another process with this id, or for a
+    /// node whose address is unknown.
+    election_misrouted: u64,
+}
+
+/// Most election routes kept (processes heard from); the table starts over when full.
+const MAX_ROUTES: usize = 1024;
+
+/// A process's instance, from the seed its engine was started with: distinct for
+/// every start, never 0, and independent of the protocol's random stream.
+fn instance_of(seed: u64) -> Instance {
+    // SplitMix64's finaliser.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)).max(1)
 }
 
 impl Engine {
@@ -76,8 +102,9 @@ impl Engine {
         Config::check_metadata(meta.len(), cfg.max_metadata_bytes, "max_metadata_bytes")?;
         let groups = Groups::new(id, meta, cfg.max_groups, cfg.max_group_state_bytes);
         let published = groups.own().encode();
+        let instance = instance_of(seed);
         let election = match cfg.election.enabled() {
-            true => Some(Election::new(id, cfg.election.clone(), now)?),
+            true => Some(Election::new(id, instance, cfg.election.clone(), now)?),
             false => None,
         };
         let max_events = cfg.max_events;
@@ -96,7 +123,16 @@ impl Engine {
             renewed: Vec::new(),
             group_version: 0,
             lower_since: HashMap::new(),
+            instance,
+            routes: HashMap::new(),
+            voter_addrs: HashMap::new(),
+            election_misrouted: 0,
         })
+    }
+
+    /// This process life's instance (drawn at start from the seed; never 0).
+    pub fn instance(&self) -> Instance {
+        self.instance
     }
 
     /// This node's id.
@@ -136,6 +172,7 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut s = self.swim.stats();
         s.events_dropped += self.events_dropped;
+        s.election_misrouted += self.election_misrouted;
         s
     }
 
@@ -271,7 +308,12 @@ impl Engine {
             GroupError::TooManyGroups => CampaignError::TooManyGroups,
             _ => CampaignError::StateTooLarge,
         })?;
-        let known: Term = self.groups.leader(group).map_or(0, |(_, t)| t);
+        // A gossiped term is a hint no quorum backs: start from nothing, the voters'
+        // answers tell the term to ask (except under the unsafe `gossip-terms`).
+        let known: Term = match self.gossip_terms_unsafe() {
+            true => self.groups.leader(group).map_or(0, |(_, t)| t),
+            false => 0,
+        };
         let rank = self.groups.rank(group);
         let result = match self.election.as_mut() {
             Some(e) => e.campaign(now, group, rank, known),
@@ -325,7 +367,7 @@ impl Engine {
     /// state after a restart (it then never grants a term at or below it again).
     pub fn restore_term(&mut self, group: &str, term: Term) {
         if let Some(e) = self.election.as_mut() {
-            e.learn_term(group, term, None);
+            e.learn_term(group, term);
         }
     }
 
@@ -418,10 +460,14 @@ impl Engine {
                     self.emit(Event::Group(e));
                 }
             }
-            while let Some((from, msg)) = self.swim.poll_election() {
+            if self.swim.take_claim_elsewhere() {
+                let retire = self.swim.yielded_id();
                 if let Some(e) = self.election.as_mut() {
-                    e.handle(now, from, msg);
+                    e.conflict(now, retire);
                 }
+            }
+            while let Some((sender, from, msg)) = self.swim.poll_upper() {
+                self.on_election_msg(now, sender, from, msg);
             }
             moved |= self.drain_election();
             if !moved {
@@ -513,7 +559,7 @@ impl Engine {
             events.push(ev);
         }
         for (to, msg) in out {
-            self.swim.send_election(to, msg);
+            self.send_election(to, msg);
         }
         let any = !events.is_empty();
         for ev in events {
@@ -533,6 +579,66 @@ impl Engine {
             self.emit(Event::Leadership(ev));
         }
         any
+    }
+
+    /// An election message from `sender` (authenticated) at `from`: for this process
+    /// unless it names another instance of this node's id.
+    fn on_election_msg(
+        &mut self,
+        now: Instant,
+        sender: NodeId,
+        from: SocketAddr,
+        msg: wire::Message,
+    ) {
+        let wire::Message::Election {
+            from: inst,
+            to,
+            msg,
+        } = msg
+        else {
+            return;
+        };
+        if to != 0 && to != self.instance {
+            self.election_misrouted += 1;
+            return;
+        }
+        let Some(e) = self.election.as_mut() else {
+            return;
+        };
+        let who = Process::new(sender, inst);
+        if self.routes.len() >= MAX_ROUTES && !self.routes.contains_key(&who) {
+            self.routes.clear();
+        }
+        self.routes.insert(who, from);
+        e.handle(now, who, msg);
+    }
+
+    /// Sends an election message to process `to`: where that process last wrote
+    /// from, else where membership (or, for a voter, the last address seen) has its
+    /// id, live or not: elections do not wait for membership to merge again.
+    fn send_election(&mut self, to: Process, msg: ElectionMsg) {
+        let addr = (to.instance != 0)
+            .then(|| self.routes.get(&to).copied())
+            .flatten()
+            .or_else(|| self.swim.addr_of(to.id))
+            .or_else(|| self.voter_addrs.get(&to.id).copied());
+        let Some(addr) = addr else {
+            self.election_misrouted += 1;
+            return;
+        };
+        let msg = wire::Message::Election {
+            from: self.instance,
+            to: to.instance,
+            msg,
+        };
+        self.swim.send_upper(addr, to.id, &msg);
+    }
+
+    fn gossip_terms_unsafe(&self) -> bool {
+        use crate::election::lease::UnsafeVariant;
+        self.election
+            .as_ref()
+            .is_some_and(|e| e.config().unsafe_variant == Some(UnsafeVariant::GossipTerms))
     }
 
     fn on_member_event(&mut self, e: MemberEvent) {
@@ -572,8 +678,11 @@ impl Engine {
             None => self.user_digests.remove(&m.id),
         };
         if let Some(e) = self.election.as_mut() {
+            if e.config().voters.contains(&m.id) {
+                self.voter_addrs.insert(m.id, m.addr);
+            }
             for (g, t) in &state.leading {
-                e.learn_term(g, *t, Some(m.id));
+                e.observe_gossip(g, *t);
             }
         }
         let had_groups = self.groups.has_view(m.id) || state.has_groups();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Engine, Event};
 use crate::config::Config;
+use crate::election::lease::UnsafeVariant;
 use crate::election::ElectionEvent;
 use crate::groups::{GroupError, GroupEvent};
 use crate::wire::NodeId;
@@ -16,18 +17,27 @@ fn addr(i: u64) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7100 + i as u16))
 }
 
+/// Engines by index `i` at `addr(i + 1)`; engine `i` is node `i + 1` unless a test adds
+/// a second process with an existing id.
 struct Net {
     nodes: Vec<Engine>,
     down: Vec<bool>,
     events: Vec<Vec<Event>>,
     now: Instant,
+    /// Whether [`Net::run`] fails on two leaders at once (else it only counts them).
+    strict: bool,
+    /// The most processes that held "g" at one instant.
+    most_leaders: usize,
 }
 
 impl Net {
     /// `n` engines, voters 1..=3, all joined through node 1.
     fn new(n: u64) -> Self {
+        Self::with_config(n, voters_123(Config::local()))
+    }
+
+    fn with_config(n: u64, cfg: Config) -> Self {
         let t0 = Instant::now();
-        let cfg = Config::local().with_voters(vec![NodeId(1), NodeId(2), NodeId(3)]);
         let mut nodes: Vec<Engine> = (1..=n)
             .map(|i| Engine::new(NodeId(i), addr(i), vec![i as u8], cfg.clone(), i, t0).unwrap())
             .collect();
@@ -39,6 +49,8 @@ impl Net {
             events: vec![Vec::new(); n as usize],
             nodes,
             now: t0,
+            strict: true,
+            most_leaders: 0,
         };
         net.run(Duration::from_secs(2));
         net
@@ -54,7 +66,7 @@ impl Net {
             for (i, n) in self.nodes.iter_mut().enumerate() {
                 while let Some(t) = n.poll_transmit() {
                     if !self.down[i] {
-                        frames.push((n.id(), addr(n.id().0), t));
+                        frames.push((n.id(), addr(i as u64 + 1), t));
                     }
                 }
                 while let Some(e) = n.poll_event() {
@@ -107,8 +119,29 @@ impl Net {
             }
             self.pump();
             let l = self.leaders("g");
-            assert!(l.len() <= 1, "two leaders: {l:?}");
+            self.most_leaders = self.most_leaders.max(l.len());
+            assert!(!self.strict || l.len() <= 1, "two leaders: {l:?}");
         }
+    }
+
+    /// Starts another process of node `id` at the next free address, joining through
+    /// node 2 and running for "g"; returns its index.
+    fn start_twin(&mut self, id: u64, cfg: Config, seed: u64) -> usize {
+        let i = self.nodes.len();
+        let mut e =
+            Engine::new(NodeId(id), addr(i as u64 + 1), vec![], cfg, seed, self.now).unwrap();
+        e.join(self.now, &[addr(2)]);
+        e.campaign(self.now, "g").unwrap();
+        self.nodes.push(e);
+        self.down.push(false);
+        self.events.push(Vec::new());
+        i
+    }
+
+    fn duplicates_reported(&self, i: usize) -> usize {
+        let dup =
+            |e: &&Event| matches!(e, Event::Member(crate::swim::MemberEvent::Duplicate { .. }));
+        self.events[i].iter().filter(dup).count()
     }
 
     /// Runs until `f` holds, at most `limit`; returns the time it took.
@@ -172,6 +205,53 @@ fn groups_spread_to_every_node_and_failures_leave_them() {
     net.node(1).delete_group(now, "g").unwrap();
     net.run(Duration::from_millis(500));
     assert!(net.node(3).group_list().is_empty());
+}
+
+fn voters_123(cfg: Config) -> Config {
+    cfg.with_voters(vec![NodeId(1), NodeId(2), NodeId(3)])
+}
+
+/// Node 1 leads; a second process with id 1 starts elsewhere and runs too, then goes;
+/// then node 1 stalls for two leases, a replacement with its id starts meanwhile, and
+/// node 1 wakes up beside it. Returns the most leaders at one instant and the
+/// duplicates each process of id 1 reported.
+fn twins_of_the_leader(variant: Option<UnsafeVariant>) -> (usize, [usize; 3]) {
+    let mut cfg = voters_123(Config::local());
+    cfg.election.unsafe_variant = variant;
+    let mut net = Net::with_config(5, cfg.clone());
+    net.strict = false;
+    let now = net.now;
+    for i in 1..=5 {
+        net.node(i).campaign(now, "g").unwrap();
+    }
+    net.until(Duration::from_secs(3), |n| n.leaders("g") == vec![1]);
+    let twin = net.start_twin(1, cfg.clone(), 99);
+    net.run(Duration::from_secs(5));
+    net.down[twin] = true;
+    net.run(Duration::from_secs(2));
+    let lease = cfg.election.timing.lease;
+    net.down[0] = true; // stalled
+    net.run(lease / 2);
+    let replacement = net.start_twin(1, cfg, 100);
+    net.run(lease * 2);
+    net.down[0] = false; // wakes beside its replacement
+    net.run(Duration::from_secs(5));
+    let reported = [0, twin, replacement].map(|i| net.duplicates_reported(i));
+    (net.most_leaders, reported)
+}
+
+#[test]
+fn a_second_process_with_the_leaders_id_never_leads_beside_it() {
+    let (leaders, reported) = twins_of_the_leader(None);
+    assert_eq!(leaders, 1, "two processes led at once");
+    assert!(
+        reported.iter().all(|r| *r > 0),
+        "duplicates reported: {reported:?}"
+    );
+    // Promises by bare id (the old rule): the twin takes the leadership over while the
+    // first process still holds it.
+    let (leaders, _) = twins_of_the_leader(Some(UnsafeVariant::BareIdPromise));
+    assert!(leaders >= 2, "the broken variant went unnoticed");
 }
 
 #[test]
@@ -267,6 +347,8 @@ fn preemption_hands_over_to_a_stable_lower_id_only_when_enabled() {
             events: vec![Vec::new(); 3],
             nodes,
             now: t0,
+            strict: true,
+            most_leaders: 0,
         };
         net.run(Duration::from_secs(2));
         // Node 3 runs alone first and leads; node 1 joins the race later.

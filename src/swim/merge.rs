@@ -55,7 +55,18 @@ impl Swim {
             let stale_life = inc == self.incarnation
                 && (addr != self.addr || digest != wire::meta_digest(&self.meta));
             if (inc > self.incarnation || stale_life) && !self.leaving {
+                let elsewhere = addr != self.addr;
+                let proven = elsewhere && self.claims.refuted_at.is_some_and(|r| inc >= r);
+                if elsewhere && self.claims.yielded {
+                    // The id belongs to the earlier process: stop the contest.
+                    self.stats.claims_elsewhere += 1;
+                    self.claims.pending = true;
+                    return;
+                }
                 self.refute(now, inc, None);
+                if elsewhere {
+                    self.on_claim_elsewhere(addr, proven);
+                }
             }
             return;
         }
@@ -71,6 +82,22 @@ impl Swim {
         }
         let prior = cur.state;
         let old_digest = cur.meta_digest;
+        let old_addr = cur.addr();
+        if old_addr != addr && prior.is_live() {
+            // A live member moved, or another process claims its id: tell the process
+            // at the old address, which refutes if it still runs (and so learns of
+            // the other one), and is gone otherwise.
+            let news = Update::Alive {
+                id,
+                addr,
+                incarnation: inc,
+                meta: Meta::Digest(0),
+            };
+            let msg = Message::Gossip {
+                updates: vec![news],
+            };
+            self.send(old_addr, Some(id), false, &msg);
+        }
         self.suspicions.remove(&id);
         self.timers.cancel(Timer::Suspicion(id));
         let (new_digest, fetch) = self.store_alive(now, id, addr, inc, &meta);
@@ -361,6 +388,22 @@ impl Swim {
         });
     }
 
+    /// News said this node's id is alive at `addr`, not its own address, at an
+    /// incarnation it had to refute; `proven` when that incarnation is at or above the
+    /// one this node took to refute an earlier such claim.
+    fn on_claim_elsewhere(&mut self, addr: SocketAddr, proven: bool) {
+        self.stats.claims_elsewhere += 1;
+        self.claims.pending = true;
+        let newcomer = *self.claims.newcomer.get_or_insert(self.quiet);
+        self.claims.refuted_at = Some(self.incarnation);
+        let c = &mut self.claims;
+        c.yielded |= proven && newcomer;
+        if proven && !c.reported.contains(&addr) && c.reported.len() < MAX_REPORTED {
+            c.reported.push(addr);
+            self.emit(MemberEvent::Duplicate { addr, newcomer });
+        }
+    }
+
     /// News says this node is suspect, dead, gone or older than it is: raise the
     /// incarnation above it and say so, directly to the accuser when known.
     pub(super) fn refute(&mut self, now: Instant, accused: Incarnation, accuser: Option<NodeId>) {
@@ -389,4 +432,27 @@ impl Swim {
         let up = self.own_update(true);
         self.broadcasts.push(up);
     }
+}
+
+/// Most other addresses a node reports a duplicate of its id at.
+const MAX_REPORTED: usize = 16;
+
+/// Claims of this node's own id at other addresses. The first proves nothing: it may
+/// be this node's previous life (a restart at a new address, not yet declared dead).
+/// One at an incarnation at or above the one this node took to refute an earlier claim
+/// does: another live process raised its incarnation after it saw this node's.
+#[derive(Debug, Default)]
+pub(super) struct Claims {
+    /// The incarnation this node took when it last refuted a claim elsewhere.
+    refuted_at: Option<Incarnation>,
+    /// Whether the first claim came while this node was joining (it is the later
+    /// process).
+    newcomer: Option<bool>,
+    /// Addresses reported as duplicates (at most [`MAX_REPORTED`]).
+    reported: Vec<SocketAddr>,
+    /// A claim arrived since the engine last asked.
+    pub(super) pending: bool,
+    /// This process is the later of two live processes with one id: it no longer
+    /// refutes the other's claims (the id stays the earlier one's in every table).
+    pub(super) yielded: bool,
 }

@@ -36,6 +36,7 @@ use awareness::Awareness;
 use broadcast::Broadcasts;
 pub use member::Member;
 use member::Members;
+use merge::Claims;
 use probe::{Probe, Relay};
 use suspicion::Suspicion;
 use timer::{FixedState, Timers};
@@ -83,6 +84,15 @@ pub enum MemberEvent {
     },
     /// A live member published new metadata.
     Updated(Member),
+    /// Another live process runs with this node's own id: it gossips itself alive at
+    /// another address, and kept doing so after this node refuted it. Reported once
+    /// per address, on both processes.
+    Duplicate {
+        /// Where the other process listens.
+        addr: SocketAddr,
+        /// This process is the later one: it found its id taken when it joined.
+        newcomer: bool,
+    },
 }
 
 /// Counters of what the engine dropped or refused, and what it sent.
@@ -123,6 +133,11 @@ pub struct Stats {
     /// Anti-entropy exchanges a peer started whose summary matched our table: no
     /// record needed to travel.
     pub syncs_in_agreement: u64,
+    /// Times news said this node's own id was alive at another address (a restart
+    /// elsewhere seen once, or another live process with this id again and again).
+    pub claims_elsewhere: u64,
+    /// Election messages meant for another process with this node's id, dropped.
+    pub election_misrouted: u64,
 }
 
 /// Why a metadata update was refused. Nothing changed.
@@ -178,6 +193,8 @@ pub struct Swim {
     leaving: bool,
     /// Set while merging a join reply: members learned from it are not re-gossiped.
     quiet: bool,
+    /// Claims of this node's id at other addresses: see [`Claims`].
+    claims: Claims,
     /// Members learned (or seen back alive) since the last full exchange, by gossip
     /// or by that exchange itself (joins excepted).
     learned: usize,
@@ -192,8 +209,9 @@ pub struct Swim {
     shared_out: Vec<u8>,
     /// Opaque state received by push-pull, for the layers above.
     shared_in: VecDeque<Vec<u8>>,
-    /// Election messages received, with their authenticated sender.
-    election_in: VecDeque<(NodeId, crate::election::ElectionMsg)>,
+    /// Messages for the layers above membership (election), with their authenticated
+    /// sender and the address they came from.
+    upper_in: VecDeque<(NodeId, SocketAddr, Message)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MemberEvent>,
     stats: Stats,
@@ -241,7 +259,8 @@ impl Swim {
             gossip_tick: now,
             shared_out: Vec::new(),
             shared_in: VecDeque::new(),
-            election_in: VecDeque::new(),
+            upper_in: VecDeque::new(),
+            claims: Claims::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -512,9 +531,9 @@ impl Swim {
                 self.take_shared(shared);
                 self.on_sync_diff(now, from, sender, level, &buckets, members);
             }
-            Message::Election(msg) => {
-                if self.election_in.len() < self.cfg.max_events {
-                    self.election_in.push_back((sender, msg));
+            msg @ Message::Election { .. } => {
+                if self.upper_in.len() < self.cfg.max_events {
+                    self.upper_in.push_back((sender, from, msg));
                 }
             }
             Message::MetaRequest => {
@@ -584,24 +603,33 @@ impl Swim {
         self.shared_in.pop_front()
     }
 
-    /// The next election message received, with its authenticated sender.
-    pub fn poll_election(&mut self) -> Option<(NodeId, crate::election::ElectionMsg)> {
-        self.election_in.pop_front()
+    /// The next message for a layer above membership, with its authenticated sender
+    /// and the address it came from (where an answer goes).
+    pub fn poll_upper(&mut self) -> Option<(NodeId, SocketAddr, Message)> {
+        self.upper_in.pop_front()
     }
 
-    /// Sends an election message to member `to` as a datagram. Returns false (nothing
-    /// sent) when `to` is not a live member of this node's table.
-    pub fn send_election(&mut self, to: NodeId, msg: crate::election::ElectionMsg) -> bool {
-        let Some(addr) = self
-            .members
-            .get(to)
-            .filter(|m| m.is_live())
-            .map(|m| m.addr())
-        else {
-            return false;
-        };
-        self.send(addr, Some(to), false, &Message::Election(msg));
-        true
+    /// Whether news said this node's id was alive at another address since the last
+    /// call (the election layer then stops voting for a quarantine).
+    pub fn take_claim_elsewhere(&mut self) -> bool {
+        std::mem::take(&mut self.claims.pending)
+    }
+
+    /// Whether this process found another live process with its id that was there
+    /// first (then it no longer contests the id, and must never vote).
+    pub fn yielded_id(&self) -> bool {
+        self.claims.yielded
+    }
+
+    /// Where member `id` was last known to listen, whatever its state (dead and
+    /// departed members are kept until reaped).
+    pub fn addr_of(&self, id: NodeId) -> Option<SocketAddr> {
+        self.members.get(id).map(|m| m.addr())
+    }
+
+    /// Sends a message of a layer above membership to `to` at `addr` as a datagram.
+    pub fn send_upper(&mut self, addr: SocketAddr, to: NodeId, msg: &Message) {
+        self.send(addr, Some(to), false, msg);
     }
 
     // ---- helpers shared by the concept files ----

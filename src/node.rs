@@ -335,6 +335,7 @@ impl Node {
             seed,
             now,
         )?;
+        engine.set_term_floor(crate::engine::term_floor_at(unix_ms()));
         let server = server_config(&cfg.identity, &cfg.config)?;
         let client = client_config(&cfg.identity, &cfg.config)?;
         let endpoint = Endpoint::new_with_abstract_socket(
@@ -639,4 +640,12 @@ mod tests {
         };
         assert_eq!(stream_budget(&huge), u32::MAX as usize);
     }
+}
+
+/// The wall clock in milliseconds since the Unix epoch (0 if it reads before it).
+#[allow(clippy::disallowed_methods)] // the runtime reads the wall clock for term floors
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

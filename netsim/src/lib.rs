@@ -20,6 +20,7 @@
 //! - [`bench`]: the benchmark table.
 
 pub mod bench;
+pub mod bully;
 pub mod catalogue;
 pub mod check;
 pub mod elect;

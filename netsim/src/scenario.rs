@@ -85,8 +85,20 @@ pub enum Action {
     CampaignAll,
     /// The node stops running for the scenario's group (a leader steps down).
     Resign(NodeIdx),
-    /// Every crashed node starts again (and campaigns, when the scenario has a group).
+    /// Every crashed node starts again (and campaigns, when the scenario has a group);
+    /// second processes of a node ([`Scenario::twins`]) stay down.
     RestartDown,
+    /// Second process number `k` of [`Scenario::twins`] starts (another address, the
+    /// same id and certificate) while the first may still run, joins and campaigns.
+    StartTwin(usize),
+    /// The node gossips that it leads the scenario's group at `term`, with no voter's
+    /// grant (a lying member with a valid certificate).
+    Lie {
+        /// The liar.
+        node: NodeIdx,
+        /// The term it claims.
+        term: quorate::Term,
+    },
 }
 
 /// A condition a script waits for.
@@ -189,6 +201,9 @@ pub struct Scenario {
     pub durable_terms: bool,
     /// Bytes of application metadata every node publishes (0: none).
     pub meta_bytes: usize,
+    /// Second processes of existing nodes: node `nodes + k` runs with the id of node
+    /// `twins[k]` (its own address). They start down; [`Action::StartTwin`] starts them.
+    pub twins: Vec<NodeIdx>,
     /// Threads that run the simulation (membership-only scenarios; elections run on
     /// one). Results are the same for any number: only wall time changes.
     pub threads: usize,
@@ -272,6 +287,7 @@ impl Scenario {
             group: None,
             durable_terms: false,
             meta_bytes: 0,
+            twins: Vec::new(),
             threads: 1,
         }
     }
@@ -399,6 +415,8 @@ struct Runner {
     report: Report,
     mark: Duration,
     seed_node: NodeIdx,
+    /// The first second process of a node (see [`Scenario::twins`]).
+    first_twin: NodeIdx,
     traffic: (Duration, NetStats),
     /// Wall time at [`Step::TrafficFrom`].
     traffic_wall: std::time::Instant,
@@ -428,13 +446,21 @@ impl Runner {
         let windowed = s.group.is_none();
         let threads = if windowed { s.threads } else { 1 };
         let (net, meta) = (s.net.clone(), s.meta_bytes);
-        let mut sim = Sim::with_threads(s.seed, s.nodes, &s.config, net, meta, threads)?;
+        let total = s.nodes + s.twins.len();
+        let mut sim = Sim::with_threads(s.seed, total, &s.config, net, meta, threads)?;
         if let Some(w) = trace {
             sim.set_trace_writer(w);
+        }
+        for (k, &of) in s.twins.iter().enumerate() {
+            let twin = (s.nodes + k) as NodeIdx;
+            sim.crash(twin);
+            sim.set_id(twin, sim.id_of(of));
         }
         let mut checkers = check::standard(s.false_dead_budget, s.grace());
         if let Some(g) = &s.group {
             checkers.push(Box::new(LeaderCheck::new(g, s.seed, &s.config)));
+            let bully = crate::bully::BullyCheck::new(g, s.seed, &s.config, s.twins.len());
+            checkers.push(Box::new(bully));
         }
         checkers.extend(extra);
         Ok(Runner {
@@ -443,6 +469,7 @@ impl Runner {
             report: Report::default(),
             mark: Duration::ZERO,
             seed_node: s.seed_node,
+            first_twin: s.nodes as NodeIdx,
             traffic: (Duration::ZERO, NetStats::default()),
             #[allow(clippy::disallowed_methods)] // wall time is reported, never simulated
             traffic_wall: std::time::Instant::now(),
@@ -627,10 +654,18 @@ impl Runner {
             Action::Crash(i) => self.sim.crash(*i),
             Action::Restart(i) => self.restart(*i),
             Action::RestartDown => {
-                for i in 0..self.sim.len() as NodeIdx {
+                for i in 0..self.first_twin {
                     if !self.sim.node(i).is_up() {
                         self.restart(i);
                     }
+                }
+            }
+            Action::StartTwin(k) => self.restart(self.first_twin + *k as NodeIdx),
+            Action::Lie { node, term } => {
+                if let Some(g) = self.group.clone() {
+                    let t = *term;
+                    self.sim
+                        .with_engine(*node, |e, now| e.claim_leadership_unsafe(now, &g, t));
                 }
             }
             Action::Campaign(i) => self.campaign(*i),

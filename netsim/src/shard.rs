@@ -26,6 +26,8 @@ pub(crate) struct Ctx<'a> {
     /// Every node's epoch: it increases at every crash and restart, and frames sent
     /// to an older epoch are lost.
     pub epochs: &'a [u32],
+    /// Every node's id (a second process of a node has that node's id).
+    pub ids: &'a [quorate::NodeId],
     /// Whether the trace is written out as text (lines are worth building).
     pub writing: bool,
 }
@@ -209,7 +211,7 @@ impl Shard {
             payload,
             ..
         } = d;
-        let (addr, id) = (node_addr(from), node_id(from));
+        let (addr, id) = (node_addr(from), ctx.ids[from as usize]);
         self.with_engine(ctx, to, |e, now| {
             if reliable {
                 e.handle_stream(now, addr, Some(id), &payload)

@@ -42,6 +42,12 @@ pub fn node_idx(id: NodeId, nodes: usize) -> Option<NodeIdx> {
     (i < nodes as u64).then_some(i as NodeIdx)
 }
 
+/// The term floor a node started at simulated local time `since_base` takes: its
+/// wall clock, as the runtime's (see `quorate::engine::term_floor_at`).
+pub fn term_floor(since_base: Duration) -> quorate::Term {
+    quorate::engine::term_floor_at(since_base.as_millis() as u64 + 1)
+}
+
 /// The synthetic address of simulated node `idx`: `127.a.b.c:7000`.
 pub fn node_addr(idx: NodeIdx) -> SocketAddr {
     let i = idx + 1;
@@ -123,6 +129,9 @@ pub struct Sim {
     n: usize,
     /// Every node's epoch, read by senders of every shard.
     epochs: Arc<Vec<u32>>,
+    /// Every node's id: [`node_id`] of its index, except a second process of an
+    /// existing id (see [`Sim::set_id`]).
+    ids: Arc<Vec<NodeId>>,
     net: Arc<Net>,
     /// The smallest link latency of `net`, ns (how far a window reaches).
     reach: Option<u64>,
@@ -157,6 +166,7 @@ macro_rules! ctx {
             nodes: $s.n,
             net: &$s.net,
             epochs: &$s.epochs,
+            ids: &$s.ids,
             writing: $s.trace.writing(),
         }
     };
@@ -202,7 +212,7 @@ impl Sim {
         for i in 0..n as NodeIdx {
             let (engine_seed, net_seed) = (rng.random::<u64>(), rng.random::<u64>());
             let meta = node_meta(i, meta_bytes);
-            let engine = Engine::new(
+            let mut engine = Engine::new(
                 node_id(i),
                 node_addr(i),
                 meta,
@@ -210,6 +220,7 @@ impl Sim {
                 engine_seed,
                 base,
             )?;
+            engine.set_term_floor(term_floor(Duration::ZERO));
             nodes.push(SimNode::new(Some(engine), cfg.clone(), net_seed));
         }
         let k = threads.clamp(1, n.max(1));
@@ -234,6 +245,7 @@ impl Sim {
             per,
             n,
             epochs: Arc::new(vec![0; n]),
+            ids: Arc::new((0..n as NodeIdx).map(node_id).collect()),
             net: Arc::new(net),
             reach: None,
             helpers,
@@ -461,13 +473,26 @@ impl Sim {
         let seed = self.rng.random::<u64>();
         let now = self.local_now(i);
         let (meta, cfg) = (node_meta(i, self.meta_bytes), self.node(i).cfg.clone());
-        let engine = Engine::new(node_id(i), node_addr(i), meta, cfg, seed, now)?;
+        let mut engine = Engine::new(self.ids[i as usize], node_addr(i), meta, cfg, seed, now)?;
+        engine.set_term_floor(term_floor(now - self.base));
         let s = self.shard_of(i);
         self.shards[s].node_mut(i).engine = Some(engine);
         self.new_epoch(i);
         self.views.up(i);
         self.join(i, seeds);
         Ok(())
+    }
+
+    /// The id node `i` runs with.
+    pub fn id_of(&self, i: NodeIdx) -> NodeId {
+        self.ids[i as usize]
+    }
+
+    /// Node `i` runs with id `id` from its next start on (a second process of an
+    /// existing node: another address, the same identity). Its frames are
+    /// authenticated as `id`.
+    pub fn set_id(&mut self, i: NodeIdx, id: NodeId) {
+        Arc::make_mut(&mut self.ids)[i as usize] = id;
     }
 
     /// Node `i` stalls for `d` (a stopped process: no timers, messages wait).
@@ -600,6 +625,7 @@ impl Sim {
                 shard: std::mem::take(&mut self.shards[k + 1]),
                 net: self.net.clone(),
                 epochs: self.epochs.clone(),
+                ids: self.ids.clone(),
                 base: self.base,
                 nodes: self.n,
                 writing,

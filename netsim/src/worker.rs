@@ -17,6 +17,7 @@ pub(crate) struct Job {
     pub shard: Shard,
     pub net: Arc<Net>,
     pub epochs: Arc<Vec<u32>>,
+    pub ids: Arc<Vec<quorate::NodeId>>,
     pub base: Instant,
     pub nodes: usize,
     pub writing: bool,
@@ -34,6 +35,7 @@ impl Job {
             nodes: self.nodes,
             net: &self.net,
             epochs: &self.epochs,
+            ids: &self.ids,
             writing: self.writing,
         };
         match &self.free {

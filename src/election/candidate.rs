@@ -157,6 +157,17 @@ pub struct Candidacy {
     rank: u32,
     /// This candidate's id, when known: it yields a round at once to a lower id.
     me: Option<NodeId>,
+    /// The live candidates with a lower id in this node's gossiped view, and those of
+    /// them a voter said are gone (their promise ran out, or they resigned) since:
+    /// the rank counts the first less the second.
+    lower: Vec<NodeId>,
+    gone: Vec<(NodeId, Instant)>,
+    /// Lower ids a voter saw waiting that the gossiped view did not have, and when.
+    /// Both lists are about one vacancy: entries older than two leases are dropped.
+    extra: Vec<(NodeId, Instant)>,
+    /// Since when, and until when, this candidate has been giving rounds up to lower
+    /// ids holding voters (see [`Candidacy::defers_to_lower`]).
+    deferring: Option<(Instant, Instant)>,
     /// Rounds in a row given up because a voter had granted a higher term: past two,
     /// each waits twice as long as the one before (see [`Candidacy::stale_wait`]).
     stale_streak: u32,
@@ -178,6 +189,10 @@ impl Candidacy {
             round: 0,
             rank,
             me: None,
+            lower: Vec::new(),
+            gone: Vec::new(),
+            extra: Vec::new(),
+            deferring: None,
             stale_streak: 0,
             gossip_terms: false,
         }
@@ -196,6 +211,65 @@ impl Candidacy {
     /// lowest id asks first and the others do not split the votes.
     pub fn set_rank(&mut self, rank: u32) {
         self.rank = rank;
+        self.lower.clear();
+        self.gone.clear();
+        self.extra.clear();
+    }
+
+    fn recount(&mut self) {
+        let counted = self.lower.len() + self.extra.len();
+        self.rank = counted.saturating_sub(self.gone.len()) as u32;
+    }
+
+    /// Forgets what voters said of earlier vacancies (two leases ago).
+    fn forget_old(&mut self, now: Instant) {
+        let horizon = self.timing.lease * 2;
+        let fresh = |e: &(NodeId, Instant)| now.saturating_duration_since(e.1) < horizon;
+        let before = self.gone.len() + self.extra.len();
+        self.gone.retain(fresh);
+        self.extra.retain(fresh);
+        if self.gone.len() + self.extra.len() != before {
+            self.recount();
+        }
+    }
+
+    /// Updates the live candidates with a lower id, as this node's gossiped view has
+    /// them; the rank is their number, less those a voter said are gone since the
+    /// view last changed (views lag a crash by the failure detection time, while a
+    /// voter tells of a lapsed promise at once).
+    pub fn set_lower(&mut self, lower: Vec<NodeId>) {
+        if lower != self.lower {
+            self.lower = lower;
+            self.gone.clear();
+            self.extra.clear();
+        }
+        self.recount();
+    }
+
+    /// A voter saw these candidates waiting for the group: those with a lower id
+    /// count in the rank (until this node's view changes), even if the view does not
+    /// have them yet.
+    pub fn waiting(&mut self, now: Instant, ids: &[NodeId]) {
+        let Some(me) = self.me else { return };
+        self.forget_old(now);
+        for &id in ids {
+            let known = self.lower.contains(&id) || self.extra.iter().any(|e| e.0 == id);
+            if id < me && !known && !self.gone.iter().any(|e| e.0 == id) {
+                self.extra.push((id, now));
+            }
+        }
+        self.recount();
+    }
+
+    /// A voter said `id` no longer holds the group (its promise ran out, or it
+    /// resigned): it stops counting in this node's rank until the view changes.
+    pub fn gone(&mut self, now: Instant, id: NodeId) {
+        self.forget_old(now);
+        let counted = self.lower.contains(&id) || self.extra.iter().any(|e| e.0 == id);
+        if counted && !self.gone.iter().any(|e| e.0 == id) {
+            self.gone.push((id, now));
+            self.recount();
+        }
     }
 
     /// Changes the number of voters later rounds count a quorum of (the unsafe
@@ -219,6 +293,7 @@ impl Candidacy {
                 *until = (*until).min(now + self.timing.rank_backoff * rank);
                 Vec::new()
             }
+            Phase::Asking { tally, .. } if tally.granted_by(voter) => Vec::new(),
             Phase::Asking { tally, round, .. } => vec![Action::RequestOne {
                 voter,
                 term: tally.term(),
@@ -268,12 +343,32 @@ impl Candidacy {
         }
     }
 
+    /// Whether a round denied by a voter a lower id holds is given up at `now`: yes,
+    /// for one lease from the first such round; a lower id still not elected by then
+    /// (it keeps asking, never reaching a quorum: cut off from most voters) must not
+    /// hold everyone else off, and the round goes on to be counted. A pause of two
+    /// leases without such a denial starts over.
+    fn defers_to_lower(&mut self, now: Instant) -> bool {
+        let lease = self.timing.lease;
+        let since = match self.deferring {
+            Some((since, last)) if now < last + lease * 2 => since,
+            _ => now,
+        };
+        self.deferring = Some((since, now));
+        now < since + lease
+    }
+
     /// How long to wait before the next round after one given up for a higher term
-    /// granted elsewhere: at once for the first two in a row (the next term is known
-    /// now), then a round timeout doubling each time up to four leases. A candidate
-    /// told `StaleTerm` again and again (terms at their ceiling, or a voter that
-    /// misreports) thus backs off instead of looping.
-    fn stale_wait(&mut self) -> Duration {
+    /// granted elsewhere: at once while the denial taught a higher term than the one
+    /// about to be asked (`news`) and for the first two rounds in a row that did not,
+    /// then a round timeout doubling each time up to four leases. A candidate told
+    /// `StaleTerm` again and again with nothing to learn (terms at their ceiling, or a
+    /// voter that misreports) thus backs off instead of looping.
+    fn stale_wait(&mut self, news: bool) -> Duration {
+        if news {
+            self.stale_streak = 0;
+            return Duration::ZERO;
+        }
         self.stale_streak = self.stale_streak.saturating_add(1);
         match self.stale_streak {
             0..=2 => Duration::ZERO,
@@ -307,6 +402,7 @@ impl Candidacy {
 
     /// Runs what is due at `now`.
     pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
+        self.forget_old(now);
         match &mut self.phase {
             Phase::Waiting { until } if now >= *until => vec![self.ask(now)],
             Phase::Asking { tally, expires, .. } if now >= *expires => {
@@ -404,13 +500,22 @@ impl Candidacy {
         v: Verdict,
     ) -> Vec<Action> {
         let (drift, margin) = (self.timing.drift, self.timing.margin);
-        // Give the round up at once when a lower id holds a voter (it goes first), or
-        // when a voter has granted a higher term (this round's term cannot win it).
-        let yields = match (v, self.me) {
-            (Verdict::Denied(Denial::Held { holder, .. }), Some(me)) => holder < me,
-            (Verdict::Denied(Denial::StaleTerm { .. }), Some(_)) => true,
-            _ => false,
-        };
+        // Give the round up at once when a voter has granted a higher term (this
+        // round's term cannot win it), or when a lower id holds a voter: it asked
+        // first (ranks), and two candidates that split the voters would otherwise hold
+        // each other off round after round. But only for a lease (see
+        // [`Candidacy::defers_to_lower`]).
+        let lower_holds = matches!(
+            (v, self.me),
+            (Verdict::Denied(Denial::Held { holder, .. }), Some(me)) if holder < me
+        );
+        let asking = matches!(&self.phase, Phase::Asking { round: r, .. } if *r == round);
+        let deferring = lower_holds && asking && self.defers_to_lower(now);
+        let yields = deferring
+            || matches!(
+                (v, self.me),
+                (Verdict::Denied(Denial::StaleTerm { .. }), Some(_))
+            );
         match &mut self.phase {
             Phase::Asking {
                 tally, round: r, ..
@@ -425,8 +530,9 @@ impl Candidacy {
                         remaining.min(self.timing.lease * 4)
                     }
                     Verdict::Denied(Denial::StaleTerm { highest }) => {
+                        let news = highest.saturating_add(1) > self.next_term;
                         self.next_term = self.next_term.max(highest.saturating_add(1));
-                        self.stale_wait()
+                        self.stale_wait(news)
                     }
                     _ => Duration::ZERO,
                 };
@@ -442,6 +548,7 @@ impl Candidacy {
                 Outcome::Won { deadline } => {
                     let term = tally.term();
                     self.stale_streak = 0;
+                    self.deferring = None;
                     self.phase = Phase::Leading {
                         term,
                         deadline,
@@ -457,8 +564,18 @@ impl Candidacy {
                 } => {
                     let out = release_grants(tally);
                     self.next_term = self.next_term.max(next_term);
-                    let wait = retry_after.min(self.timing.lease * 4) + self.backoff();
-                    self.phase = Phase::Waiting { until: now + wait };
+                    // Voters that turned this node away tell it when their promise
+                    // ends (`Vacant`, on their clock, the same for every waiting
+                    // candidate, who then go by rank). Its own estimate, on its own
+                    // clock and counting silent voters as free, is only the fallback:
+                    // a round timeout later.
+                    let fallback = match retry_after.is_zero() {
+                        true => Duration::ZERO,
+                        false => retry_after.min(self.timing.lease * 4) + self.timing.round_timeout,
+                    };
+                    self.phase = Phase::Waiting {
+                        until: now + fallback + self.backoff(),
+                    };
                     out
                 }
             },
@@ -629,9 +746,13 @@ mod tests {
             out.is_empty(),
             "nothing granted, nothing to release: {out:?}"
         );
-        // It retries when the promises end (800ms from now) plus its rank's back-off,
-        // with a higher term.
-        assert_eq!(c2.next_timer(), at + Duration::from_millis(800 + 50));
+        // The voters tell it when their promises end (`Vacant`); failing that, it
+        // retries a round timeout after its own estimate (800ms from now), plus its
+        // rank's back-off, with a higher term.
+        assert_eq!(c2.next_timer(), at + Duration::from_millis(800 + 200 + 50));
+        let lapse = at + Duration::from_millis(800);
+        assert!(c2.on_vacant(lapse, NodeId(100), 1).is_empty());
+        assert_eq!(c2.next_timer(), lapse + Duration::from_millis(50));
         let req = c2.on_timer(c2.next_timer());
         assert!(matches!(req[..], [Action::Request { term: 2, .. }]));
     }
@@ -747,7 +868,7 @@ mod tests {
                 term: 1
             }]
         );
-        assert_eq!(c.next_timer(), t0 + Duration::from_millis(500));
+        assert_eq!(c.next_timer(), t0 + Duration::from_millis(500 + 200));
         assert!(matches!(
             c.on_timer(c.next_timer())[..],
             [Action::Request { term: 5, .. }]

@@ -187,12 +187,17 @@ pub enum ElectionMsg {
         /// The holder and its term.
         holder: Option<(NodeId, Term)>,
     },
-    /// Voter → candidates it turned away: `resigned` released the group.
+    /// Voter → candidates it turned away: `resigned` released the group, or its
+    /// promise to `resigned` ran out.
     Vacant {
         /// The group.
         group: String,
         /// The candidate that resigned.
         resigned: NodeId,
+        /// Every candidate this voter turned away meanwhile (at most
+        /// [`super::voter::MAX_WAITERS`]): each ranks itself among them as well as
+        /// among the candidates its gossiped view has, which may lag.
+        waiting: Vec<NodeId>,
     },
 }
 

@@ -226,6 +226,14 @@ impl Election {
         }
     }
 
+    /// Updates the live candidates for `group` with a lower id than this node's (its
+    /// rank is their number, less those a voter since said are gone).
+    pub fn set_lower(&mut self, group: &str, lower: Vec<NodeId>) {
+        if let Some(c) = self.campaigns.get_mut(group) {
+            c.set_lower(lower);
+        }
+    }
+
     /// Updates this node's rank among the live candidates for `group`.
     pub fn set_rank(&mut self, group: &str, rank: u32) {
         if let Some(c) = self.campaigns.get_mut(group) {
@@ -341,7 +349,11 @@ impl Election {
                     self.on_holder(from.id, id, holder);
                 }
             }
-            ElectionMsg::Vacant { group, resigned } => self.on_vacant(now, from, group, resigned),
+            ElectionMsg::Vacant {
+                group,
+                resigned,
+                waiting,
+            } => self.on_vacant(now, from, group, resigned, waiting),
         }
     }
 
@@ -393,24 +405,49 @@ impl Election {
             .partition(|w| vacate || w.id < from.id);
         // Those not told still wait for this voter: keep them on its list, or the next
         // release would forget them and they would sit out a lease.
+        let waiting: Vec<NodeId> = told.iter().chain(&kept).map(|w| w.id).collect();
         v.keep_waiting(&group, kept);
+        self.tell_vacant(now, &group, from.id, told, waiting);
+    }
+
+    /// Tells `told` that `group` is vacant (`holder` resigned or its promise ran
+    /// out), naming every candidate still waiting.
+    fn tell_vacant(
+        &mut self,
+        now: Instant,
+        group: &str,
+        holder: NodeId,
+        told: Vec<Process>,
+        waiting: Vec<NodeId>,
+    ) {
         for w in told {
             let msg = ElectionMsg::Vacant {
-                group: group.clone(),
-                resigned: from.id,
+                group: group.to_owned(),
+                resigned: holder,
+                waiting: waiting.clone(),
             };
             self.send(now, w, msg);
         }
     }
 
-    fn on_vacant(&mut self, now: Instant, from: Process, group: String, resigned: NodeId) {
+    fn on_vacant(
+        &mut self,
+        now: Instant,
+        from: Process,
+        group: String,
+        resigned: NodeId,
+        waiting: Vec<NodeId>,
+    ) {
         if !self.cfg.voters.contains(&from.id) {
             return;
         }
-        let me = self.me;
         if let Some(c) = self.campaigns.get_mut(&group) {
-            // The resigner no longer runs: those above it move up one rank.
-            let rank = c.rank().saturating_sub(u32::from(resigned < me));
+            // The resigner (or the holder whose promise ran out) no longer counts in
+            // the rank, once, however many voters say so; the candidates the voter
+            // saw waiting do, even if this node's view does not have them yet.
+            c.gone(now, resigned);
+            c.waiting(now, &waiting);
+            let rank = c.rank();
             let actions = c.on_vacant(now, from.id, rank);
             self.act(now, &group, actions);
             self.handle_timeout(now);
@@ -520,6 +557,14 @@ impl Election {
     /// Runs the candidacy timers and query deadlines due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_queries(now);
+        let lapsed = match self.voter.as_mut() {
+            Some(v) if v.next_lapse().is_some_and(|t| t <= now) => v.lapsed(now),
+            _ => Vec::new(),
+        };
+        for (group, holder, waiters) in lapsed {
+            let waiting = waiters.iter().map(|w| w.id).collect();
+            self.tell_vacant(now, &group, holder, waiters, waiting);
+        }
         let due: Vec<String> = self
             .campaigns
             .iter()
@@ -537,10 +582,12 @@ impl Election {
     /// The next candidacy or query deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let queries = self.queries.values().map(|q| q.2);
+        let lapse = self.voter.as_ref().and_then(Voter::next_lapse);
         self.campaigns
             .values()
             .map(Candidacy::next_timer)
             .chain(queries)
+            .chain(lapse)
             .min()
     }
 

@@ -71,6 +71,11 @@ impl Tally {
         self.answers.keys().any(|v| Some(*v) != me)
     }
 
+    /// Whether `voter` granted this round.
+    pub fn granted_by(&self, voter: NodeId) -> bool {
+        matches!(self.answers.get(&voter), Some(Verdict::Granted { .. }))
+    }
+
     /// Voters that granted (to release if the round is lost).
     pub fn granted(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.answers

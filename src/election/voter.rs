@@ -223,12 +223,11 @@ impl Voter {
         renewing: bool,
     ) -> Verdict {
         if now < self.quarantine_until || self.retired {
-            return Verdict::Denied(Denial::Quarantine {
-                remaining: self
-                    .quarantine_until
-                    .saturating_duration_since(now)
-                    .max(self.quarantine),
-            });
+            let remaining = match self.retired {
+                true => self.quarantine,
+                false => self.quarantine_until - now,
+            };
+            return Verdict::Denied(Denial::Quarantine { remaining });
         }
         let (max_lease, variant) = (self.max_lease, self.variant);
         let held = self
@@ -295,6 +294,32 @@ impl Voter {
         }
     }
 
+    /// When the first promise some turned-away candidate waits on runs out.
+    pub fn next_lapse(&self) -> Option<Instant> {
+        self.ballots
+            .values()
+            .filter(|b| !b.waiters.is_empty())
+            .filter_map(|b| b.promise.map(|p| p.until))
+            .min()
+    }
+
+    /// Promises that ran out by `now` while candidates waited (the holder crashed,
+    /// stalled or was cut off): each group, its last holder and the candidates turned
+    /// away, to be told the group is vacant. On this voter's clock, the same for every
+    /// waiter, so their rank back-offs keep the lowest id first whatever their own
+    /// clocks' drift.
+    pub fn lapsed(&mut self, now: Instant) -> Vec<(String, NodeId, Vec<Process>)> {
+        let mut out = Vec::new();
+        for (g, b) in &mut self.ballots {
+            let Some(p) = b.promise.filter(|p| p.until <= now && !b.waiters.is_empty()) else {
+                continue;
+            };
+            b.promise = None;
+            out.push((g.clone(), p.holder.id, std::mem::take(&mut b.waiters)));
+        }
+        out
+    }
+
     /// Whether the voter is still in its restart quarantine at `now` (it may have
     /// promised before it restarted, so it cannot say who holds a group).
     pub fn quarantined(&self, now: Instant) -> bool {
@@ -328,7 +353,13 @@ fn term_allowed(
             term == b.highest && b.promise.is_some_and(|p| p.holder == candidate)
         }
         (true, _) => true,
-        (false, _) => term > b.highest,
+        // The same request again (a repeat after a vacancy notice, a duplicate frame):
+        // the same answer.
+        (false, _) => {
+            term > b.highest
+                || (term == b.highest
+                    && b.promise.is_some_and(|p| p.holder == candidate && p.term == term))
+        }
     }
 }
 
@@ -412,6 +443,11 @@ mod tests {
         let mut v = voter(t0);
         assert!(granted(v.request(t0, "g", A, 2, L)));
         let at = t0 + L / 3;
+        assert!(
+            granted(v.request(at, "g", A, 2, L)),
+            "the same request again, the same answer"
+        );
+        assert!(v.release("g", A, 2).is_some());
         assert_eq!(
             v.request(at, "g", A, 2, L),
             Verdict::Denied(Denial::StaleTerm { highest: 2 })
@@ -483,16 +519,31 @@ mod tests {
         let at = t0 + L;
         assert!(granted(v.request(at, "g", A, 1, L)));
         v.conflict(at, false);
-        assert!(matches!(
-            v.request(at + L / 2, "g", B, 2, L),
-            Verdict::Denied(Denial::Quarantine { .. })
-        ));
+        assert_eq!(
+            v.request(at + L / 4, "g", B, 2, L),
+            Verdict::Denied(Denial::Quarantine {
+                remaining: L * 3 / 4
+            })
+        );
         assert!(v.quarantined(at + L / 2));
         assert!(granted(v.request(at + L * 2, "g", B, 2, L)));
         // The later of two processes with one id never votes again.
         v.conflict(at + L * 2, true);
         assert!(!granted(v.request(at + L * 9, "g", B, 3, L)));
         assert!(v.quarantined(at + L * 9));
+    }
+
+    #[test]
+    fn a_lapsed_promise_frees_its_waiters() {
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        assert!(granted(v.request(t0, "g", A, 1, L)));
+        assert_eq!(v.next_lapse(), None, "nobody waits");
+        assert!(!granted(v.request(t0, "g", B, 2, L)));
+        assert_eq!(v.next_lapse(), Some(t0 + L));
+        assert!(v.lapsed(t0 + L / 2).is_empty());
+        assert_eq!(v.lapsed(t0 + L), vec![("g".to_owned(), A.id, vec![B])]);
+        assert_eq!(v.next_lapse(), None);
     }
 
     #[test]

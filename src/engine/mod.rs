@@ -71,6 +71,17 @@ pub struct Engine {
     /// Election messages dropped: meant for another process with this id, or for a
     /// node whose address is unknown.
     election_misrouted: u64,
+    /// The lowest term a campaign of this process starts above (see
+    /// [`Engine::set_term_floor`]).
+    term_floor: Term,
+}
+
+/// The term floor for a wall-clock reading of `unix_ms` milliseconds since the Unix
+/// epoch: 1024 terms per millisecond, so that terms issued since an earlier floor
+/// (one per election round) stay below a floor taken any later, and still 2^13 years
+/// away from the largest term.
+pub fn term_floor_at(unix_ms: u64) -> Term {
+    unix_ms.saturating_mul(1024)
 }
 
 /// Most election routes kept (processes heard from); the table starts over when full.
@@ -127,7 +138,27 @@ impl Engine {
             routes: HashMap::new(),
             voter_addrs: HashMap::new(),
             election_misrouted: 0,
+            term_floor: 0,
         })
+    }
+
+    /// Every campaign this process starts asks a term above `floor`. The driver
+    /// passes a reading of a clock that survives the loss of every disk (the wall
+    /// clock: [`term_floor_at`] of the Unix time in milliseconds): should every voter
+    /// lose its persisted terms at once, the first leadership after the restart still
+    /// gets a fencing token above every earlier one, as long as wall clocks do not go
+    /// back. Terms then start high, and rise by one per round from there.
+    pub fn set_term_floor(&mut self, floor: Term) {
+        self.term_floor = floor;
+    }
+
+    /// Pretends to lead `group` at `term` in this node's published state, without any
+    /// voter's grant (simulation of a lying member only).
+    #[doc(hidden)]
+    pub fn claim_leadership_unsafe(&mut self, now: Instant, group: &str, term: Term) {
+        self.groups.set_leading(group, Some(term));
+        self.views_changed = true;
+        self.pump(now);
     }
 
     /// This process life's instance (drawn at start from the seed; never 0).
@@ -312,7 +343,7 @@ impl Engine {
         // answers tell the term to ask (except under the unsafe `gossip-terms`).
         let known: Term = match self.gossip_terms_unsafe() {
             true => self.groups.leader(group).map_or(0, |(_, t)| t),
-            false => 0,
+            false => self.term_floor,
         };
         let rank = self.groups.rank(group);
         let result = match self.election.as_mut() {
@@ -699,7 +730,7 @@ impl Engine {
         };
         let running: Vec<String> = e.campaigns().map(str::to_owned).collect();
         for g in running {
-            e.set_rank(&g, self.groups.rank(&g));
+            e.set_lower(&g, self.groups.lower_candidates(&g));
         }
     }
 

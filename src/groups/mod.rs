@@ -211,7 +211,17 @@ impl Groups {
         out
     }
 
-    /// This node's rank among the live candidates for `group` (0 = lowest id).
+    /// The live candidates for `group` with an id below this node's.
+    pub fn lower_candidates(&self, group: &str) -> Vec<NodeId> {
+        let below = self.views.range(..self.me);
+        below
+            .filter(|(_, s)| s.running.contains(group))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// This node's rank among the live candidates of `group`: how many have a lower
+    /// id (0 = this node would lead).
     pub fn rank(&self, group: &str) -> u32 {
         let below = self.views.range(..self.me);
         below.filter(|(_, s)| s.running.contains(group)).count() as u32

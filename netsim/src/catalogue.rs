@@ -8,9 +8,9 @@ use quorate::election::lease::UnsafeVariant;
 use quorate::Config;
 
 use crate::check::false_dead_budget;
-use crate::elections;
 use crate::net::{Cut, NodeIdx};
 use crate::scenario::{Action, Cond, Outcome, Scenario, Step};
+use crate::{elections, hazards};
 
 /// What a user chooses for a named scenario.
 #[derive(Clone, Debug)]
@@ -222,6 +222,46 @@ pub const CATALOGUE: &[Entry] = &[
         nodes: ELECTION_NODES,
         election: true,
         run: |p, exec| exec(&elections::election_loss(p)),
+    },
+    Entry {
+        name: "duplicate-id",
+        about: "election: a second process with the leader's id, a replacement started \
+                while the leader stalls, a second process of a voter",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&hazards::duplicate_id(p)),
+    },
+    Entry {
+        name: "voters-restart-all",
+        about: "election: every voter restarts at once (three times), then a majority \
+                first; voters keep their granted terms",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&hazards::voters_restart_all(p, true)),
+    },
+    Entry {
+        name: "voters-wiped",
+        about: "election: as voters-restart-all, every voter losing its data each time \
+                (the term floor keeps fencing tokens rising)",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&hazards::voters_restart_all(p, false)),
+    },
+    Entry {
+        name: "lying-insider",
+        about: "election: a member gossips that it leads at the largest term, leaves; \
+                then the leader crashes",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&hazards::lying_insider(p)),
+    },
+    Entry {
+        name: "leader-stability",
+        about: "election: one then two follower voters stall 2.5 s, at 0% then 10% loss; \
+                lease_losses_with_quorum must stay 0",
+        nodes: ELECTION_NODES,
+        election: true,
+        run: |p, exec| exec(&hazards::leader_stability(p)),
     },
     Entry {
         name: "chaos",

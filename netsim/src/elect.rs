@@ -68,6 +68,16 @@ pub enum LeaderFault {
     /// Every voter but the leader crashes and restarts at once, forgetting its
     /// promises.
     RestartVoters,
+    /// `count` voters other than the leader stall for `duration`: the voters after
+    /// the leader in id order, starting `offset` places on (wrapping).
+    PauseOthers {
+        /// How many.
+        count: usize,
+        /// Where in the list of the other voters to start.
+        offset: usize,
+        /// How long.
+        duration: Duration,
+    },
 }
 
 impl LeaderFault {
@@ -92,6 +102,23 @@ impl LeaderFault {
                 let crash = vs.iter().map(|&v| Action::Crash(v));
                 crash
                     .chain(vs.iter().map(|&v| Action::Restart(v)))
+                    .collect()
+            }
+            LeaderFault::PauseOthers {
+                count,
+                offset,
+                duration,
+            } => {
+                let vs: Vec<NodeIdx> = voters
+                    .iter()
+                    .filter_map(|v| node_idx(*v, n))
+                    .filter(|&v| v != leader)
+                    .collect();
+                (0..(*count).min(vs.len()))
+                    .map(|k| Action::Pause {
+                        node: vs[(offset + k) % vs.len()],
+                        duration: *duration,
+                    })
                     .collect()
             }
         }

@@ -87,7 +87,7 @@ pub fn election_config(p: &Params) -> Config {
     cfg
 }
 
-fn lease(p: &Params) -> Duration {
+pub(crate) fn lease(p: &Params) -> Duration {
     p.config.election.timing.lease
 }
 
@@ -109,25 +109,25 @@ pub fn election_base(name: &str, p: &Params) -> Scenario {
         .run_for(lease(p) * 3)
 }
 
-fn leader() -> Cond {
+pub(crate) fn leader() -> Cond {
     Cond::Leader(GROUP.to_owned())
 }
 
-fn new_leader() -> Cond {
+pub(crate) fn new_leader() -> Cond {
     Cond::NewLeader(GROUP.to_owned())
 }
 
-fn at_leader(s: Scenario, f: LeaderFault) -> Scenario {
+pub(crate) fn at_leader(s: Scenario, f: LeaderFault) -> Scenario {
     s.step(Step::AtLeader(f))
 }
 
 /// The scenario's own random choices, from its seed (`salt` tells scenarios apart).
-fn rng(p: &Params, salt: u64) -> SmallRng {
+pub(crate) fn rng(p: &Params, salt: u64) -> SmallRng {
     SmallRng::seed_from_u64(p.seed ^ salt)
 }
 
 /// Waits a random part of a lease, so that faults fall anywhere between renewals.
-fn phase(s: Scenario, rng: &mut SmallRng, p: &Params) -> Scenario {
+pub(crate) fn phase(s: Scenario, rng: &mut SmallRng, p: &Params) -> Scenario {
     let l = lease(p).as_millis() as u64;
     s.run_for(Duration::from_millis(rng.random_range(0..l)))
 }

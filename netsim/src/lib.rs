@@ -25,6 +25,7 @@ pub mod catalogue;
 pub mod check;
 pub mod elect;
 pub mod elections;
+pub mod hazards;
 mod lookahead;
 pub mod net;
 mod node;

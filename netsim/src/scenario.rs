@@ -204,6 +204,9 @@ pub struct Scenario {
     /// Second processes of existing nodes: node `nodes + k` runs with the id of node
     /// `twins[k]` (its own address). They start down; [`Action::StartTwin`] starts them.
     pub twins: Vec<NodeIdx>,
+    /// Most leaderships that may run out while a quorum of voters could hear the
+    /// leader (see [`crate::hazards::StabilityCheck`]); `None`: only measured.
+    pub lease_loss_budget: Option<u64>,
     /// Threads that run the simulation (membership-only scenarios; elections run on
     /// one). Results are the same for any number: only wall time changes.
     pub threads: usize,
@@ -288,6 +291,7 @@ impl Scenario {
             durable_terms: false,
             meta_bytes: 0,
             twins: Vec::new(),
+            lease_loss_budget: None,
             threads: 1,
         }
     }
@@ -461,6 +465,7 @@ impl Runner {
             checkers.push(Box::new(LeaderCheck::new(g, s.seed, &s.config)));
             let bully = crate::bully::BullyCheck::new(g, s.seed, &s.config, s.twins.len());
             checkers.push(Box::new(bully));
+            checkers.extend(crate::hazards::checkers(s, g));
         }
         checkers.extend(extra);
         Ok(Runner {

@@ -12,7 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::lease::UnsafeVariant;
+use super::lease::{safe_duration, UnsafeVariant};
+use super::renewal::Renewal;
 use super::tally::{Outcome, Tally};
 use super::voter::{Denial, Term, Verdict};
 use crate::wire::NodeId;
@@ -137,11 +138,12 @@ enum Phase {
         term: Term,
         deadline: Instant,
         renew_at: Instant,
-        /// The renewal round out, if undecided, and its number.
-        renewal: Option<(Tally, u32)>,
-        /// When an undecided renewal is asked again (a round timeout after it was
-        /// last sent): answers lost to the network are asked for again well before
-        /// the deadline, so a leader renews as long as a quorum can hear it.
+        /// The rounds out and each voter's latest grant.
+        renewal: Renewal,
+        /// When the newest renewal round is asked again if it has not extended the
+        /// leadership as far as it can (half a round timeout after it was last sent):
+        /// answers lost to the network are asked for again well before the deadline,
+        /// and only while some are missing.
         retry_at: Instant,
     },
 }
@@ -382,6 +384,19 @@ impl Candidacy {
         }
     }
 
+    /// The deadline a round sent at `sent` gives when a quorum grants the full lease.
+    fn full_deadline(&self, sent: Instant) -> Instant {
+        let t = &self.timing;
+        sent + safe_duration(t.lease, t.drift, t.margin).unwrap_or_default()
+    }
+
+    /// Whether the newest renewal round extended the leadership as far as it can.
+    fn renewed_fully(&self, renewal: &Renewal, deadline: Instant) -> bool {
+        renewal
+            .newest()
+            .map_or(true, |(_, sent)| deadline >= self.full_deadline(sent))
+    }
+
     /// When [`Candidacy::on_timer`] must next run.
     pub fn next_timer(&self) -> Instant {
         match &self.phase {
@@ -394,7 +409,10 @@ impl Candidacy {
                 retry_at,
                 ..
             } => {
-                let retry = renewal.as_ref().map_or(*renew_at, |_| *retry_at);
+                let retry = match self.renewed_fully(renewal, *deadline) {
+                    true => *renew_at,
+                    false => *retry_at,
+                };
                 (*renew_at).min(*deadline).min(retry)
             }
         }
@@ -410,13 +428,19 @@ impl Candidacy {
                 // this node hears nothing (a one-way cut) while the voters promise it
                 // the group round after round. Release every voter, telling the
                 // candidates they turned away, and wait one round longer to let them in.
+                // A round some voters denied because another candidate holds them (a
+                // leader whose other voters are silent, say) waits for that promise:
+                // those voters tell this node when it ends (`Vacant`). Asking again at
+                // once would take this node's own voter, and any free one, away from a
+                // leader that needs them to renew.
                 let silent = !tally.answered_by_other_than(self.me);
+                let held = tally.held_for().map(|r| r + self.timing.round_timeout);
                 let (mut out, pause) = match silent {
                     true => (
                         vec![Action::ReleaseAll { term: tally.term() }],
                         self.timing.round_timeout,
                     ),
-                    false => (release_grants(tally), Duration::ZERO),
+                    false => (release_grants(tally), held.unwrap_or_default()),
                 };
                 self.next_term = self.next_term.max(tally.next_term_hint());
                 let until = now + pause + self.backoff();
@@ -442,28 +466,32 @@ impl Candidacy {
                 retry_at,
                 ..
             } if now >= *renew_at => {
-                // A renewal still undecided (its answers lost) is given up for a new
-                // one: renewing every L/3 leaves room for two to fail.
+                // Every renewal interval a new round; answers to the last few still
+                // count (see [`Renewal`]).
                 let term = *term;
                 self.round = (self.round + 1) & !RENEWAL;
                 let round = self.round | RENEWAL;
-                *renewal = Some((Tally::new(term, now, self.voters), round));
+                renewal.sent(round, now);
                 *renew_at = now + self.timing.renew_interval;
-                *retry_at = now + self.timing.round_timeout;
+                *retry_at = now + self.timing.round_timeout / 2;
                 vec![Action::Request { term, round }]
             }
             Phase::Leading {
                 term,
-                renewal: Some((_, round)),
+                deadline,
+                renewal,
                 retry_at,
                 ..
             } if now >= *retry_at => {
-                // Same round, so the deadline still counts from the first sending.
-                *retry_at = now + self.timing.round_timeout;
-                vec![Action::Request {
-                    term: *term,
-                    round: *round,
-                }]
+                *retry_at = now + self.timing.round_timeout / 2;
+                let (term, deadline) = (*term, *deadline);
+                match renewal.newest() {
+                    // Same round, so the deadline still counts from the first sending.
+                    Some((round, sent)) if deadline < self.full_deadline(sent) => {
+                        vec![Action::Request { term, round }]
+                    }
+                    _ => Vec::new(),
+                }
             }
             _ => Vec::new(),
         }
@@ -549,12 +577,13 @@ impl Candidacy {
                     let term = tally.term();
                     self.stale_streak = 0;
                     self.deferring = None;
+                    let renewal = Renewal::new(self.voters, tally.granted(), deadline);
                     self.phase = Phase::Leading {
                         term,
                         deadline,
                         renew_at: now + self.timing.renew_interval,
-                        renewal: None,
-                        retry_at: now,
+                        renewal,
+                        retry_at: now + self.timing.renew_interval,
                     };
                     vec![Action::Elected { term, deadline }]
                 }
@@ -595,24 +624,19 @@ impl Candidacy {
                 renewal,
                 ..
             } => {
-                let Some((tally, _)) = renewal.as_mut().filter(|(_, r)| *r == round) else {
+                let Verdict::Granted { lease, .. } = v else {
+                    // Keep leading on the grants already held; the next round retries.
                     return Vec::new();
                 };
-                match tally.record(voter, v, drift, margin) {
-                    Outcome::Won { deadline: d } => {
-                        *deadline = (*deadline).max(d);
-                        *renewal = None;
+                match renewal.granted(voter, round, lease, drift, margin) {
+                    Some(d) if d > *deadline => {
+                        *deadline = d;
                         vec![Action::Renewed {
                             term: *term,
-                            deadline: *deadline,
+                            deadline: d,
                         }]
                     }
-                    // Keep leading on the grants already held; the next renewal retries.
-                    Outcome::Lost { .. } => {
-                        *renewal = None;
-                        Vec::new()
-                    }
-                    Outcome::Pending => Vec::new(),
+                    _ => Vec::new(),
                 }
             }
             _ => Vec::new(),
@@ -958,9 +982,9 @@ mod tests {
         let [Action::Request { round, .. }] = first[..] else {
             panic!("{first:?}")
         };
-        // A round timeout later it asks again, in the same round (its deadline counts
-        // from the first sending), and that extends the leadership.
-        let t2 = t1 + timing().round_timeout;
+        // Half a round timeout later it asks again, in the same round (its deadline
+        // counts from the first sending), and that extends the leadership.
+        let t2 = t1 + timing().round_timeout / 2;
         assert!(t2 < deadline);
         assert_eq!(c.next_timer(), t2);
         let req = c.on_timer(t2);

@@ -13,6 +13,7 @@ pub mod config;
 pub mod lease;
 pub mod node;
 pub mod query;
+pub mod renewal;
 pub mod tally;
 pub mod voter;
 

@@ -71,6 +71,18 @@ impl Tally {
         self.answers.keys().any(|v| Some(*v) != me)
     }
 
+    /// The shortest time left on another candidate's promise among the denials: a
+    /// leader (or a rival round) holds those voters that long.
+    pub fn held_for(&self) -> Option<Duration> {
+        self.answers
+            .values()
+            .filter_map(|v| match v {
+                Verdict::Denied(Denial::Held { remaining, .. }) => Some(*remaining),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Whether `voter` granted this round.
     pub fn granted_by(&self, voter: NodeId) -> bool {
         matches!(self.answers.get(&voter), Some(Verdict::Granted { .. }))

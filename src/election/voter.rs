@@ -311,7 +311,10 @@ impl Voter {
     pub fn lapsed(&mut self, now: Instant) -> Vec<(String, NodeId, Vec<Process>)> {
         let mut out = Vec::new();
         for (g, b) in &mut self.ballots {
-            let Some(p) = b.promise.filter(|p| p.until <= now && !b.waiters.is_empty()) else {
+            let Some(p) = b
+                .promise
+                .filter(|p| p.until <= now && !b.waiters.is_empty())
+            else {
                 continue;
             };
             b.promise = None;
@@ -358,7 +361,8 @@ fn term_allowed(
         (false, _) => {
             term > b.highest
                 || (term == b.highest
-                    && b.promise.is_some_and(|p| p.holder == candidate && p.term == term))
+                    && b.promise
+                        .is_some_and(|p| p.holder == candidate && p.term == term))
         }
     }
 }

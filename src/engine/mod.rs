@@ -412,8 +412,21 @@ impl Engine {
         peer: Option<NodeId>,
         bytes: &[u8],
     ) {
+        self.expire_leaderships(now);
         self.swim.handle_datagram(now, from, peer, bytes);
         self.pump(now);
+    }
+
+    /// Runs the election's due timers before an input is handled: a leader whose
+    /// deadline passed while its process stood still (stopped, starved of CPU) steps
+    /// down, and says so, before anything the input brings is reported.
+    fn expire_leaderships(&mut self, now: Instant) {
+        if let Some(e) = self.election.as_mut() {
+            if e.poll_timeout().is_some_and(|t| t <= now) {
+                e.handle_timeout(now);
+                self.drain_election();
+            }
+        }
     }
 
     /// A stream message from `from`, sent by `peer` as authenticated by the transport.
@@ -424,19 +437,16 @@ impl Engine {
         peer: Option<NodeId>,
         bytes: &[u8],
     ) {
+        self.expire_leaderships(now);
         self.swim.handle_stream(now, from, peer, bytes);
         self.pump(now);
     }
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_leaderships(now);
         if self.swim.poll_timeout().is_some_and(|t| t <= now) {
             self.swim.handle_timeout(now);
-        }
-        if let Some(e) = self.election.as_mut() {
-            if e.poll_timeout().is_some_and(|t| t <= now) {
-                e.handle_timeout(now);
-            }
         }
         self.pump(now);
     }

@@ -154,12 +154,12 @@ fn minority_cut(leader: NodeIdx, n: usize, voters: &[NodeId]) -> Cut {
 
 /// How long a group may stay without a leader once a fault has healed: a
 /// restarted voter's quarantine, the promises made to a lost leader running out (one
-/// lease), one more lease for a round lost to a split vote, a few round timeouts of
-/// retries, and a reconnect interval for membership to merge again after a partition
-/// (a candidate asks only the voters it sees live).
+/// lease), one more lease for a round lost to a split vote, and a few round timeouts
+/// of retries. (Candidates reach voters at their last known address whatever the
+/// membership view says, so nothing waits for membership to merge again.)
 pub fn liveness_bound(cfg: &Config) -> Duration {
     let e = &cfg.election;
-    e.quarantine + e.timing.lease * 2 + e.timing.round_timeout * 4 + cfg.reconnect_interval
+    e.quarantine + e.timing.lease * 2 + e.timing.round_timeout * 4
 }
 
 /// One leadership.

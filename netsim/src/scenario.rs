@@ -207,6 +207,13 @@ pub struct Scenario {
     /// Most leaderships that may run out while a quorum of voters could hear the
     /// leader (see [`crate::hazards::StabilityCheck`]); `None`: only measured.
     pub lease_loss_budget: Option<u64>,
+    /// Whether a breach of the Bully rule is a violation (else only counted in
+    /// `bully_violations`).
+    pub enforce_bully: bool,
+    /// Whether nodes take a term floor from their clock when they start (as the
+    /// runtime does from the wall clock); off, a cluster that restarts without data
+    /// starts its terms over.
+    pub term_floor: bool,
     /// Threads that run the simulation (membership-only scenarios; elections run on
     /// one). Results are the same for any number: only wall time changes.
     pub threads: usize,
@@ -292,6 +299,8 @@ impl Scenario {
             meta_bytes: 0,
             twins: Vec::new(),
             lease_loss_budget: None,
+            enforce_bully: true,
+            term_floor: true,
             threads: 1,
         }
     }
@@ -439,6 +448,8 @@ struct Runner {
     mark_leader: Option<(NodeIdx, quorate::Term)>,
     /// Each node's durable terms, when the scenario keeps them.
     disk: Option<HashMap<NodeIdx, BTreeMap<String, quorate::Term>>>,
+    /// Whether restarted nodes keep the term floor of their clock.
+    term_floor: bool,
 }
 
 impl Runner {
@@ -455,6 +466,11 @@ impl Runner {
         if let Some(w) = trace {
             sim.set_trace_writer(w);
         }
+        if !s.term_floor {
+            for i in 0..total as NodeIdx {
+                sim.with_engine(i, |e, _| e.set_term_floor(0));
+            }
+        }
         for (k, &of) in s.twins.iter().enumerate() {
             let twin = (s.nodes + k) as NodeIdx;
             sim.crash(twin);
@@ -463,7 +479,8 @@ impl Runner {
         let mut checkers = check::standard(s.false_dead_budget, s.grace());
         if let Some(g) = &s.group {
             checkers.push(Box::new(LeaderCheck::new(g, s.seed, &s.config)));
-            let bully = crate::bully::BullyCheck::new(g, s.seed, &s.config, s.twins.len());
+            let (twins, enforce) = (s.twins.len(), s.enforce_bully);
+            let bully = crate::bully::BullyCheck::new(g, s.seed, &s.config, twins, enforce);
             checkers.push(Box::new(bully));
             checkers.extend(crate::hazards::checkers(s, g));
         }
@@ -488,6 +505,7 @@ impl Runner {
             voters: s.config.election.voters.clone(),
             mark_leader: None,
             disk: s.durable_terms.then(HashMap::new),
+            term_floor: s.term_floor,
         })
     }
 
@@ -710,7 +728,7 @@ impl Runner {
         // Through the seed node, or any running node it can reach while the seed node
         // is down or cut off from it.
         let ok = |s: NodeIdx| {
-            s != i
+            self.sim.id_of(s) != self.sim.id_of(i)
                 && self.sim.node(s).is_up()
                 && !self.sim.net().is_cut(i, s)
                 && !self.sim.net().is_cut(s, i)
@@ -721,6 +739,9 @@ impl Runner {
             .unwrap_or(self.seed_node);
         if let Err(e) = self.sim.restart(i, &[seed]) {
             self.report.violation(format!("restart refused: {e}"));
+        }
+        if !self.term_floor {
+            self.sim.with_engine(i, |e, _| e.set_term_floor(0));
         }
         if let Some(terms) = self.disk.as_ref().and_then(|d| d.get(&i)).cloned() {
             self.sim.with_engine(i, |e, _| {

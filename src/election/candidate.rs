@@ -56,6 +56,11 @@ impl Timing {
 /// term again only to a renewal (see [`super::voter::Voter::renew`]).
 pub const RENEWAL: u32 = 1 << 31;
 
+/// The shortest time between two rounds of one candidacy given up for a higher term:
+/// its own voter answers at once, and a candidate must never loop without time
+/// passing.
+pub const MIN_ROUND_GAP: Duration = Duration::from_millis(1);
+
 /// Whether round number `round` is a renewal's.
 pub fn is_renewal(round: u32) -> bool {
     round & RENEWAL != 0
@@ -176,6 +181,8 @@ pub struct Candidacy {
     /// Under the unsafe `gossip-terms` variant, gossiped terms raise the next term and
     /// wrap past the largest.
     gossip_terms: bool,
+    /// Under the unsafe `highest-first` variant, ranks back off the other way round.
+    highest_first: bool,
 }
 
 impl Candidacy {
@@ -197,6 +204,7 @@ impl Candidacy {
             deferring: None,
             stale_streak: 0,
             gossip_terms: false,
+            highest_first: false,
         }
     }
 
@@ -274,6 +282,14 @@ impl Candidacy {
         }
     }
 
+    /// The unsafe `highest-first` variant: the highest id asks first at a vacancy
+    /// (simulation only, to show the Bully checker catches it).
+    #[doc(hidden)]
+    pub fn highest_first_unsafe(mut self, on: bool) -> Self {
+        self.highest_first = on;
+        self
+    }
+
     /// Changes the number of voters later rounds count a quorum of (the unsafe
     /// [`UnsafeVariant::GossipQuorum`] only: the voter set is otherwise fixed).
     #[doc(hidden)]
@@ -290,9 +306,10 @@ impl Candidacy {
     /// a lost round): a waiting candidate asks after `rank * rank_backoff` instead of
     /// waiting out the old promise; a candidate mid-round asks that voter again.
     pub fn on_vacant(&mut self, now: Instant, voter: NodeId, rank: u32) -> Vec<Action> {
+        let wait = self.wait_for_rank(rank);
         match &mut self.phase {
             Phase::Waiting { until } => {
-                *until = (*until).min(now + self.timing.rank_backoff * rank);
+                *until = (*until).min(now + wait);
                 Vec::new()
             }
             Phase::Asking { tally, .. } if tally.granted_by(voter) => Vec::new(),
@@ -306,7 +323,16 @@ impl Candidacy {
     }
 
     fn backoff(&self) -> Duration {
-        self.timing.rank_backoff * self.rank
+        self.wait_for_rank(self.rank)
+    }
+
+    /// The back-off of rank `rank`: `rank * rank_backoff`, the lowest id first (under
+    /// the unsafe `highest-first` variant, the other way round).
+    fn wait_for_rank(&self, rank: u32) -> Duration {
+        match self.highest_first {
+            true => self.timing.rank_backoff * 8u32.saturating_sub(rank),
+            false => self.timing.rank_backoff * rank,
+        }
     }
 
     /// The leadership held now: `(term, deadline)`.
@@ -369,11 +395,11 @@ impl Candidacy {
     fn stale_wait(&mut self, news: bool) -> Duration {
         if news {
             self.stale_streak = 0;
-            return Duration::ZERO;
+            return MIN_ROUND_GAP;
         }
         self.stale_streak = self.stale_streak.saturating_add(1);
         match self.stale_streak {
-            0..=2 => Duration::ZERO,
+            0..=2 => MIN_ROUND_GAP,
             k => {
                 let doubled = self
                     .timing

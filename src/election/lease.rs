@@ -37,17 +37,21 @@ pub enum UnsafeVariant {
     /// Voters and candidates raise their terms to whatever a member gossips it leads
     /// with, wrapping past the largest term: one lying member disables a group.
     GossipTerms,
+    /// At a vacancy the highest-id candidate asks first (ranks back off the other way
+    /// round): safe, but against the Bully rule.
+    HighestFirst,
 }
 
 impl UnsafeVariant {
     /// Every variant, in the order the simulator lists them.
-    pub const ALL: [UnsafeVariant; 6] = [
+    pub const ALL: [UnsafeVariant; 7] = [
         UnsafeVariant::NoQuarantine,
         UnsafeVariant::NoDriftMargin,
         UnsafeVariant::GossipQuorum,
         UnsafeVariant::BareIdPromise,
         UnsafeVariant::BareMajorityRenewal,
         UnsafeVariant::GossipTerms,
+        UnsafeVariant::HighestFirst,
     ];
 
     /// Its name on the simulator's command line.
@@ -59,6 +63,7 @@ impl UnsafeVariant {
             UnsafeVariant::BareIdPromise => "bare-id-promise",
             UnsafeVariant::BareMajorityRenewal => "bare-majority-renewal",
             UnsafeVariant::GossipTerms => "gossip-terms",
+            UnsafeVariant::HighestFirst => "highest-first",
         }
     }
 

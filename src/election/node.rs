@@ -212,7 +212,11 @@ impl Election {
         }
         let voters = self.cfg.voters.len();
         let timing = self.cfg.timing.for_variant(self.cfg.unsafe_variant);
-        let c = Candidacy::new(now, timing, voters, rank, known_term).with_id(self.me);
+        let highest_first =
+            self.cfg.unsafe_variant == Some(super::lease::UnsafeVariant::HighestFirst);
+        let c = Candidacy::new(now, timing, voters, rank, known_term)
+            .with_id(self.me)
+            .highest_first_unsafe(highest_first);
         self.campaigns.insert(group.to_owned(), c);
         self.handle_timeout(now);
         Ok(())

@@ -17,6 +17,8 @@ use crate::cluster::{ClusterFile, Paths};
 
 /// The application close code of a connection a node refused for want of room.
 const BUSY: quinn::VarInt = quinn::VarInt::from_u32(6);
+/// The application close code of a client connection past its lifetime.
+const EXPIRED: quinn::VarInt = quinn::VarInt::from_u32(7);
 
 /// Arguments of `quorate bench-clients`.
 #[derive(Args, Debug)]
@@ -64,17 +66,25 @@ fn rss_mib(pid: u32) -> Result<f64> {
 }
 
 /// How many connections are open, and how the others ended: (open, refused as
-/// busy, other ends).
-fn census(conns: &[quinn::Connection]) -> (usize, usize, usize) {
-    let (mut open, mut busy, mut other) = (0, 0, 0);
+/// busy, closed at the end of their lifetime, other ends).
+fn census(conns: &[quinn::Connection]) -> (usize, usize, usize, usize) {
+    let (mut open, mut busy, mut expired, mut other) = (0, 0, 0, 0);
     for c in conns {
-        match c.close_reason() {
-            None => open += 1,
-            Some(quinn::ConnectionError::ApplicationClosed(a)) if a.error_code == BUSY => busy += 1,
-            Some(_) => other += 1,
+        let code = match c.close_reason() {
+            None => {
+                open += 1;
+                continue;
+            }
+            Some(quinn::ConnectionError::ApplicationClosed(a)) => Some(a.error_code),
+            Some(_) => None,
+        };
+        match code {
+            Some(BUSY) => busy += 1,
+            Some(EXPIRED) => expired += 1,
+            _ => other += 1,
         }
     }
-    (open, busy, other)
+    (open, busy, expired, other)
 }
 
 /// Starts the measured node in a fresh one-node cluster under `dir`.
@@ -158,7 +168,7 @@ async fn measure(a: &BenchClientsArgs, dir: &Path) -> Result<()> {
     let opened = started.elapsed();
     tokio::time::sleep(Duration::from_secs(a.hold)).await;
     let during = rss_mib(pid)?;
-    let (held, refused, ended) = census(&conns);
+    let (held, refused, expired, ended) = census(&conns);
     let completed = conns.len();
     let answers = query_status(&identity, addr, &file.cluster_name)
         .await
@@ -183,8 +193,9 @@ async fn measure(a: &BenchClientsArgs, dir: &Path) -> Result<()> {
         opened.as_secs_f64() * 1000.0
     );
     println!(
-        "handshakes completed {completed}; {a_hold} s later: open {held}, refused as busy \
-         {refused}, ended otherwise (timed out, ...) {ended}",
+        "handshakes completed {completed} (the others were refused before it); {a_hold} s \
+         later: open {held}, closed as busy {refused}, at their lifetime's end {expired}, \
+         otherwise (idle timeout, ...) {ended}",
         a_hold = a.hold
     );
     println!(

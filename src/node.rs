@@ -14,6 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, Runtime, TokioRuntime};
 use rand::{Rng, SeedableRng};
@@ -28,7 +29,7 @@ use crate::identity::{Identity, IdentityError};
 use crate::runtime::driver::{Command, Driver, GroupOp, Inputs, Outputs};
 use crate::runtime::elect::Elections;
 use crate::runtime::faults::{Faults, FaultySocket};
-use crate::runtime::shared::{Shared, Snapshot, Timings, TransportStats};
+use crate::runtime::shared::{Limits, Shared, Snapshot, Timings, TransportStats};
 use crate::runtime::terms::TermStore;
 use crate::runtime::transport::{client_config, server_config, Transport};
 use crate::swim::{Member, MetadataError, Stats};
@@ -191,11 +192,37 @@ pub struct NodeConfig {
     /// and gossip still protect the common cases, but a voter restarted while nobody
     /// leads could grant a term again.
     pub data_dir: Option<PathBuf>,
+    /// Most connections from clients (peers presenting a client certificate, as
+    /// `quorate status` does) open at once; at least 1. Default 16. A client beyond it
+    /// is closed right after its handshake with the application code 6 (busy) and may
+    /// retry. Each open connection holds QUIC and TLS state and buffers (tens of KiB),
+    /// so a higher cap serves more concurrent admin tools at that memory each.
+    pub max_client_connections: usize,
+    /// How long a client connection may stay open; at least 1 ms. Default 10 s, the
+    /// bound of a whole status query. Without it, a client that keeps its connections
+    /// alive would hold the client slots for good; shorter frees slots sooner but cuts
+    /// off a client that queries over a slow link.
+    pub client_lifetime: Duration,
+    /// Most connections with other nodes open at once (pooled, both directions); at
+    /// least 1. Default 4096. An incoming node connection beyond it is closed right
+    /// after its handshake with the application code 6 (busy); this node's own dials
+    /// are not refused. Connections close after `Config::connection_idle` unused, so a
+    /// node holds about as many as peers it talked to within that time (a few hundred
+    /// in a cluster of thousands); a lower cap bounds memory lower, at the risk of
+    /// refusing peers that have something to say.
+    pub max_node_connections: usize,
+    /// Most incoming handshakes under way at once, before the peer's certificate says
+    /// whether it is a node or a client; at least 1. Default 64. A connection attempt
+    /// beyond it is refused before any TLS work (the peer sees the connection refused
+    /// and retries). A handshake lasts at most ten probe intervals (at least 1 s), so
+    /// the cap also bounds the handshake rate an attacker can make this node pay for.
+    pub max_handshakes: usize,
 }
 
 impl NodeConfig {
     /// Node `id` listening on `listen` with `identity`: [`Config::lan`], no seeds, no
-    /// metadata, 1024 buffered events.
+    /// metadata, 1024 buffered events, no data directory, and the default connection
+    /// limits (16 clients for 10 s each, 4096 nodes, 64 handshakes).
     pub fn new(id: NodeId, listen: SocketAddr, identity: Identity) -> Self {
         NodeConfig {
             id,
@@ -208,6 +235,10 @@ impl NodeConfig {
             event_capacity: 1024,
             faults: None,
             data_dir: None,
+            max_client_connections: 16,
+            client_lifetime: Duration::from_secs(10),
+            max_node_connections: 4096,
+            max_handshakes: 64,
         }
     }
 }
@@ -336,7 +367,7 @@ impl Node {
             now,
         )?;
         engine.set_term_floor(crate::engine::term_floor_at(unix_ms()));
-        let server = server_config(&cfg.identity, &cfg.config)?;
+        let server = server_config(&cfg.identity, &cfg.config, cfg.max_handshakes.max(1))?;
         let client = client_config(&cfg.identity, &cfg.config)?;
         let endpoint = Endpoint::new_with_abstract_socket(
             EndpointConfig::default(),
@@ -405,6 +436,7 @@ impl Node {
             snapshot: snapshot_rx.clone(),
             frames: frame_tx,
             conn_events: conn_tx,
+            limits: Limits::of(&cfg),
         });
         tokio::spawn(crate::runtime::conn::accept_loop(
             endpoint.clone(),

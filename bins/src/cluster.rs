@@ -45,6 +45,7 @@ impl ClusterFile {
         })?;
         let file: ClusterFile =
             toml::from_str(&text).with_context(|| format!("invalid {}", path.display()))?;
+        check_unique(&text).with_context(|| format!("invalid {}", path.display()))?;
         file.config()
             .with_context(|| format!("invalid {}", path.display()))?;
         Ok(file)
@@ -88,6 +89,47 @@ impl ClusterFile {
             ),
         }
     }
+}
+
+/// Where each node's `id` and `addr` are written in `cluster.toml`.
+#[derive(Deserialize)]
+struct NodeSpans {
+    #[serde(default, rename = "node")]
+    nodes: Vec<NodeSpan>,
+}
+
+#[derive(Deserialize)]
+struct NodeSpan {
+    id: toml::Spanned<u64>,
+    addr: toml::Spanned<SocketAddr>,
+}
+
+/// The 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Refuses a `cluster.toml` that gives one node id, or one address, to two nodes,
+/// naming the line of the second and of the first.
+fn check_unique(text: &str) -> Result<()> {
+    let spans: NodeSpans = toml::from_str(text)?;
+    let mut ids = std::collections::HashMap::new();
+    let mut addrs = std::collections::HashMap::new();
+    for n in &spans.nodes {
+        let (id, id_line) = (*n.id.get_ref(), line_of(text, n.id.span().start));
+        if let Some(first) = ids.insert(id, id_line) {
+            bail!("line {id_line}: node id {id} is given twice (first on line {first})");
+        }
+        let (addr, addr_line) = (*n.addr.get_ref(), line_of(text, n.addr.span().start));
+        if let Some(first) = addrs.insert(addr, addr_line) {
+            bail!("line {addr_line}: address {addr} is given to two nodes (first on line {first})");
+        }
+    }
+    Ok(())
 }
 
 /// A named timing preset.
@@ -166,6 +208,80 @@ mod tests {
         bad.save(dir.path()).unwrap();
         let err = format!("{:#}", ClusterFile::load(dir.path()).unwrap_err());
         assert!(err.contains("voter 4"), "{err}");
+    }
+
+    /// `sample()` as TOML, with node `which`'s line `key = ...` replaced by `value`.
+    fn edited(which: u64, key: &str, value: &str) -> String {
+        let text = toml::to_string_pretty(&sample()).unwrap();
+        let mut node = 0;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.trim() == "[[node]]" {
+                    node += 1;
+                }
+                if node == which && l.trim_start().starts_with(&format!("{key} =")) {
+                    format!("{key} = {value}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    fn load_text(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cluster.toml"), text).unwrap();
+        format!("{:#}", ClusterFile::load(dir.path()).unwrap_err())
+    }
+
+    fn line_with(text: &str, needle: &str, nth: usize) -> usize {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .nth(nth)
+            .unwrap()
+            .0
+            + 1
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused_with_their_lines() {
+        let text = edited(3, "id", "2");
+        let (first, second) = (line_with(&text, "id = 2", 0), line_with(&text, "id = 2", 1));
+        assert!(first < second, "{text}");
+        let err = load_text(&text);
+        assert!(
+            err.contains(&format!(
+                "line {second}: node id 2 is given twice (first on line {first})"
+            )),
+            "{err}\n{text}"
+        );
+        assert!(err.contains("cluster.toml"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_addresses_are_refused_with_their_lines() {
+        let text = edited(2, "addr", "\"127.0.0.1:7101\"");
+        let first = line_with(&text, "addr = \"127.0.0.1:7101", 0);
+        let second = line_with(&text, "addr = \"127.0.0.1:7101", 1);
+        assert!(first < second, "{text}");
+        let err = load_text(&text);
+        assert!(
+            err.contains(&format!(
+                "line {second}: address 127.0.0.1:7101 is given to two nodes (first on line {first})"
+            )),
+            "{err}\n{text}"
+        );
+    }
+
+    #[test]
+    fn lines_are_counted_from_one() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 4), 3);
+        assert_eq!(line_of("a", 99), 1);
     }
 
     #[test]

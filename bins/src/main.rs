@@ -2,10 +2,12 @@
 //! watch a whole cluster work in one command (`quorate demo`).
 
 mod bench;
+mod bench_clients;
 mod bench_election;
 mod cluster;
 mod demo;
 mod init;
+mod printer;
 mod run;
 mod status;
 mod view;
@@ -41,6 +43,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Measure leader failover (crash) and handover (resign) times and print a table.
     BenchElection(bench_election::BenchElectionArgs),
+    /// Open many client connections to one node and print its memory before, during
+    /// and after.
+    BenchClients(bench_clients::BenchClientsArgs),
 }
 
 /// `--listen`/`--seed` values.
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Cmd::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
         Cmd::Bench(a) => bench::run(a),
         Cmd::BenchElection(a) => runtime().and_then(|rt| rt.block_on(bench_election::run(a))),
+        Cmd::BenchClients(a) => runtime().and_then(|rt| rt.block_on(bench_clients::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,17 +1,20 @@
 //! `quorate node`: one node of a cluster made by `quorate init`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use quorate::{Event, Identity, LeaderChange, Node, NodeConfig, NodeId};
+use quorate::groups::check_name;
+use quorate::{Event, EventStream, Identity, LeaderChange, Node, NodeConfig, NodeId};
 use serde_json::{json, Map};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cluster::{ClusterFile, Paths};
+use crate::printer::{self, Printer};
 use crate::view::{self, Reporter};
 
 /// Arguments of `quorate node`.
@@ -38,27 +41,60 @@ pub struct NodeArgs {
     /// One JSON object per line on stdout instead of the live view.
     #[arg(long)]
     json: bool,
+    /// With --json, also print `leadership_renewed` at every lease renewal.
+    #[arg(long, requires = "json")]
+    renewals: bool,
     /// Also print this node's traffic counters every N seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     stats_every: u64,
     /// Run for the leadership of this group (repeatable); needs voters in cluster.toml.
     #[arg(long = "campaign", value_name = "GROUP")]
     campaigns: Vec<String>,
+    /// Where the node keeps its durable state (a voter's granted terms), created if
+    /// missing [default: DIR/data/node-ID].
+    #[arg(long, value_parser = crate::parse_dir)]
+    data_dir: Option<PathBuf>,
+    /// Lines waiting for stdout; when a reader falls this far behind, further lines
+    /// are dropped (and counted) rather than slowing the node.
+    #[arg(long, default_value_t = printer::DEFAULT_QUEUE, value_parser = parse_queue)]
+    output_queue: usize,
 }
 
-/// Runs the node until SIGINT or SIGTERM, then leaves gracefully: a leader steps down
-/// and releases its voters first, so the next candidate takes over at once.
-pub async fn run(a: NodeArgs) -> Result<()> {
-    let file = ClusterFile::load(&a.dir)?;
-    let entry = file.node(a.id)?;
-    let id = NodeId(a.id);
-    if !a.campaigns.is_empty() && file.voters.is_empty() {
+/// `--output-queue` values: at least one line.
+fn parse_queue(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of lines (at least 1)")),
+    }
+}
+
+/// The data directory of node `id` when `--data-dir` is not given.
+pub fn default_data_dir(dir: &Path, id: NodeId) -> PathBuf {
+    dir.join("data").join(format!("node-{id}"))
+}
+
+/// Refuses bad `--campaign` values before anything starts.
+fn check_campaigns(campaigns: &[String], file: &ClusterFile) -> Result<()> {
+    if campaigns.is_empty() {
+        return Ok(());
+    }
+    if file.voters.is_empty() {
         bail!("--campaign needs voters: cluster.toml names none (see `quorate init --voters`)");
     }
     let mut unique = BTreeSet::new();
-    if let Some(dup) = a.campaigns.iter().find(|g| !unique.insert(*g)) {
-        bail!("--campaign {dup:?} is given twice");
+    for group in campaigns {
+        check_name(group).with_context(|| format!("--campaign {group:?}"))?;
+        if !unique.insert(group) {
+            bail!("--campaign {group:?} is given twice");
+        }
     }
+    Ok(())
+}
+
+/// The library's configuration of the node `a` describes.
+fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
+    let entry = file.node(a.id)?;
+    let id = NodeId(a.id);
     let paths = Paths(a.dir.clone());
     let identity = Identity::load(&paths.node_cert(id), &paths.node_key(id), &paths.ca_cert())?;
     let cfg = file.config_with(a.preset.as_deref().unwrap_or(&file.preset))?;
@@ -70,27 +106,77 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     };
     nc.config = cfg;
     nc.metadata = a.meta.clone().into_bytes();
+    nc.data_dir = Some(
+        a.data_dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir(&a.dir, id)),
+    );
+    Ok(nc)
+}
+
+/// Runs the node until SIGINT or SIGTERM, then leaves gracefully: a leader steps down
+/// and releases its voters first, so the next candidate takes over at once.
+pub async fn run(a: NodeArgs) -> Result<()> {
+    let file = ClusterFile::load(&a.dir)?;
+    check_campaigns(&a.campaigns, &file)?;
+    let nc = node_config(&a, &file)?;
+    let id = nc.id;
+    let printer = Printer::stdout(a.output_queue).context("cannot set up stdout")?;
     let node = Node::start(nc)
         .await
         .with_context(|| format!("cannot start node {id}"))?;
     let mut out = Output {
         id,
         json: a.json,
-        reporter: Reporter::default(),
+        reporter: Reporter::new(a.renewals),
         leaders: a.campaigns.iter().map(|g| (g.clone(), None)).collect(),
+        printer,
     };
     out.started(&node);
     let mut events = node.events();
     let mut campaigns = Vec::new();
     for group in &a.campaigns {
-        let campaign = node
-            .campaign(group)
-            .await
-            .with_context(|| format!("cannot run for group {group:?}"))?;
-        campaigns.push(campaign);
+        match node.campaign(group).await {
+            Ok(campaign) => campaigns.push(campaign),
+            Err(e) => {
+                // Leave rather than vanish: peers must not see a failure.
+                let _ = node.leave().await;
+                out.finish();
+                return Err(e).with_context(|| format!("cannot run for group {group:?}"));
+            }
+        }
     }
+    serve(&node, &mut events, &mut out, a.stats_every).await?;
+    // Step down first: each resignation returns once the node stopped leading and sent
+    // its releases; `leave` then resigns whatever is left and lingers while they and
+    // the departure go out.
+    for campaign in campaigns {
+        campaign.resign().await;
+    }
+    while let Some(ev) = events.try_recv() {
+        out.event(&ev);
+    }
+    out.line("leaving", Map::new());
+    let left = node.leave().await.context("graceful leave failed");
+    while let Some(ev) = events.try_recv() {
+        out.event(&ev);
+    }
+    let mut f = Map::new();
+    f.insert("dropped_lines".into(), json!(out.printer.dropped()));
+    out.line("stopped", f);
+    out.finish();
+    left
+}
+
+/// Reports events until SIGINT or SIGTERM (or the node stops by itself).
+async fn serve(
+    node: &Node,
+    events: &mut EventStream,
+    out: &mut Output,
+    stats_every: u64,
+) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
-    let mut stats_tick = tokio::time::interval(Duration::from_secs(a.stats_every.max(1)));
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(stats_every.max(1)));
     stats_tick.tick().await;
     loop {
         tokio::select! {
@@ -102,32 +188,16 @@ pub async fn run(a: NodeArgs) -> Result<()> {
                         reported |= out.event(&ev);
                     }
                     if reported {
-                        out.view(&node);
+                        out.view(node);
                     }
                 }
-                None => break,
+                None => return Ok(()),
             },
-            _ = stats_tick.tick(), if a.stats_every > 0 => out.stats(&node),
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = stats_tick.tick(), if stats_every > 0 => out.stats(node),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
         }
     }
-    // Step down first: each resignation returns once the node stopped leading and sent
-    // its releases; `leave` then resigns whatever is left and lingers while they and
-    // the departure go out.
-    for campaign in campaigns {
-        campaign.resign().await;
-    }
-    while let Some(ev) = events.try_recv() {
-        out.event(&ev);
-    }
-    out.line("leaving", Map::new());
-    node.leave().await.context("graceful leave failed")?;
-    while let Some(ev) = events.try_recv() {
-        out.event(&ev);
-    }
-    out.line("stopped", Map::new());
-    Ok(())
 }
 
 struct Output {
@@ -137,28 +207,49 @@ struct Output {
     /// Groups shown in the live view (those this node runs for or saw a leader of),
     /// with their latest leader change (`None`: none seen yet).
     leaders: BTreeMap<String, Option<LeaderChange>>,
+    /// Where every line goes (stdout, through a bounded queue).
+    printer: Printer,
 }
 
 impl Output {
-    fn line(&self, kind: &str, fields: Map<String, serde_json::Value>) {
-        if self.json {
-            println!("{}", view::json_line(self.id, kind, fields));
+    fn line(&mut self, kind: &str, fields: Map<String, serde_json::Value>) {
+        let line = if self.json {
+            view::json_line(self.id, kind, fields)
         } else {
-            println!("[node {}] {}", self.id, kind.replace('_', " "));
-        }
+            format!("[node {}] {}", self.id, kind.replace('_', " "))
+        };
+        self.printer.line(line);
     }
 
-    fn started(&self, node: &Node) {
+    fn started(&mut self, node: &Node) {
         let mut f = Map::new();
         f.insert("addr".into(), json!(node.local_addr().to_string()));
-        if self.json {
-            println!("{}", view::json_line(self.id, "node_started", f));
+        let line = if self.json {
+            view::json_line(self.id, "node_started", f)
         } else {
-            println!(
+            format!(
                 "[node {}] listening on {}; Ctrl-C leaves the cluster",
                 self.id,
                 node.local_addr()
+            )
+        };
+        self.printer.line(line);
+    }
+
+    /// Lets the printer write what is queued (for a bounded time) and reports on
+    /// stderr what stdout did not take.
+    fn finish(self) {
+        let outcome = self.printer.finish(printer::DRAIN_AT_EXIT);
+        let mut err = std::io::stderr();
+        if outcome.dropped > 0 {
+            let _ = writeln!(
+                err,
+                "node {}: {} output lines dropped (stdout was not read fast enough)",
+                self.id, outcome.dropped
             );
+        }
+        if let Some(e) = outcome.failed {
+            let _ = writeln!(err, "node {}: printing stopped: {e}", self.id);
         }
     }
 
@@ -170,33 +261,35 @@ impl Output {
         let Some((kind, fields)) = self.reporter.describe(ev) else {
             return false;
         };
-        if self.json {
-            println!("{}", view::json_line(self.id, kind, fields));
+        let line = if self.json {
+            view::json_line(self.id, kind, fields)
         } else {
             let ts = view::clock(view::now_ms());
-            println!("{ts} {}", view::human_line(kind, &fields));
-        }
+            format!("{ts} {}", view::human_line(kind, &fields))
+        };
+        self.printer.line(line);
         true
     }
 
     /// The live view's summary: members by state, and each group's leader as the
     /// reported changes tell it (or `node`'s gossiped view before any change).
-    fn view(&self, node: &Node) {
+    fn view(&mut self, node: &Node) {
         if self.json {
             return;
         }
         let ts = view::clock(view::now_ms());
-        println!("{ts}   {}", view::summary(&node.members()));
+        let summary = format!("{ts}   {}", view::summary(&node.members()));
+        self.printer.line(summary);
         if !self.leaders.is_empty() {
             let line = view::leaders(self.leaders.keys(), |g| match &self.leaders[g] {
                 Some(c) => c.leader.map(|l| (l, c.term)),
                 None => node.leader(g),
             });
-            println!("{ts}   {line}");
+            self.printer.line(format!("{ts}   {line}"));
         }
     }
 
-    fn stats(&self, node: &Node) {
+    fn stats(&mut self, node: &Node) {
         let s = node.stats();
         let mut f = Map::new();
         f.insert("frames_out".into(), json!(s.frames_out));

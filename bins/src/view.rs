@@ -54,14 +54,24 @@ fn member_fields(m: &Member) -> Map<String, Value> {
 }
 
 /// Turns a node's events into report lines. It remembers the lease end of every
-/// leadership this node holds (renewals are not reported, they would flood), so that
-/// `leadership_lost` can tell the last one.
+/// leadership this node holds, so that `leadership_lost` can tell the last one.
+/// Renewals are reported only when asked for (`leadership_renewed`, one every third
+/// of a lease per group led).
 #[derive(Debug, Default)]
 pub struct Reporter {
     leases: HashMap<String, Instant>,
+    renewals: bool,
 }
 
 impl Reporter {
+    /// A reporter; `renewals`: report lease renewals too.
+    pub fn new(renewals: bool) -> Self {
+        Reporter {
+            leases: HashMap::new(),
+            renewals,
+        }
+    }
+
     /// The event's snake_case kind and its fields; `None` for events not reported.
     pub fn describe(&mut self, event: &Event) -> Option<(&'static str, Map<String, Value>)> {
         match event {
@@ -91,10 +101,14 @@ impl Reporter {
                 Some(("leadership_acquired", f))
             }
             ElectionEvent::Renewed {
-                group, deadline, ..
+                group,
+                term,
+                deadline,
             } => {
                 self.leases.insert(group.clone(), *deadline);
-                None
+                let mut f = group_term(group, *term);
+                f.insert("lease_until_ms".into(), json!(wall_ms(*deadline)));
+                self.renewals.then_some(("leadership_renewed", f))
             }
             ElectionEvent::SteppedDown {
                 group,
@@ -320,7 +334,29 @@ mod tests {
             term: 7,
             deadline: now + std::time::Duration::from_millis(1500),
         });
-        assert!(line(&mut r, renewed).is_none(), "renewals are not reported");
+        assert!(
+            line(&mut r, renewed.clone()).is_none(),
+            "renewals are not reported by default"
+        );
+        let v = line(&mut Reporter::new(true), renewed).unwrap();
+        assert_eq!(
+            (&v["event"], &v["node"], &v["group"], &v["term"]),
+            (
+                &json!("leadership_renewed"),
+                &json!(1),
+                &json!("g"),
+                &json!(7)
+            )
+        );
+        let renewed_until = v["lease_until_ms"].as_u64().unwrap();
+        assert!(renewed_until >= until + 600, "{v}");
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["event", "group", "lease_until_ms", "node", "term", "ts_ms"],
+            "exactly the fields of leadership_acquired"
+        );
         let lost = Event::Leadership(ElectionEvent::SteppedDown {
             group: "g".into(),
             term: 7,

@@ -195,6 +195,102 @@ fn five_candidates_elect_one_leader_fail_over_and_hand_over() {
     assert_eq!(turns, vec![first, second, third], "{held:?}");
 }
 
+/// Every term this log shows held in the group: acquired, renewed, or gossiped as a
+/// node's leadership.
+fn terms_seen(log: &[Value]) -> Vec<u64> {
+    log.iter()
+        .filter(|v| v["group"] == GROUP)
+        .filter(|v| match v["event"].as_str() {
+            Some("leadership_acquired" | "leadership_renewed") => true,
+            Some("leader_changed") => !v["leader"].is_null(),
+            _ => false,
+        })
+        .map(|v| field(v, "term"))
+        .collect()
+}
+
+/// Starts nodes 1..=3 campaigning for the group with renewals reported.
+fn start_three(dir: &std::path::Path, tx: &mpsc::Sender<Value>) -> HashMap<u64, Proc> {
+    (1..=3)
+        .map(|id| {
+            let args = ["--campaign", GROUP, "--renewals"];
+            (id, spawn(dir, id, &args, tx.clone()))
+        })
+        .collect()
+}
+
+/// Terms are fencing tokens: with the default data directory under the cluster
+/// directory, every voter remembers the terms it granted, so a cluster whose processes
+/// all die at once (`kill -9`) and come back never hands out a term again.
+#[test]
+fn terms_keep_rising_when_every_node_is_killed_and_restarted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    init(
+        &dir,
+        3,
+        free_base(3),
+        &["--voters", "1,2,3", "--preset", "local"],
+    );
+    let all: BTreeSet<u64> = (1..=3).collect();
+    let (tx, rx) = mpsc::channel();
+    let mut procs = start_three(&dir, &tx);
+    let mut log = Vec::new();
+    let (first, t1) = successor(&rx, &mut log, &all, 0, 0, "a first leader");
+    // The leader reports its renewals, with the same fields as its acquisition.
+    wait_for(&rx, &mut log, "a reported renewal", |log| {
+        of(log, first, "leadership_renewed").any(|v| field(v, "term") == t1)
+    });
+    let renewal = of(&log, first, "leadership_renewed").next().unwrap();
+    assert!(
+        field(renewal, "lease_until_ms") > field(renewal, "ts_ms"),
+        "{renewal}"
+    );
+    assert!(of(&log, first, "leadership_renewed").all(|v| field(v, "term") == t1));
+
+    // A handover raises the term once more before the crashes.
+    sigterm(&procs[&first]);
+    let (second, _) = successor(
+        &rx,
+        &mut log,
+        &(&all - &BTreeSet::from([first])),
+        first,
+        t1,
+        "a handover",
+    );
+    wait_for(&rx, &mut log, "the resigned leader to stop", |log| {
+        log.iter()
+            .any(|v| v["node"] == first && v["event"] == "stopped")
+    });
+    procs.insert(
+        first,
+        spawn(
+            &dir,
+            first,
+            &["--campaign", GROUP, "--renewals"],
+            tx.clone(),
+        ),
+    );
+    let mut leader = second;
+    for round in 1..=2 {
+        let highest = terms_seen(&log).into_iter().max().unwrap();
+        // kill -9 of every process at once, then all of them again.
+        procs.clear();
+        let (tx, rx) = mpsc::channel();
+        procs = start_three(&dir, &tx);
+        let mut after = Vec::new();
+        let (next, term) = successor(&rx, &mut after, &all, 0, 0, "a leader after the restart");
+        eprintln!("restart {round}: node {leader} led up to term {highest}; node {next} leads with term {term}");
+        assert!(
+            terms_seen(&after).iter().all(|t| *t > highest),
+            "a term at or below {highest} came back after every node restarted: {after:#?}"
+        );
+        leader = next;
+        log = after;
+    }
+}
+
 #[test]
 fn the_demo_elects_fails_over_and_hands_over() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -215,3 +215,47 @@ fn bad_command_lines_fail_with_a_clear_message() {
         );
     }
 }
+
+/// A `--campaign` name the library refuses stops the node before it starts: it exits
+/// with a clear message, and no member ever sees it join.
+#[test]
+fn a_bad_group_name_is_refused_before_joining() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    init(&dir, 3, free_base(3), &["--voters", "1"]);
+    let (tx, rx) = mpsc::channel();
+    let _one = spawn(&dir, 1, &[], tx.clone());
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "node 1 to start", |log| {
+        log.iter()
+            .any(|v| v["node"] == 1 && v["event"] == "node_started")
+    });
+    let long = "g".repeat(quorate::groups::MAX_GROUP_NAME + 1);
+    for bad in ["", "a\tb", "line\nbreak", long.as_str()] {
+        let out = Command::new(BIN)
+            .args([
+                "node",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--id",
+                "2",
+                "--json",
+            ])
+            .args(["--campaign", "ok", "--campaign", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        assert!(
+            err.contains("invalid group name") && err.contains("--campaign"),
+            "{bad:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{bad:?}: the node started");
+    }
+    // A node that does start is seen; node 2 never was.
+    let _three = spawn(&dir, 3, &[], tx.clone());
+    wait_for(&rx, &mut log, "node 1 to see node 3", |log| {
+        seen(log, 1, "member_joined", 3)
+    });
+    assert!(!seen(&log, 1, "member_joined", 2), "{log:#?}");
+}

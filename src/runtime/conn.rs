@@ -31,6 +31,10 @@ pub(crate) mod code {
     pub const REFUSED: VarInt = VarInt::from_u32(4);
     /// Stream error: a frame over the limit or truncated.
     pub const BAD_FRAME: VarInt = VarInt::from_u32(5);
+    /// Refused: this node holds as many connections of that kind as it allows.
+    pub const BUSY: VarInt = VarInt::from_u32(6);
+    /// A client connection reached its lifetime.
+    pub const EXPIRED: VarInt = VarInt::from_u32(7);
 }
 
 /// The canonical form of a peer address (IPv4-mapped IPv6 becomes IPv4).
@@ -38,17 +42,29 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// Accepts incoming connections until the endpoint closes.
+/// Accepts incoming connections until the endpoint closes; beyond
+/// `NodeConfig::max_handshakes` handshakes under way, new ones are refused at once.
 pub(crate) async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
-        tokio::spawn(accept_one(incoming, shared.clone()));
+        match shared.limits.handshakes.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(accept_one(incoming, permit, shared.clone()));
+            }
+            Err(_) => {
+                inc(&shared.counters.refused_busy);
+                tracing::debug!(remote = %incoming.remote_address(), "too many handshakes; refused");
+                incoming.refuse();
+            }
+        }
     }
 }
 
-async fn accept_one(incoming: Incoming, shared: Arc<Shared>) {
+async fn accept_one(incoming: Incoming, handshake_slot: OwnedSemaphorePermit, shared: Arc<Shared>) {
     let remote = incoming.remote_address();
     let handshake = async { incoming.accept()?.await };
-    let conn = match timeout(shared.timings.handshake, handshake).await {
+    let outcome = timeout(shared.timings.handshake, handshake).await;
+    drop(handshake_slot);
+    let conn = match outcome {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             inc(&shared.counters.handshakes_refused);
@@ -63,6 +79,10 @@ async fn accept_one(incoming: Incoming, shared: Arc<Shared>) {
     };
     match peer_of(&conn) {
         Some(PeerKind::Node(id)) if id != shared.me => {
+            let open = shared.counters.open_connections.load(Ordering::Relaxed);
+            if open >= shared.limits.nodes {
+                return busy(&conn, &shared, "too many node connections");
+            }
             let up = ConnEvent::Up {
                 conn,
                 peer: id,
@@ -72,8 +92,11 @@ async fn accept_one(incoming: Incoming, shared: Arc<Shared>) {
             let _ = shared.conn_events.send(up).await;
         }
         Some(PeerKind::Client(name)) => {
+            let Ok(slot) = shared.limits.clients.clone().try_acquire_owned() else {
+                return busy(&conn, &shared, "too many client connections");
+            };
             tracing::debug!(%remote, client = %name, "status client connected");
-            serve_client(conn, shared).await;
+            serve_client(conn, slot, shared).await;
         }
         other => {
             inc(&shared.counters.handshakes_refused);
@@ -83,11 +106,28 @@ async fn accept_one(incoming: Incoming, shared: Arc<Shared>) {
     }
 }
 
-/// A client identity may only ask for status, on bidirectional streams.
-async fn serve_client(conn: Connection, shared: Arc<Shared>) {
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        tokio::spawn(super::status::serve(send, recv, shared.clone()));
+/// Closes a connection refused for want of room.
+fn busy(conn: &Connection, shared: &Shared, why: &str) {
+    inc(&shared.counters.refused_busy);
+    tracing::debug!(remote = %conn.remote_address(), why, "connection refused");
+    conn.close(code::BUSY, why.as_bytes());
+}
+
+/// A client identity may only ask for status, on bidirectional streams, for at most
+/// `NodeConfig::client_lifetime`; it holds one client slot meanwhile.
+async fn serve_client(conn: Connection, slot: OwnedSemaphorePermit, shared: Arc<Shared>) {
+    let clients = &shared.counters.client_connections;
+    clients.fetch_add(1, Ordering::Relaxed);
+    let serve = async {
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            tokio::spawn(super::status::serve(send, recv, shared.clone()));
+        }
+    };
+    if timeout(shared.limits.client_lifetime, serve).await.is_err() {
+        conn.close(code::EXPIRED, b"client connection lifetime over");
     }
+    clients.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
 }
 
 /// Dials `to`, expecting node `expect` there (any cluster node when `None`), and reports

@@ -277,7 +277,25 @@ impl<C: Clone> Pool<C> {
             }
         }
         self.spare = keep;
+        self.shrink();
         out
+    }
+
+    /// Gives back the room of connections and dials long gone (after a burst of
+    /// peers, the maps would otherwise keep their largest size).
+    fn shrink(&mut self) {
+        fn roomy(len: usize, cap: usize) -> bool {
+            cap > 64 && cap > len * 4
+        }
+        if roomy(self.active.len(), self.active.capacity()) {
+            self.active.shrink_to_fit();
+        }
+        if roomy(self.dialing.len(), self.dialing.capacity()) {
+            self.dialing.shrink_to_fit();
+        }
+        if roomy(self.spare.len(), self.spare.capacity()) {
+            self.spare.shrink_to_fit();
+        }
     }
 
     /// Number of dials under way.

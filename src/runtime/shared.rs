@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::config::Config;
 use crate::election::Term;
@@ -114,6 +114,11 @@ pub struct TransportStats {
     pub streams_in: u64,
     /// Status queries answered.
     pub status_queries: u64,
+    /// Client connections (client certificates, as `quorate status` uses) open now.
+    pub client_connections: u64,
+    /// Incoming connections refused because a limit was reached: handshakes under
+    /// way, client connections or node connections (see [`crate::NodeConfig`]).
+    pub refused_busy: u64,
     /// UDP bytes sent (QUIC headers, handshakes, acknowledgements and retransmissions
     /// included) by the connections open now and by those this node closed; refreshed
     /// at every housekeeping sweep.
@@ -148,6 +153,8 @@ counters!(
     streams_out,
     streams_in,
     status_queries,
+    client_connections,
+    refused_busy,
     udp_bytes_out,
 );
 
@@ -174,6 +181,32 @@ pub(crate) struct Shared {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub frames: mpsc::Sender<Inbound>,
     pub conn_events: mpsc::Sender<ConnEvent>,
+    pub limits: Limits,
+}
+
+/// The bounds on incoming connections (see their fields in [`crate::NodeConfig`]).
+#[derive(Debug)]
+pub(crate) struct Limits {
+    /// One permit per incoming handshake under way.
+    pub handshakes: Arc<Semaphore>,
+    /// One permit per open client connection.
+    pub clients: Arc<Semaphore>,
+    /// How long a client connection may stay open.
+    pub client_lifetime: Duration,
+    /// Most node connections open at once.
+    pub nodes: u64,
+}
+
+impl Limits {
+    /// The limits of `cfg` (each at least 1).
+    pub fn of(cfg: &crate::NodeConfig) -> Self {
+        Limits {
+            handshakes: Arc::new(Semaphore::new(cfg.max_handshakes.max(1))),
+            clients: Arc::new(Semaphore::new(cfg.max_client_connections.max(1))),
+            client_lifetime: cfg.client_lifetime.max(Duration::from_millis(1)),
+            nodes: cfg.max_node_connections.max(1) as u64,
+        }
+    }
 }
 
 /// Transport timings, all derived from the SWIM configuration.

@@ -32,6 +32,14 @@ const MAX_STREAM_SENDS: usize = 256;
 const MAX_UNI_STREAMS: u32 = 64;
 /// Most concurrent incoming bidirectional (status) streams per connection.
 const MAX_BI_STREAMS: u32 = 4;
+/// Bytes a peer may send on one connection ahead of what this node has read, all
+/// streams together (QUIC's connection flow-control window; quinn's default is
+/// unbounded). 4 MiB is three of quinn's default stream windows: a large push-pull
+/// still streams at 4 MiB per round trip, and an unread connection holds at most this.
+const RECEIVE_WINDOW: u32 = 4 << 20;
+/// Bytes buffered for one incoming connection attempt before it is accepted or
+/// refused (quinn's default: 10 MiB; the accept loop decides at once).
+const INCOMING_BUFFER: u64 = 64 << 10;
 
 /// The QUIC transport parameters for `cfg`: the idle timeout is
 /// `Config::connection_idle` with no keep-alive; datagram buffers follow the datagram
@@ -43,6 +51,7 @@ pub(crate) fn transport_config(cfg: &Config) -> TransportConfig {
         .keep_alive_interval(None)
         .max_concurrent_uni_streams(MAX_UNI_STREAMS.into())
         .max_concurrent_bidi_streams(MAX_BI_STREAMS.into())
+        .receive_window(RECEIVE_WINDOW.into())
         .datagram_receive_buffer_size(Some(cfg.max_datagram_bytes.max(1200) * 256))
         .datagram_send_buffer_size(cfg.max_datagram_bytes.max(1200) * 256);
     tc
@@ -61,14 +70,19 @@ pub fn client_config(
     Ok(client)
 }
 
-/// The server side of a node's endpoint.
+/// The server side of a node's endpoint: at most `max_handshakes` connection attempts
+/// wait for the accept loop, each buffering at most [`INCOMING_BUFFER`] bytes.
 pub(crate) fn server_config(
     identity: &Identity,
     cfg: &Config,
+    max_handshakes: usize,
 ) -> Result<quinn::ServerConfig, IdentityError> {
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(tls::server_crypto(identity)?));
     server
         .transport_config(Arc::new(transport_config(cfg)))
+        .max_incoming(max_handshakes)
+        .incoming_buffer_size(INCOMING_BUFFER)
+        .incoming_buffer_size_total(INCOMING_BUFFER.saturating_mul(max_handshakes as u64))
         // Peers are known by their listen address: a connection never migrates.
         .migration(false);
     Ok(server)

@@ -111,6 +111,7 @@ pub fn seen(log: &[Value], node: u64, event: &str, member: u64) -> bool {
         .any(|v| v["node"] == node && v["event"] == event && v["member"] == member)
 }
 
+#[allow(dead_code)] // not every test binary asks
 pub fn sigterm(p: &Proc) {
     let ok = Command::new("kill")
         .args(["-TERM", &p.child.id().to_string()])

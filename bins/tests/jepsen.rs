@@ -1,10 +1,11 @@
 //! Jepsen-style test: five real `quorate node --json --campaign g` processes, each in
 //! its own network namespace, under a seeded random sequence of faults (kill -9 and
-//! restart, SIGSTOP past the lease, symmetric and one-way partitions, the leader
-//! isolated, a duplicate process of one id, a stalled node replaced by its duplicate,
-//! clock-rate drift under libfaketime). A checker then reads every process's events:
-//! no two leaders at once, terms always rising, a resumed leader reports its loss
-//! first. See `jepsen/checker.rs` for how leaderships become intervals.
+//! restart of one node or of a majority at once, SIGSTOP past the lease, symmetric and
+//! one-way partitions, the leader isolated, a duplicate process of one id, a stalled
+//! node replaced by its duplicate, clock-rate drift under libfaketime). A checker then
+//! reads every process's events: no two leaders at once, terms always rising, a
+//! resumed leader reports its loss first. See `jepsen/checker.rs` for how leaderships
+//! become intervals.
 //!
 //! Needs root (namespaces, veth pairs, nftables) and the `ip`, `nft` and libfaketime
 //! tools. `QUORATE_JEPSEN_SEED` replays a run, `QUORATE_JEPSEN_FAULTS` sets its length:
@@ -29,7 +30,8 @@ use cluster::{Cluster, Features, NODES};
 use faults::Rng;
 
 const DEFAULT_SEED: u64 = 20_260_101;
-const DEFAULT_FAULTS: usize = 24;
+/// Three rounds of every kind of fault.
+const DEFAULT_FAULTS: usize = 27;
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
     match std::env::var(name) {
@@ -152,9 +154,7 @@ fn summarize(
         applied.values().sum::<usize>(),
         c.instances.len(),
         report.leaderships.len(),
-        report
-            .closest_handover_ms
-            .map_or("-".to_owned(), |g| format!("{g:.1} ms")),
+        report.closest_handover.as_deref().unwrap_or("-"),
         took.as_secs_f64()
     );
     let counts = checker::counts(&report.violations);

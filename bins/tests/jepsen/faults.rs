@@ -52,6 +52,9 @@ impl Rng {
 pub enum Fault {
     /// `kill -9` a node, restart it (same id, same data directory).
     Kill,
+    /// `kill -9` three nodes (a majority of the voters, the leader among them when
+    /// there is one) at once, restart them together.
+    KillMajority,
     /// SIGSTOP a node, SIGCONT it after longer than the lease.
     Pause,
     /// One or two nodes cut from the rest, both ways.
@@ -69,8 +72,9 @@ pub enum Fault {
     ClockDrift,
 }
 
-pub const ALL: [Fault; 8] = [
+pub const ALL: [Fault; 9] = [
     Fault::Kill,
+    Fault::KillMajority,
     Fault::Pause,
     Fault::Partition,
     Fault::OneWay,
@@ -123,6 +127,18 @@ fn minority(rng: &mut Rng, with: Option<u64>) -> Vec<usize> {
     ids
 }
 
+/// Three distinct node ids, `with` among them when given.
+fn majority(rng: &mut Rng, with: Option<u64>) -> Vec<u64> {
+    let mut ids: Vec<u64> = (1..=NODES).collect();
+    rng.shuffle(&mut ids);
+    if let Some(w) = with {
+        let at = ids.iter().position(|i| *i == w).unwrap();
+        ids.swap(0, at);
+    }
+    ids.truncate(NODES as usize / 2 + 1);
+    ids
+}
+
 fn rest(of: &[usize]) -> Vec<usize> {
     (1..=NODES as usize).filter(|k| !of.contains(k)).collect()
 }
@@ -135,6 +151,16 @@ pub fn apply(c: &mut Cluster, rng: &mut Rng, f: Fault) -> Result<()> {
             c.kill(c.current[&id])?;
             sleep(rng.ms(200, 2500));
             c.spawn(id, false, 1.0)?;
+        }
+        Fault::KillMajority => {
+            let ids = majority(rng, leader_id(c));
+            for id in &ids {
+                c.kill(c.current[id])?;
+            }
+            sleep(rng.ms(200, 2500));
+            for id in ids {
+                c.spawn(id, false, 1.0)?;
+            }
         }
         Fault::Pause => {
             let s = c.current[&target(c, rng)];

@@ -19,6 +19,8 @@ mod cluster;
 mod faults;
 #[path = "jepsen/net.rs"]
 mod net;
+#[path = "jepsen/selftest.rs"]
+mod selftest;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

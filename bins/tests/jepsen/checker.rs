@@ -97,10 +97,15 @@ impl Clock {
 
 /// Checks a finished run (every process killed and read to the end).
 pub fn check(cluster: &Cluster) -> Report {
-    let renewals = cluster.features.renewals;
+    check_processes(&cluster.instances, cluster.features.renewals, cluster.t0)
+}
+
+/// Checks the recorded `instances`; `renewals`: whether they printed every renewal;
+/// `t0`: the run's start (for naming times).
+pub fn check_processes(instances: &[Instance], renewals: bool, t0: Ms) -> Report {
     let mut leaderships = Vec::new();
     let mut violations = Vec::new();
-    for inst in &cluster.instances {
+    for inst in instances {
         leaderships_of(inst, renewals, &mut leaderships, &mut violations);
         resumed_leaders(inst, &mut violations);
     }
@@ -112,7 +117,7 @@ pub fn check(cluster: &Cluster) -> Report {
         .filter(|w| w[0].serial != w[1].serial && w[1].start >= w[0].end)
         .min_by(|a, b| (a[1].start - a[0].end).total_cmp(&(b[1].start - b[0].end)))
         .map(|w| {
-            let at = (w[1].start - cluster.t0) / 1000.0;
+            let at = (w[1].start - t0) / 1000.0;
             format!(
                 "{:.1} ms ({} term {} to {} term {} at {at:.3} s)",
                 w[1].start - w[0].end,

@@ -66,6 +66,21 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// A finished process made of recorded lines (for checking the checker).
+    pub fn recorded(serial: usize, id: u64, rate: f64, lines: Vec<Line>, ended: Ms) -> Self {
+        Instance {
+            serial,
+            id,
+            rate,
+            duplicate: false,
+            ended: Some(ended),
+            stops: Vec::new(),
+            lines: Arc::new(Mutex::new(lines)),
+            child: None,
+            reader: None,
+        }
+    }
+
     /// Whether it runs and is not stopped.
     pub fn running(&self) -> bool {
         self.ended.is_none() && !matches!(self.stops.last(), Some(Stop { cont: None, .. }))

@@ -168,36 +168,7 @@ pub fn apply(c: &mut Cluster, rng: &mut Rng, f: Fault) -> Result<()> {
             sleep(LEASE + rng.ms(200, 2000));
             c.pause(s, false)?;
         }
-        Fault::Partition | Fault::IsolateLeader => {
-            let a = if f == Fault::IsolateLeader {
-                vec![leader_id(c).unwrap_or(1 + rng.below(NODES)) as usize]
-            } else {
-                minority(rng, None)
-            };
-            let b = rest(&a);
-            c.note(format!("partition {a:?} | {b:?}"));
-            for k in &a {
-                c.net.block(*k, &b, &b)?;
-            }
-            for k in &b {
-                c.net.block(*k, &a, &a)?;
-            }
-            sleep(rng.ms(1000, 4000));
-            c.net.heal()?;
-            c.note("heal partition");
-        }
-        Fault::OneWay => {
-            let lead = leader_id(c).filter(|_| rng.chance(0.5));
-            let a = minority(rng, lead);
-            let b = rest(&a);
-            c.note(format!("one-way: {a:?} cannot send to {b:?}"));
-            for k in &a {
-                c.net.block(*k, &[], &b)?;
-            }
-            sleep(rng.ms(1000, 4000));
-            c.net.heal()?;
-            c.note("heal one-way partition");
-        }
+        Fault::Partition | Fault::IsolateLeader | Fault::OneWay => partition(c, rng, f)?,
         Fault::Duplicate => {
             let dup = c.spawn(target(c, rng), true, 1.0)?;
             sleep(rng.ms(2000, 5000));
@@ -215,6 +186,40 @@ pub fn apply(c: &mut Cluster, rng: &mut Rng, f: Fault) -> Result<()> {
         }
         Fault::ClockDrift => clock_drift(c, rng)?,
     }
+    Ok(())
+}
+
+/// Cuts links with nftables, holds, heals: `f` is `Partition` (one or two nodes from
+/// the rest, both ways), `IsolateLeader` (the leader from the rest, both ways) or
+/// `OneWay` (one or two nodes, often with the leader, cannot send to the rest).
+fn partition(c: &mut Cluster, rng: &mut Rng, f: Fault) -> Result<()> {
+    let lead = leader_id(c);
+    let a = match f {
+        Fault::IsolateLeader => vec![lead.unwrap_or(1 + rng.below(NODES)) as usize],
+        Fault::OneWay => {
+            let with = lead.filter(|_| rng.chance(0.5));
+            minority(rng, with)
+        }
+        _ => minority(rng, None),
+    };
+    let b = rest(&a);
+    if f == Fault::OneWay {
+        c.note(format!("one-way: {a:?} cannot send to {b:?}"));
+        for k in &a {
+            c.net.block(*k, &[], &b)?;
+        }
+    } else {
+        c.note(format!("partition {a:?} | {b:?}"));
+        for k in &a {
+            c.net.block(*k, &b, &b)?;
+        }
+        for k in &b {
+            c.net.block(*k, &a, &a)?;
+        }
+    }
+    sleep(rng.ms(1000, 4000));
+    c.net.heal()?;
+    c.note("heal");
     Ok(())
 }
 

@@ -315,10 +315,15 @@ impl Cluster {
 
     /// Continues every stopped process, kills them all and reads their last lines.
     pub fn shutdown(&mut self) -> Result<()> {
-        for serial in 0..self.instances.len() {
-            if self.instances[serial].ended.is_none() && !self.instances[serial].running() {
-                self.pause(serial, false)?;
-            }
+        let stopped: Vec<usize> = (0..self.instances.len())
+            .filter(|s| self.instances[*s].ended.is_none() && !self.instances[*s].running())
+            .collect();
+        for serial in &stopped {
+            self.pause(*serial, false)?;
+        }
+        if !stopped.is_empty() {
+            // Time to report the leadership each may have lost while stopped.
+            std::thread::sleep(Duration::from_secs(1));
         }
         for serial in 0..self.instances.len() {
             if self.instances[serial].child.is_some() {

@@ -649,6 +649,14 @@ impl Node {
     }
 }
 
+/// The wall clock in milliseconds since the Unix epoch (0 if it reads before it).
+#[allow(clippy::disallowed_methods)] // the runtime reads the wall clock for term floors
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,12 +680,4 @@ mod tests {
         };
         assert_eq!(stream_budget(&huge), u32::MAX as usize);
     }
-}
-
-/// The wall clock in milliseconds since the Unix epoch (0 if it reads before it).
-#[allow(clippy::disallowed_methods)] // the runtime reads the wall clock for term floors
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use quorate::groups::check_name;
-use quorate::{Event, EventStream, Identity, LeaderChange, Node, NodeConfig, NodeId};
+use quorate::{Event, EventStream, Identity, LeaderChange, MemberEvent, Node, NodeConfig, NodeId};
 use serde_json::{json, Map};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -146,7 +146,17 @@ pub async fn run(a: NodeArgs) -> Result<()> {
             }
         }
     }
-    serve(&node, &mut events, &mut out, a.stats_every).await?;
+    if let Err(e) = serve(&node, &mut events, &mut out, a.stats_every).await {
+        // Another process had this id first: stop without a word (a departure would
+        // be announced under the other one's id), resigning what this one may hold.
+        for campaign in campaigns {
+            campaign.resign().await;
+        }
+        out.line("stopped", Map::new());
+        out.finish();
+        node.shutdown().await;
+        return Err(e);
+    }
     // Step down first: each resignation returns once the node stopped leading and sent
     // its releases; `leave` then resigns whatever is left and lingers while they and
     // the departure go out.
@@ -168,7 +178,20 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     left
 }
 
-/// Reports events until SIGINT or SIGTERM (or the node stops by itself).
+/// The address of the earlier process when `ev` says this one is a second process
+/// of its node id that started later.
+fn later_duplicate(ev: &Event) -> Option<std::net::SocketAddr> {
+    match ev {
+        Event::Member(MemberEvent::Duplicate {
+            addr,
+            newcomer: true,
+        }) => Some(*addr),
+        _ => None,
+    }
+}
+
+/// Reports events until SIGINT or SIGTERM (or the node stops by itself); an error
+/// when another process runs with this node's id and was there first.
 async fn serve(
     node: &Node,
     events: &mut EventStream,
@@ -184,11 +207,20 @@ async fn serve(
                 Some(ev) => {
                     // Report what arrived together, then sum up the view once.
                     let mut reported = out.event(&ev);
+                    let mut later = later_duplicate(&ev);
                     while let Some(ev) = events.try_recv() {
                         reported |= out.event(&ev);
+                        later = later.or(later_duplicate(&ev));
                     }
                     if reported {
                         out.view(node);
+                    }
+                    if let Some(addr) = later {
+                        bail!(
+                            "node id {} already runs at {addr}: this process started later \
+                             and stops",
+                            out.id
+                        );
                     }
                 }
                 None => return Ok(()),

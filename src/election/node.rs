@@ -524,14 +524,14 @@ impl Election {
             vacate,
         };
         match a {
-            Action::Request { term, round } => self.to_voters(now, request(term, round)),
+            Action::Request { term, round } => self.send_to_voters(now, request(term, round)),
             Action::RequestOne { voter, term, round } => {
                 self.send(now, Process::new(voter, 0), request(term, round))
             }
             Action::Release { voter, term } => {
                 self.send(now, Process::new(voter, 0), release(term, false))
             }
-            Action::ReleaseAll { term } => self.to_voters(now, release(term, true)),
+            Action::ReleaseAll { term } => self.send_to_voters(now, release(term, true)),
             Action::Elected { term, deadline } => self.events.push_back(ElectionEvent::Elected {
                 group: g,
                 term,
@@ -552,7 +552,7 @@ impl Election {
         }
     }
 
-    fn to_voters(&mut self, now: Instant, msg: ElectionMsg) {
+    fn send_to_voters(&mut self, now: Instant, msg: ElectionMsg) {
         for v in self.cfg.voters.clone() {
             self.send(now, Process::new(v, 0), msg.clone());
         }

@@ -163,7 +163,7 @@ impl Candidacy {
             timing,
             voters,
             phase: Phase::Waiting { until },
-            next_term: known_term + 1,
+            next_term: known_term.saturating_add(1),
             round: 0,
             rank,
             me: None,
@@ -241,7 +241,7 @@ impl Candidacy {
 
     /// Raises the next term asked for (a higher term was seen in gossip).
     pub fn observe_term(&mut self, term: Term) {
-        self.next_term = self.next_term.max(term + 1);
+        self.next_term = self.next_term.max(term.saturating_add(1));
     }
 
     /// When [`Candidacy::on_timer`] must next run.
@@ -315,7 +315,7 @@ impl Candidacy {
         // void a promise the next round counts. And a later leadership of this node
         // (after its lease ran out) gets a fencing token of its own.
         let term = self.next_term;
-        self.next_term = term + 1;
+        self.next_term = term.saturating_add(1);
         self.phase = Phase::Asking {
             tally: Tally::new(term, now, self.voters),
             round: self.round,
@@ -336,6 +336,15 @@ impl Candidacy {
         v: Verdict,
     ) -> Vec<Action> {
         let (drift, margin) = (self.timing.drift, self.timing.margin);
+        // A voter grants at most the lease asked for: a grant claiming more (malformed,
+        // or hostile) counts for the lease asked only, so no deadline is set from it.
+        let v = match v {
+            Verdict::Granted { lease, raised } => Verdict::Granted {
+                lease: lease.min(self.timing.lease),
+                raised,
+            },
+            v => v,
+        };
         // Give the round up at once when a lower id holds a voter (it goes first), or
         // when a voter has granted a higher term (this round's term cannot win it).
         let yields = match (v, self.me) {
@@ -352,12 +361,17 @@ impl Candidacy {
                     Verdict::Denied(Denial::Held {
                         term, remaining, ..
                     }) => {
-                        self.next_term = self.next_term.max(term + 1);
+                        self.next_term = self.next_term.max(term.saturating_add(1));
                         remaining.min(self.timing.lease * 4)
                     }
                     Verdict::Denied(Denial::StaleTerm { highest }) => {
-                        self.next_term = self.next_term.max(highest + 1);
-                        Duration::ZERO
+                        self.next_term = self.next_term.max(highest.saturating_add(1));
+                        // At the top of the term space no higher term exists to ask
+                        // at once: retry a round later rather than spin.
+                        match highest {
+                            Term::MAX => self.timing.round_timeout,
+                            _ => Duration::ZERO,
+                        }
                     }
                     _ => Duration::ZERO,
                 };
@@ -783,5 +797,58 @@ mod tests {
                 Action::ReleaseAll { term: 1 }
             ]
         );
+    }
+
+    #[test]
+    fn terms_saturate_at_the_top() {
+        // Found by fuzzing (target `engine`): a term of `u64::MAX` restored, gossiped or
+        // named in a denial overflowed the next term to ask. Terms stop at the top
+        // (every voter then refuses them) and never wrap to a reused fencing token.
+        let t0 = Instant::now();
+        let mut c = Candidacy::new(t0, timing(), 3, 0, Term::MAX).with_id(NodeId(2));
+        c.observe_term(Term::MAX);
+        let Action::Request { term, round } = c.on_timer(t0)[0] else {
+            panic!()
+        };
+        assert_eq!(term, Term::MAX);
+        let stale = Verdict::Denied(Denial::StaleTerm { highest: Term::MAX });
+        c.on_verdict(t0, NodeId(100), round, stale);
+        let at = c.next_timer();
+        assert!(at > t0, "no term above the top: the candidate must not spin");
+        let Some(Action::Request { term, round }) = c.on_timer(at).last().copied() else {
+            panic!()
+        };
+        assert_eq!(term, Term::MAX);
+        let held = Verdict::Denied(Denial::Held {
+            holder: NodeId(9),
+            term: Term::MAX,
+            remaining: Duration::from_millis(10),
+        });
+        let stale = Verdict::Denied(Denial::StaleTerm { highest: Term::MAX });
+        c.on_verdict(at, NodeId(100), round, held);
+        c.on_verdict(at, NodeId(101), round, stale);
+        assert!(c.leadership().is_none());
+    }
+
+    #[test]
+    fn a_grant_longer_than_asked_counts_for_the_lease_asked() {
+        // Found by fuzzing (target `engine`): voters answering `Granted(Duration::MAX)`
+        // overflowed the deadline; a grant of more than the lease asked for would
+        // otherwise set a deadline past every voter's promise.
+        let t0 = Instant::now();
+        let mut c = Candidacy::new(t0, timing(), 3, 0, 0).with_id(NodeId(1));
+        let Action::Request { round, .. } = c.on_timer(t0)[0] else {
+            panic!()
+        };
+        let grant = |lease| Verdict::Granted {
+            lease,
+            raised: true,
+        };
+        assert!(c.on_verdict(t0, NodeId(100), round, grant(Duration::MAX)).is_empty());
+        let out = c.on_verdict(t0, NodeId(101), round, grant(Duration::from_secs(60)));
+        let Some(Action::Elected { deadline, .. }) = out.first() else {
+            panic!("{out:?}")
+        };
+        assert!(*deadline <= t0 + timing().lease, "{out:?}");
     }
 }

@@ -123,8 +123,8 @@ impl Tally {
         self.answers
             .values()
             .map(|v| match v {
-                Verdict::Denied(Denial::Held { term, .. }) => *term + 1,
-                Verdict::Denied(Denial::StaleTerm { highest }) => *highest + 1,
+                Verdict::Denied(Denial::Held { term, .. }) => term.saturating_add(1),
+                Verdict::Denied(Denial::StaleTerm { highest }) => highest.saturating_add(1),
                 _ => self.term,
             })
             .fold(self.term, Term::max)
@@ -143,8 +143,8 @@ impl Tally {
                         waits.push(w);
                     }
                     next_term = next_term.max(match d {
-                        Denial::Held { term, .. } => *term + 1,
-                        Denial::StaleTerm { highest } => *highest + 1,
+                        Denial::Held { term, .. } => term.saturating_add(1),
+                        Denial::StaleTerm { highest } => highest.saturating_add(1),
                         _ => self.term,
                     });
                 }

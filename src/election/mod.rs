@@ -25,3 +25,6 @@ pub use node::{
 pub use query::{Confirmed, QueryError, QueryTally};
 pub use tally::{Outcome, Tally};
 pub use voter::{Denial, Promise, Term, Verdict, Voter};
+
+#[cfg(test)]
+mod tests;

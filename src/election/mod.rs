@@ -26,3 +26,6 @@ pub use node::{
 pub use query::{Confirmed, QueryError, QueryTally};
 pub use tally::{Outcome, Tally};
 pub use voter::{Denial, Instance, Process, Promise, Term, Verdict, Voter};
+
+#[cfg(test)]
+mod tests;

@@ -88,9 +88,10 @@ impl Registry {
         self.entries.values()
     }
 
-    /// A new local entry for `name` by `author` (not merged yet).
+    /// A new local entry for `name` by `author` (not merged yet). The clock stops at
+    /// `u64::MAX` (only a malformed or hostile stamp gets it there) rather than wrap.
     pub fn stamp(&mut self, name: &str, author: NodeId, exists: bool) -> Entry {
-        self.clock += 1;
+        self.clock = self.clock.saturating_add(1);
         Entry {
             name: name.to_owned(),
             stamp: self.clock,
@@ -210,5 +211,16 @@ mod tests {
         let back = Registry::decode(&r.encode());
         assert_eq!(back.len(), 2);
         assert!(Registry::decode(&[0xff, 0x01]).is_empty());
+    }
+
+    #[test]
+    fn a_stamp_at_the_top_of_the_clock_saturates() {
+        // Found by fuzzing (target `engine`): merging an entry stamped `u64::MAX`, then
+        // creating a group, overflowed the clock.
+        let mut r = Registry::new(8);
+        r.merge(e("g", u64::MAX, 2, true));
+        let mine = r.stamp("h", NodeId(1), true);
+        assert_eq!(mine.stamp, u64::MAX);
+        assert_eq!(r.merge(mine), Change::Created);
     }
 }

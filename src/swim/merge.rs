@@ -412,7 +412,7 @@ impl Swim {
             // Being suspected hints that we are the slow one.
             self.awareness.apply(1);
         }
-        self.bump_incarnation(now, accused.max(self.incarnation) + 1);
+        self.bump_incarnation(now, accused.max(self.incarnation).saturating_add(1));
         if let Some(a) = accuser.filter(|a| *a != self.me) {
             let own = self.own_update(false);
             self.send_to_member(a, true, &Message::Gossip { updates: vec![own] });

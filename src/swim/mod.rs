@@ -409,7 +409,7 @@ impl Swim {
             });
         }
         self.meta = meta;
-        self.bump_incarnation(now, self.incarnation + 1);
+        self.bump_incarnation(now, self.incarnation.saturating_add(1));
         self.schedule_gossip(now);
         Ok(())
     }

@@ -120,6 +120,26 @@ fn a_suspected_member_refutes_with_a_higher_incarnation() {
     }
 }
 
+#[test]
+fn an_accusation_at_the_highest_incarnation_saturates() {
+    // Found by fuzzing (target `engine`): refuting news about this node at incarnation
+    // `u64::MAX` overflowed. The incarnation stops at the top instead of wrapping to 0,
+    // which every peer would take for old news.
+    let t0 = Instant::now();
+    let mut n = node(1, vec![], t0);
+    let msg = crate::wire::Message::Gossip {
+        updates: vec![crate::wire::Update::Suspect {
+            id: NodeId(1),
+            incarnation: u64::MAX,
+            from: NodeId(2),
+        }],
+    };
+    n.handle_datagram(t0, addr(2), Some(NodeId(2)), &frame(2, &msg));
+    assert_eq!(n.incarnation(), u64::MAX);
+    n.set_metadata(t0, b"still here".to_vec()).unwrap();
+    assert_eq!(n.incarnation(), u64::MAX);
+}
+
 fn alive(i: u64) -> crate::wire::Update {
     crate::wire::Update::Alive {
         id: NodeId(i),

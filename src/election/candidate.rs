@@ -479,11 +479,7 @@ impl Candidacy {
             }
             Phase::Leading { term, deadline, .. } if now >= *deadline => {
                 let term = *term;
-                self.phase = Phase::Waiting { until: now };
-                vec![Action::SteppedDown {
-                    term,
-                    reason: StepDown::LeaseExpired,
-                }]
+                self.lease_ran_out(now, term)
             }
             Phase::Leading {
                 term,
@@ -647,11 +643,7 @@ impl Candidacy {
             // cannot extend a leadership that is over: step down first.
             Phase::Leading { term, deadline, .. } if now >= *deadline => {
                 let term = *term;
-                self.phase = Phase::Waiting { until: now };
-                vec![Action::SteppedDown {
-                    term,
-                    reason: StepDown::LeaseExpired,
-                }]
+                self.lease_ran_out(now, term)
             }
             Phase::Leading {
                 term,
@@ -676,6 +668,15 @@ impl Candidacy {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The leadership at `term` ran out at `now`: step down, and run again at once.
+    fn lease_ran_out(&mut self, now: Instant, term: Term) -> Vec<Action> {
+        self.phase = Phase::Waiting { until: now };
+        vec![Action::SteppedDown {
+            term,
+            reason: StepDown::LeaseExpired,
+        }]
     }
 
     /// Stops running; a leader steps down first, then releases its promises.
@@ -704,4 +705,4 @@ fn release_grants(tally: &Tally) -> Vec<Action> {
 
 #[cfg(test)]
 #[path = "candidate_tests.rs"]
-mod tests;
+pub(super) mod tests;

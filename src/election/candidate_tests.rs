@@ -5,7 +5,8 @@
 use super::*;
 use crate::election::voter::{Denial, Process, Voter};
 
-fn timing() -> Timing {
+/// The timing every election test uses.
+pub(crate) fn timing() -> Timing {
     Timing {
         lease: Duration::from_millis(900),
         renew_interval: Duration::from_millis(300),

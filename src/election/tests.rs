@@ -5,19 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Action, Candidacy, Denial, Term, Timing, Verdict};
+use super::candidate::tests::timing;
+use super::{Action, Candidacy, Denial, Term, Verdict};
 use crate::wire::NodeId;
-
-fn timing() -> Timing {
-    Timing {
-        lease: Duration::from_millis(900),
-        renew_interval: Duration::from_millis(300),
-        drift: 0.01,
-        margin: Duration::from_millis(10),
-        rank_backoff: Duration::from_millis(50),
-        round_timeout: Duration::from_millis(200),
-    }
-}
 
 #[test]
 fn terms_saturate_at_the_top() {

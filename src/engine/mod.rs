@@ -74,6 +74,8 @@ pub struct Engine {
     /// The lowest term a campaign of this process starts above (see
     /// [`Engine::set_term_floor`]).
     term_floor: Term,
+    /// When this process last handled an input (a frame or a timer).
+    last_input: Instant,
 }
 
 /// The term floor for a wall-clock reading of `unix_ms` milliseconds since the Unix
@@ -139,6 +141,7 @@ impl Engine {
             voter_addrs: HashMap::new(),
             election_misrouted: 0,
             term_floor: 0,
+            last_input: now,
         })
     }
 
@@ -421,7 +424,15 @@ impl Engine {
     /// deadline passed while its process stood still (stopped, starved of CPU) steps
     /// down, and says so, before anything the input brings is reported.
     fn expire_leaderships(&mut self, now: Instant) {
+        let idle = now.saturating_duration_since(self.last_input);
+        self.last_input = self.last_input.max(now);
         if let Some(e) = self.election.as_mut() {
+            if idle > e.config().quarantine {
+                // This process stood still for longer than a lease (stopped, starved):
+                // it may have been declared dead and replaced by another process with
+                // its id that voted meanwhile. Grant nothing for a quarantine.
+                e.conflict(now, false);
+            }
             if e.poll_timeout().is_some_and(|t| t <= now) {
                 e.handle_timeout(now);
                 self.drain_election();
@@ -502,7 +513,7 @@ impl Engine {
                 }
             }
             if self.swim.take_claim_elsewhere() {
-                let retire = self.swim.yielded_id();
+                let retire = self.swim.yielded_id() || self.swim.found_id_taken();
                 if let Some(e) = self.election.as_mut() {
                     e.conflict(now, retire);
                 }

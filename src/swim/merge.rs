@@ -447,7 +447,7 @@ pub(super) struct Claims {
     refuted_at: Option<Incarnation>,
     /// Whether the first claim came while this node was joining (it is the later
     /// process).
-    newcomer: Option<bool>,
+    pub(super) newcomer: Option<bool>,
     /// Addresses reported as duplicates (at most [`MAX_REPORTED`]).
     reported: Vec<SocketAddr>,
     /// A claim arrived since the engine last asked.

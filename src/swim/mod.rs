@@ -621,6 +621,13 @@ impl Swim {
         self.claims.yielded
     }
 
+    /// Whether this process found its own id alive at another address in the answer
+    /// to its join: another process may still run with it (one stalled, say), so this
+    /// one must never vote.
+    pub fn found_id_taken(&self) -> bool {
+        self.claims.newcomer == Some(true)
+    }
+
     /// Where member `id` was last known to listen, whatever its state (dead and
     /// departed members are kept until reaped).
     pub fn addr_of(&self, id: NodeId) -> Option<SocketAddr> {

@@ -5,7 +5,8 @@
 //! node replaced by its duplicate, clock-rate drift under libfaketime). A checker then
 //! reads every process's events: no two leaders at once, terms always rising, a
 //! resumed leader reports its loss first. See `jepsen/checker.rs` for how leaderships
-//! become intervals.
+//! become intervals. `jepsen/stability.rs` stalls one or two follower voters at a
+//! time and checks that the leader keeps its lease; the two tests run one at a time.
 //!
 //! Needs root (namespaces, veth pairs, nftables) and the `ip`, `nft` and libfaketime
 //! tools. `QUORATE_JEPSEN_SEED` replays a run, `QUORATE_JEPSEN_FAULTS` sets its length:
@@ -21,9 +22,12 @@ mod faults;
 mod net;
 #[path = "jepsen/selftest.rs"]
 mod selftest;
+#[path = "jepsen/stability.rs"]
+mod stability;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -34,6 +38,16 @@ use faults::Rng;
 const DEFAULT_SEED: u64 = 20_260_101;
 /// Three rounds of every kind of fault.
 const DEFAULT_FAULTS: usize = 27;
+
+/// Held for the whole run by each test that starts a cluster: two clusters at once
+/// would starve each other's processes on a small machine, and would clash anyway
+/// (namespaces are named after the test process, addresses are fixed).
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+/// The cluster lock (also after another test failed while holding it).
+fn exclusive() -> MutexGuard<'static, ()> {
+    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
     match std::env::var(name) {
@@ -90,6 +104,7 @@ fn faketime_lib() -> Option<PathBuf> {
 
 #[test]
 fn leases_hold_under_process_and_network_faults() -> Result<()> {
+    let _alone = exclusive();
     let faketime = require_root_and_tools()?;
     let seed: u64 = env_num("QUORATE_JEPSEN_SEED", DEFAULT_SEED)?;
     let count: usize = env_num("QUORATE_JEPSEN_FAULTS", DEFAULT_FAULTS)?;

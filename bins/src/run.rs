@@ -152,6 +152,10 @@ pub async fn run(a: NodeArgs) -> Result<()> {
         for campaign in campaigns {
             campaign.resign().await;
         }
+        // Report the step-downs (a leader resigned above) before stopping.
+        while let Some(ev) = events.try_recv() {
+            out.event(&ev);
+        }
         out.line("stopped", Map::new());
         out.finish();
         node.shutdown().await;

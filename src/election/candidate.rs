@@ -460,7 +460,9 @@ impl Candidacy {
                 // once would take this node's own voter, and any free one, away from a
                 // leader that needs them to renew.
                 let silent = !tally.answered_by_other_than(self.me);
-                let held = tally.held_for().map(|r| r + self.timing.round_timeout);
+                let held = tally
+                    .held_for()
+                    .map(|r| r.min(self.timing.lease * 4) + self.timing.round_timeout);
                 let (mut out, pause) = match silent {
                     true => (
                         vec![Action::ReleaseAll { term: tally.term() }],

@@ -305,7 +305,14 @@ impl Candidacy {
     /// `voter` says the group became vacant (its holder resigned, or a rival released
     /// a lost round): a waiting candidate asks after `rank * rank_backoff` instead of
     /// waiting out the old promise; a candidate mid-round asks that voter again.
-    pub fn on_vacant(&mut self, now: Instant, voter: NodeId, rank: u32) -> Vec<Action> {
+    /// `freed_of` is the holder whose promise ended (`None`: the voter's quarantine).
+    pub fn on_vacant(
+        &mut self,
+        now: Instant,
+        voter: NodeId,
+        freed_of: Option<NodeId>,
+        rank: u32,
+    ) -> Vec<Action> {
         let wait = self.wait_for_rank(rank);
         match &mut self.phase {
             Phase::Waiting { until } => {
@@ -313,11 +320,15 @@ impl Candidacy {
                 Vec::new()
             }
             Phase::Asking { tally, .. } if tally.granted_by(voter) => Vec::new(),
-            Phase::Asking { tally, round, .. } => vec![Action::RequestOne {
-                voter,
-                term: tally.term(),
-                round: *round,
-            }],
+            Phase::Asking { tally, round, .. } => {
+                // Its denial (held for the promise that just ended) no longer counts.
+                tally.retract(voter, freed_of);
+                vec![Action::RequestOne {
+                    voter,
+                    term: tally.term(),
+                    round: *round,
+                }]
+            }
             Phase::Leading { .. } => Vec::new(),
         }
     }

@@ -108,7 +108,9 @@ fn higher_rank_backs_off_and_denied_candidate_waits_for_the_holder() {
     // rank's back-off, with a higher term.
     assert_eq!(c2.next_timer(), at + Duration::from_millis(800 + 200 + 50));
     let lapse = at + Duration::from_millis(800);
-    assert!(c2.on_vacant(lapse, NodeId(100), 1).is_empty());
+    assert!(c2
+        .on_vacant(lapse, NodeId(100), Some(NodeId(1)), 1)
+        .is_empty());
     assert_eq!(c2.next_timer(), lapse + Duration::from_millis(50));
     let req = c2.on_timer(c2.next_timer());
     assert!(matches!(req[..], [Action::Request { term: 2, .. }]));
@@ -189,7 +191,7 @@ fn a_release_overtaken_by_the_next_round_cannot_void_its_grants() {
     };
     let won = deliver(&mut c, &mut vs, me, at, req);
     assert!(matches!(won[..], [Action::Elected { .. }]), "{won:?}");
-    vs[0].release("g", Process::new(me, 1), released[0]);
+    vs[0].release(t0, "g", Process::new(me, 1), released[0]);
     for (i, v) in vs.iter().enumerate() {
         assert_eq!(
             v.promise(at, "g").map(|p| p.holder.id),

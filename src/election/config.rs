@@ -188,12 +188,12 @@ pub enum ElectionMsg {
         holder: Option<(NodeId, Term)>,
     },
     /// Voter → candidates it turned away: `resigned` released the group, or its
-    /// promise to `resigned` ran out.
+    /// promise to `resigned` ran out, or (`None`) the voter's restart quarantine ended.
     Vacant {
         /// The group.
         group: String,
-        /// The candidate that resigned.
-        resigned: NodeId,
+        /// The candidate that resigned or whose promise ran out, if any.
+        resigned: Option<NodeId>,
         /// Every candidate this voter turned away meanwhile (at most
         /// [`super::voter::MAX_WAITERS`]): each ranks itself among them as well as
         /// among the candidates its gossiped view has, which may lag.

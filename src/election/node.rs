@@ -123,6 +123,7 @@ impl Election {
         let voter = cfg.voters.contains(&me).then(|| {
             Voter::new(now, quarantine, cfg.timing.lease * 2, cfg.max_groups)
                 .with_variant(cfg.unsafe_variant)
+                .with_grace(cfg.timing.rank_backoff)
         });
         Ok(Election {
             me,
@@ -403,7 +404,7 @@ impl Election {
             return;
         };
         let (told, kept): (Vec<Process>, Vec<Process>) = v
-            .release(&group, from, term)
+            .release(now, &group, from, term)
             .unwrap_or_default()
             .into_iter()
             .partition(|w| vacate || w.id < from.id);
@@ -411,7 +412,7 @@ impl Election {
         // release would forget them and they would sit out a lease.
         let waiting: Vec<NodeId> = told.iter().chain(&kept).map(|w| w.id).collect();
         v.keep_waiting(&group, kept);
-        self.tell_vacant(now, &group, from.id, told, waiting);
+        self.tell_vacant(now, &group, Some(from.id), told, waiting);
     }
 
     /// Tells `told` that `group` is vacant (`holder` resigned or its promise ran
@@ -420,7 +421,7 @@ impl Election {
         &mut self,
         now: Instant,
         group: &str,
-        holder: NodeId,
+        holder: Option<NodeId>,
         told: Vec<Process>,
         waiting: Vec<NodeId>,
     ) {
@@ -439,7 +440,7 @@ impl Election {
         now: Instant,
         from: Process,
         group: String,
-        resigned: NodeId,
+        resigned: Option<NodeId>,
         waiting: Vec<NodeId>,
     ) {
         if !self.cfg.voters.contains(&from.id) {
@@ -449,10 +450,12 @@ impl Election {
             // The resigner (or the holder whose promise ran out) no longer counts in
             // the rank, once, however many voters say so; the candidates the voter
             // saw waiting do, even if this node's view does not have them yet.
-            c.gone(now, resigned);
+            if let Some(id) = resigned {
+                c.gone(now, id);
+            }
             c.waiting(now, &waiting);
             let rank = c.rank();
-            let actions = c.on_vacant(now, from.id, rank);
+            let actions = c.on_vacant(now, from.id, resigned, rank);
             self.act(now, &group, actions);
             self.handle_timeout(now);
         }

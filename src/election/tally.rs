@@ -38,6 +38,9 @@ pub struct Tally {
     voters: usize,
     answers: BTreeMap<NodeId, Verdict>,
     decided: bool,
+    /// Voters that said they are free of a promise (its holder) or of their quarantine
+    /// (`None`) during the round: see [`Tally::retract`].
+    freed: Vec<(NodeId, Option<NodeId>)>,
 }
 
 /// A blocked voter's wait; `None` when it will never grant this candidate.
@@ -58,6 +61,7 @@ impl Tally {
             voters,
             answers: BTreeMap::new(),
             decided: false,
+            freed: Vec::new(),
         }
     }
 
@@ -83,6 +87,30 @@ impl Tally {
             .min()
     }
 
+    /// Forgets `voter`'s denial: it said it is free now of `holder`'s promise (or of
+    /// its quarantine, `None`), and is asked again. A denial for that promise arriving
+    /// later was sent before (datagrams reorder) and is ignored too. A round already
+    /// decided stays decided.
+    pub fn retract(&mut self, voter: NodeId, holder: Option<NodeId>) {
+        if matches!(self.answers.get(&voter), Some(Verdict::Denied(_))) {
+            self.answers.remove(&voter);
+        }
+        if !self.freed.contains(&(voter, holder)) {
+            self.freed.push((voter, holder));
+        }
+    }
+
+    /// Whether `verdict` from `voter` is for a promise (or quarantine) the voter has
+    /// since said ended.
+    fn outdated(&self, voter: NodeId, verdict: &Verdict) -> bool {
+        let holder = match verdict {
+            Verdict::Denied(Denial::Held { holder, .. }) => Some(*holder),
+            Verdict::Denied(Denial::Quarantine { .. }) => None,
+            _ => return false,
+        };
+        self.freed.contains(&(voter, holder))
+    }
+
     /// Whether `voter` granted this round.
     pub fn granted_by(&self, voter: NodeId) -> bool {
         matches!(self.answers.get(&voter), Some(Verdict::Granted { .. }))
@@ -105,7 +133,7 @@ impl Tally {
         drift: f64,
         margin: Duration,
     ) -> Outcome {
-        if self.decided {
+        if self.decided || self.outdated(voter, &verdict) {
             return Outcome::Pending;
         }
         self.answers.insert(voter, verdict);
@@ -235,6 +263,45 @@ mod tests {
             }
         );
         assert_eq!(t.granted().collect::<Vec<_>>(), vec![NodeId(1)]);
+    }
+
+    #[test]
+    fn a_denial_for_a_promise_the_voter_said_ended_does_not_count() {
+        let t0 = Instant::now();
+        let mut t = Tally::new(5, t0, 5);
+        let quarantine = Verdict::Denied(Denial::Quarantine {
+            remaining: Duration::from_millis(700),
+        });
+        assert_eq!(t.record(NodeId(1), quarantine, 0.0, M), Outcome::Pending);
+        // Voters 4 and 5 say holder 1's promise ended; their Held answers, sent
+        // before, arrive after (reordered): they do not count.
+        t.retract(NodeId(4), Some(NodeId(1)));
+        t.retract(NodeId(5), Some(NodeId(1)));
+        assert_eq!(t.record(NodeId(4), held(1, 4), 0.0, M), Outcome::Pending);
+        assert_eq!(t.record(NodeId(5), held(1, 4), 0.0, M), Outcome::Pending);
+        // Voter 3's Held counted, then retracted when it said vacant.
+        assert_eq!(t.record(NodeId(3), held(1, 4), 0.0, M), Outcome::Pending);
+        t.retract(NodeId(3), Some(NodeId(1)));
+        assert_eq!(t.record(NodeId(2), grant(), 0.0, M), Outcome::Pending);
+        assert_eq!(t.record(NodeId(3), grant(), 0.0, M), Outcome::Pending);
+        assert!(matches!(
+            t.record(NodeId(4), grant(), 0.0, M),
+            Outcome::Won { .. }
+        ));
+        // A denial naming another holder still counts.
+        let mut t = Tally::new(5, t0, 5);
+        t.retract(NodeId(4), Some(NodeId(1)));
+        let other = Verdict::Denied(Denial::Held {
+            holder: NodeId(2),
+            term: 4,
+            remaining: L,
+        });
+        t.record(NodeId(4), other, 0.0, M);
+        t.record(NodeId(3), other, 0.0, M);
+        assert!(matches!(
+            t.record(NodeId(5), other, 0.0, M),
+            Outcome::Lost { .. }
+        ));
     }
 
     #[test]

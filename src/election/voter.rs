@@ -112,6 +112,9 @@ struct Ballot {
     promise: Option<Promise>,
     /// Candidates denied while the promise held: told when it is released.
     waiters: Vec<Process>,
+    /// After a vacancy, the lowest id that waited for it, and until when only it (or
+    /// a lower id) may take the group: see [`Voter::with_grace`].
+    reserved: Option<(NodeId, Instant)>,
 }
 
 /// One node's voter role, for every group.
@@ -125,6 +128,8 @@ pub struct Voter {
     max_lease: Duration,
     max_groups: usize,
     variant: Option<UnsafeVariant>,
+    /// How long a vacated group stays reserved for its lowest waiting id.
+    grace: Duration,
 }
 
 impl Voter {
@@ -140,7 +145,21 @@ impl Voter {
             max_lease,
             max_groups,
             variant: None,
+            grace: Duration::ZERO,
         }
+    }
+
+    /// For `grace` after a group becomes vacant (its promise released or run out while
+    /// candidates waited), grants it only to the lowest id among the candidates that
+    /// waited, or to a lower one; the others are told it is held by that id for the
+    /// rest of the grace. Every waiter hears of the vacancy at once, and the lowest
+    /// asks first by rank, but a higher id whose own retry timer fires at that instant
+    /// could otherwise reach a voter first. Set it to the rank back-off: a lowest
+    /// waiter that does not ask by then (it crashed, or cannot reach this voter) holds
+    /// nobody off for longer.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// This voter running a deliberately unsafe `variant` (simulation only).
@@ -227,6 +246,13 @@ impl Voter {
                 true => self.quarantine,
                 false => self.quarantine_until - now,
             };
+            // Told, with the others, when the quarantine ends: they then go by rank.
+            let retired = self.retired;
+            if let Some(b) = self.ballot(group).filter(|_| !retired) {
+                if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&candidate) {
+                    b.waiters.push(candidate);
+                }
+            }
             return Verdict::Denied(Denial::Quarantine { remaining });
         }
         let (max_lease, variant) = (self.max_lease, self.variant);
@@ -238,14 +264,22 @@ impl Voter {
         let Some(b) = self.ballot(group) else {
             return Verdict::Denied(Denial::TooManyGroups);
         };
-        if let Some(p) = held {
+        let reserved = b
+            .reserved
+            .filter(|&(id, until)| now < until && candidate.id > id);
+        let denial = match (held, reserved) {
+            (Some(p), _) => Some((p.holder.id, p.term, p.until - now)),
+            (None, Some((id, until))) => Some((id, b.highest, until - now)),
+            (None, None) => None,
+        };
+        if let Some((holder, term, remaining)) = denial {
             if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&candidate) {
                 b.waiters.push(candidate);
             }
             return Verdict::Denied(Denial::Held {
-                holder: p.holder.id,
-                term: p.term,
-                remaining: p.until - now,
+                holder,
+                term,
+                remaining,
             });
         }
         if !term_allowed(b, candidate, term, renewing, variant) {
@@ -257,6 +291,7 @@ impl Voter {
         // Those turned away before still wait (now for this holder); only the
         // candidate granted stops waiting.
         b.waiters.retain(|w| *w != candidate);
+        b.reserved = None;
         b.promise = Some(Promise {
             holder: candidate,
             term,
@@ -268,15 +303,22 @@ impl Voter {
     /// Drops `holder`'s promise for `group` at `term` (a resignation). Returns the
     /// candidates turned away meanwhile (to tell them the group is vacant), or `None`
     /// when there was no such promise.
-    pub fn release(&mut self, group: &str, holder: Process, term: Term) -> Option<Vec<Process>> {
+    pub fn release(
+        &mut self,
+        now: Instant,
+        group: &str,
+        holder: Process,
+        term: Term,
+    ) -> Option<Vec<Process>> {
         let bare = self.variant == Some(UnsafeVariant::BareIdPromise);
+        let grace = self.grace;
         let b = self.ballots.get_mut(group)?;
         match b.promise {
             Some(p)
                 if (p.holder == holder || (bare && p.holder.id == holder.id)) && p.term == term =>
             {
                 b.promise = None;
-                Some(std::mem::take(&mut b.waiters))
+                Some(vacate(b, now, grace, Some(p.holder)))
             }
             _ => None,
         }
@@ -284,8 +326,14 @@ impl Voter {
 
     /// Puts candidates back on `group`'s list of those turned away (after a release
     /// that told only some of them).
+    /// They were not told of the vacancy, so none of them holds its reservation.
     pub fn keep_waiting(&mut self, group: &str, waiters: Vec<Process>) {
         if let Some(b) = self.ballots.get_mut(group) {
+            if let Some((id, _)) = b.reserved {
+                if waiters.iter().any(|w| w.id == id) {
+                    b.reserved = None;
+                }
+            }
             for w in waiters {
                 if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&w) {
                     b.waiters.push(w);
@@ -294,31 +342,50 @@ impl Voter {
         }
     }
 
-    /// When the first promise some turned-away candidate waits on runs out.
+    /// When the first promise (or the restart quarantine) some turned-away candidate
+    /// waits on runs out.
     pub fn next_lapse(&self) -> Option<Instant> {
         self.ballots
             .values()
             .filter(|b| !b.waiters.is_empty())
-            .filter_map(|b| b.promise.map(|p| p.until))
+            .filter_map(|b| self.lapse_of(b))
             .min()
     }
 
+    /// When what `b`'s waiters wait on ends: its promise, or else the restart
+    /// quarantine still running (a retired voter frees nothing).
+    fn lapse_of(&self, b: &Ballot) -> Option<Instant> {
+        match b.promise {
+            Some(p) => Some(p.until),
+            None if self.retired => None,
+            // Waiters with no promise after the quarantine were turned away by a
+            // reservation: they wait for the next promise.
+            None => Some(self.quarantine_until).filter(|_| b.reserved.is_none()),
+        }
+    }
+
     /// Promises that ran out by `now` while candidates waited (the holder crashed,
-    /// stalled or was cut off): each group, its last holder and the candidates turned
-    /// away, to be told the group is vacant. On this voter's clock, the same for every
-    /// waiter, so their rank back-offs keep the lowest id first whatever their own
-    /// clocks' drift.
-    pub fn lapsed(&mut self, now: Instant) -> Vec<(String, NodeId, Vec<Process>)> {
+    /// stalled or was cut off), and groups candidates asked for during the restart
+    /// quarantine once it ends: each group, its last holder (if any) and the candidates
+    /// turned away, to be told the group is vacant. On this voter's clock, the same for
+    /// every waiter, so their rank back-offs keep the lowest id first whatever their
+    /// own clocks' drift.
+    pub fn lapsed(&mut self, now: Instant) -> Vec<(String, Option<NodeId>, Vec<Process>)> {
+        let due: Vec<String> = self
+            .ballots
+            .iter()
+            .filter(|(_, b)| !b.waiters.is_empty())
+            .filter(|(_, b)| self.lapse_of(b).is_some_and(|t| t <= now))
+            .map(|(g, _)| g.clone())
+            .collect();
         let mut out = Vec::new();
-        for (g, b) in &mut self.ballots {
-            let Some(p) = b
-                .promise
-                .filter(|p| p.until <= now && !b.waiters.is_empty())
-            else {
+        for g in due {
+            let Some(b) = self.ballots.get_mut(&g) else {
                 continue;
             };
-            b.promise = None;
-            out.push((g.clone(), p.holder.id, std::mem::take(&mut b.waiters)));
+            let holder = b.promise.take().map(|p| p.holder);
+            let waiters = vacate(b, now, self.grace, holder);
+            out.push((g, holder.map(|h| h.id), waiters));
         }
         out
     }
@@ -338,6 +405,22 @@ impl Voter {
     pub fn highest_term(&self, group: &str) -> Term {
         self.ballots.get(group).map_or(0, |b| b.highest)
     }
+}
+
+/// Frees `b` of its promise, held by `holder`, at `now`: reserves it for its lowest
+/// waiting id for `grace`, and returns the waiters to be told.
+fn vacate(b: &mut Ballot, now: Instant, grace: Duration, holder: Option<Process>) -> Vec<Process> {
+    let waiters = std::mem::take(&mut b.waiters);
+    // Another process of the holder's id (a replacement) may wait: it counts.
+    let lowest = waiters
+        .iter()
+        .filter(|&&w| Some(w) != holder)
+        .map(|w| w.id)
+        .min();
+    b.reserved = lowest
+        .filter(|_| !grace.is_zero())
+        .map(|id| (id, now + grace));
+    waiters
 }
 
 /// Whether `candidate` may have `term` for a new leadership (above every term granted
@@ -451,7 +534,7 @@ mod tests {
             granted(v.request(at, "g", A, 2, L)),
             "the same request again, the same answer"
         );
-        assert!(v.release("g", A, 2).is_some());
+        assert!(v.release(t0, "g", A, 2).is_some());
         assert_eq!(
             v.request(at, "g", A, 2, L),
             Verdict::Denied(Denial::StaleTerm { highest: 2 })
@@ -475,7 +558,7 @@ mod tests {
             Verdict::Denied(Denial::Held { term: 5, .. })
         ));
         assert!(!granted(v.renew(at, "g", A2, 5, L)));
-        assert_eq!(v.release("g", A2, 5), None, "not its promise");
+        assert_eq!(v.release(t0, "g", A2, 5), None, "not its promise");
         assert_eq!(v.promise(at, "g").map(|p| p.holder), Some(A));
         assert!(granted(v.renew(at, "g", A, 5, L)));
     }
@@ -498,7 +581,7 @@ mod tests {
         let later = t0 + L * 2;
         assert!(granted(v.request(later, "g", B, 9, L)));
         assert!(!granted(v.renew(later, "g", A, 4, L)), "B's promise runs");
-        assert!(v.release("g", B, 9).is_some());
+        assert!(v.release(t0, "g", B, 9).is_some());
         assert_eq!(
             v.renew(later, "g", A, 4, L),
             Verdict::Granted {
@@ -512,7 +595,7 @@ mod tests {
         let mut old = voter(t0).with_variant(Some(UnsafeVariant::BareMajorityRenewal));
         assert!(granted(old.request(t0, "g", A, 4, L)));
         assert!(granted(old.request(later, "g", B, 9, L)));
-        old.release("g", B, 9);
+        old.release(t0, "g", B, 9);
         assert!(!granted(old.renew(later, "g", A, 4, L)));
     }
 
@@ -546,7 +629,80 @@ mod tests {
         assert!(!granted(v.request(t0, "g", B, 2, L)));
         assert_eq!(v.next_lapse(), Some(t0 + L));
         assert!(v.lapsed(t0 + L / 2).is_empty());
-        assert_eq!(v.lapsed(t0 + L), vec![("g".to_owned(), A.id, vec![B])]);
+        assert_eq!(
+            v.lapsed(t0 + L),
+            vec![("g".to_owned(), Some(A.id), vec![B])]
+        );
+        assert_eq!(v.next_lapse(), None);
+    }
+
+    const C: Process = Process {
+        id: NodeId(3),
+        instance: 33,
+    };
+
+    #[test]
+    fn a_vacated_group_is_kept_for_its_lowest_waiter_for_the_grace() {
+        let t0 = Instant::now();
+        let grace = Duration::from_millis(30);
+        let mut v = voter(t0).with_grace(grace);
+        assert!(granted(v.request(t0, "g", A, 1, L)));
+        // B (id 2) and C (id 3) wait; A's promise runs out.
+        assert!(!granted(v.request(t0, "g", C, 2, L)));
+        assert!(!granted(v.request(t0, "g", B, 2, L)));
+        assert_eq!(
+            v.lapsed(t0 + L),
+            vec![("g".to_owned(), Some(A.id), vec![C, B])]
+        );
+        // C's retry timer fires at that very instant: the group is B's for the grace.
+        let at = t0 + L + Duration::from_millis(1);
+        assert_eq!(
+            v.request(at, "g", C, 3, L),
+            Verdict::Denied(Denial::Held {
+                holder: B.id,
+                term: 1,
+                remaining: grace - Duration::from_millis(1),
+            })
+        );
+        assert!(
+            granted(v.request(at, "g", B, 4, L)),
+            "the lowest waiter asks"
+        );
+        // Without a lowest waiter asking, the group is anyone's after the grace.
+        let mut v = voter(t0).with_grace(grace);
+        assert!(granted(v.request(t0, "g", A, 1, L)));
+        assert!(!granted(v.request(t0, "g", C, 2, L)));
+        assert!(!granted(v.request(t0, "g", B, 2, L)));
+        v.lapsed(t0 + L);
+        assert!(granted(v.request(t0 + L + grace, "g", C, 3, L)));
+        // A replacement process of the holder's id waiting counts as the lowest.
+        let mut v = voter(t0).with_grace(grace);
+        assert!(granted(v.request(t0, "g", A, 1, L)));
+        assert!(!granted(v.request(t0, "g", B, 2, L)));
+        assert!(!granted(v.request(t0, "g", A2, 2, L)));
+        v.lapsed(t0 + L);
+        assert!(!granted(v.request(t0 + L, "g", B, 3, L)));
+        assert!(granted(v.request(t0 + L, "g", A2, 3, L)));
+    }
+
+    #[test]
+    fn the_end_of_the_restart_quarantine_is_a_vacancy() {
+        let t0 = Instant::now();
+        let mut v = Voter::new(t0, L, Duration::from_secs(5), 8).with_grace(L / 10);
+        assert!(matches!(
+            v.request(t0, "g", C, 5, L),
+            Verdict::Denied(Denial::Quarantine { .. })
+        ));
+        assert!(!granted(v.request(t0 + L / 2, "g", B, 5, L)));
+        assert_eq!(v.next_lapse(), Some(t0 + L));
+        assert_eq!(v.lapsed(t0 + L), vec![("g".to_owned(), None, vec![C, B])]);
+        assert_eq!(v.next_lapse(), None);
+        assert!(!granted(v.request(t0 + L, "g", C, 5, L)), "kept for B");
+        assert!(granted(v.request(t0 + L, "g", B, 5, L)));
+        // A retired voter frees nothing.
+        let mut v = Voter::new(t0, L, Duration::from_secs(5), 8);
+        v.conflict(t0, true);
+        assert!(!granted(v.request(t0, "g", C, 5, L)));
         assert_eq!(v.next_lapse(), None);
     }
 
@@ -567,9 +723,9 @@ mod tests {
         let mut v = voter(t0);
         v.request(t0, "g", A, 1, L);
         assert!(!granted(v.request(t0, "g", B, 2, L)));
-        assert_eq!(v.release("g", B, 1), None, "only the holder releases");
-        assert_eq!(v.release("g", A, 2), None, "only its own term");
-        assert_eq!(v.release("g", A, 1), Some(vec![B]), "B was turned away");
+        assert_eq!(v.release(t0, "g", B, 1), None, "only the holder releases");
+        assert_eq!(v.release(t0, "g", A, 2), None, "only its own term");
+        assert_eq!(v.release(t0, "g", A, 1), Some(vec![B]), "B was turned away");
         assert!(granted(v.request(t0, "g", B, 2, L)));
     }
 

@@ -242,7 +242,10 @@ pub fn election(u: &mut Unstructured<'_>) -> Result<ElectionMsg> {
         },
         _ => ElectionMsg::Vacant {
             group,
-            resigned: node_id(u)?,
+            resigned: match u.ratio(1u8, 4)? {
+                true => None,
+                false => Some(node_id(u)?),
+            },
             waiting: (0..u.int_in_range(0..=3)?)
                 .map(|_| node_id(u))
                 .collect::<Result<_>>()?,

@@ -314,6 +314,9 @@ impl Candidacy {
         rank: u32,
     ) -> Vec<Action> {
         let wait = self.wait_for_rank(rank);
+        // A new vacancy: a lower id holding voters (the one the vacancy is kept for)
+        // is deferred to afresh, for at most a lease.
+        self.deferring = None;
         match &mut self.phase {
             Phase::Waiting { until } => {
                 *until = (*until).min(now + wait);
@@ -329,7 +332,16 @@ impl Candidacy {
                     round: *round,
                 }]
             }
-            Phase::Leading { .. } => Vec::new(),
+            // A voter this leader's promise ran out with (its renewals lost): renew
+            // with it at once, in the newest renewal round.
+            Phase::Leading { term, renewal, .. } => match renewal.newest() {
+                Some((round, _)) => vec![Action::RequestOne {
+                    voter,
+                    term: *term,
+                    round,
+                }],
+                None => Vec::new(),
+            },
         }
     }
 

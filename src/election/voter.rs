@@ -318,7 +318,7 @@ impl Voter {
                 if (p.holder == holder || (bare && p.holder.id == holder.id)) && p.term == term =>
             {
                 b.promise = None;
-                Some(vacate(b, now, grace, Some(p.holder)))
+                Some(vacate(b, now, grace))
             }
             _ => None,
         }
@@ -384,7 +384,7 @@ impl Voter {
                 continue;
             };
             let holder = b.promise.take().map(|p| p.holder);
-            let waiters = vacate(b, now, self.grace, holder);
+            let waiters = vacate(b, now, self.grace);
             out.push((g, holder.map(|h| h.id), waiters));
         }
         out
@@ -407,16 +407,11 @@ impl Voter {
     }
 }
 
-/// Frees `b` of its promise, held by `holder`, at `now`: reserves it for its lowest
-/// waiting id for `grace`, and returns the waiters to be told.
-fn vacate(b: &mut Ballot, now: Instant, grace: Duration, holder: Option<Process>) -> Vec<Process> {
+/// Frees `b` of its promise at `now`: reserves it for its lowest waiting id for
+/// `grace`, and returns the waiters to be told.
+fn vacate(b: &mut Ballot, now: Instant, grace: Duration) -> Vec<Process> {
     let waiters = std::mem::take(&mut b.waiters);
-    // Another process of the holder's id (a replacement) may wait: it counts.
-    let lowest = waiters
-        .iter()
-        .filter(|&&w| Some(w) != holder)
-        .map(|w| w.id)
-        .min();
+    let lowest = waiters.iter().map(|w| w.id).min();
     b.reserved = lowest
         .filter(|_| !grace.is_zero())
         .map(|id| (id, now + grace));
@@ -645,14 +640,18 @@ mod tests {
     fn a_vacated_group_is_kept_for_its_lowest_waiter_for_the_grace() {
         let t0 = Instant::now();
         let grace = Duration::from_millis(30);
+        let d = Process {
+            id: NodeId(4),
+            instance: 44,
+        };
         let mut v = voter(t0).with_grace(grace);
-        assert!(granted(v.request(t0, "g", A, 1, L)));
-        // B (id 2) and C (id 3) wait; A's promise runs out.
+        assert!(granted(v.request(t0, "g", d, 1, L)));
+        // B (id 2) and C (id 3) wait; D's promise runs out: all three are told.
         assert!(!granted(v.request(t0, "g", C, 2, L)));
         assert!(!granted(v.request(t0, "g", B, 2, L)));
         assert_eq!(
             v.lapsed(t0 + L),
-            vec![("g".to_owned(), Some(A.id), vec![C, B])]
+            vec![("g".to_owned(), Some(d.id), vec![C, B])]
         );
         // C's retry timer fires at that very instant: the group is B's for the grace.
         let at = t0 + L + Duration::from_millis(1);
@@ -670,12 +669,20 @@ mod tests {
         );
         // Without a lowest waiter asking, the group is anyone's after the grace.
         let mut v = voter(t0).with_grace(grace);
-        assert!(granted(v.request(t0, "g", A, 1, L)));
+        assert!(granted(v.request(t0, "g", d, 1, L)));
         assert!(!granted(v.request(t0, "g", C, 2, L)));
         assert!(!granted(v.request(t0, "g", B, 2, L)));
         v.lapsed(t0 + L);
         assert!(granted(v.request(t0 + L + grace, "g", C, 3, L)));
-        // A replacement process of the holder's id waiting counts as the lowest.
+        // A leader turned away by the restart quarantine is the lowest waiter: the
+        // voter is kept for its renewal.
+        let mut v = Voter::new(t0, L, Duration::from_secs(5), 8).with_grace(grace);
+        assert!(!granted(v.renew(t0, "g", A, 1, L)));
+        assert!(!granted(v.request(t0, "g", B, 2, L)));
+        assert_eq!(v.lapsed(t0 + L), vec![("g".to_owned(), None, vec![A, B])]);
+        assert!(!granted(v.request(t0 + L, "g", B, 3, L)));
+        assert!(granted(v.renew(t0 + L, "g", A, 1, L)));
+        // A replacement process of the holder's id waiting counts as well.
         let mut v = voter(t0).with_grace(grace);
         assert!(granted(v.request(t0, "g", A, 1, L)));
         assert!(!granted(v.request(t0, "g", B, 2, L)));

@@ -314,9 +314,6 @@ impl Candidacy {
         rank: u32,
     ) -> Vec<Action> {
         let wait = self.wait_for_rank(rank);
-        // A new vacancy: a lower id holding voters (the one the vacancy is kept for)
-        // is deferred to afresh, for at most a lease.
-        self.deferring = None;
         match &mut self.phase {
             Phase::Waiting { until } => {
                 *until = (*until).min(now + wait);

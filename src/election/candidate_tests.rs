@@ -409,3 +409,27 @@ fn resignation_steps_down_then_releases() {
         ]
     );
 }
+
+/// A voter that turned the leader's renewal away (its restart quarantine) tells it
+/// when the quarantine ends: the leader renews with it at once, in its newest renewal
+/// round, instead of leaving it free for a rival until the next renewal.
+#[test]
+fn a_leader_told_a_voter_is_free_renews_with_it_at_once() {
+    let t0 = Instant::now();
+    let (mut c, _vs, _) = elected(t0);
+    let voter = NodeId(102);
+    // No renewal round yet: nothing to ask again.
+    assert!(c.on_vacant(t0, voter, None, 0).is_empty());
+    let at = c.next_timer();
+    let renewal = c.on_timer(at);
+    let [Action::Request { term, round }] = renewal[..] else {
+        panic!("no renewal: {renewal:?}")
+    };
+    assert!(is_renewal(round));
+    let out = c.on_vacant(at + Duration::from_millis(5), voter, None, 0);
+    assert!(
+        matches!(out[..], [Action::RequestOne { voter: v, term: t, round: r }]
+            if v == voter && t == term && r == round),
+        "{out:?}"
+    );
+}

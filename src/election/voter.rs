@@ -21,6 +21,16 @@
 //! since, and a higher term seen here can only come from a round that failed. This is
 //! how a leader wins back a voter that lapsed (it was paused, or a rival's failed round
 //! took it for a moment) without a new election.
+//!
+//! Vacancies go to the lowest id (the Bully rule). A voter remembers the candidates it
+//! turned away (while a promise held, or during its restart quarantine) and tells them
+//! all when the group becomes free: its promise released or run out, or its quarantine
+//! over. For a rank back-off after that (see [`Voter::with_grace`]) it grants the group
+//! only to the lowest id among them, or to a lower one: every waiter hears of the
+//! vacancy at once and the lowest asks first, but a higher id whose own retry timer
+//! happens to fire at that instant would otherwise reach the voter first. Denying more
+//! never costs safety; a lowest waiter that does not ask holds the others off for the
+//! back-off only.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

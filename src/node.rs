@@ -547,6 +547,23 @@ impl Node {
         let _ = self.driver.await;
     }
 
+    /// Publishes that this node leads `group` at `term`, though no voter granted it:
+    /// a lying member, for tests only (`quorate node --unsafe-claim-leadership`). The
+    /// claim is gossiped like a real leadership until this node leaves; the other
+    /// nodes must treat it as the hint it is. Never call it in production.
+    #[doc(hidden)]
+    pub async fn claim_leadership_unsafe(
+        &self,
+        group: &str,
+        term: crate::election::Term,
+    ) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        let group = group.to_owned();
+        self.command(Command::ClaimLeadershipUnsafe { group, term, reply })
+            .await?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
     pub(crate) async fn command(&self, cmd: Command) -> Result<(), NodeError> {
         self.cmds.send(cmd).map_err(|_| NodeError::Stopped)
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use quorate::election::lease::UnsafeVariant;
 use quorate::groups::check_name;
 use quorate::{Event, EventStream, Identity, LeaderChange, MemberEvent, Node, NodeConfig, NodeId};
 use serde_json::{json, Map};
@@ -58,6 +59,34 @@ pub struct NodeArgs {
     /// are dropped (and counted) rather than slowing the node.
     #[arg(long, default_value_t = printer::DEFAULT_QUEUE, value_parser = parse_queue)]
     output_queue: usize,
+    /// For tests only, never in production (hidden from --help): run the elections of
+    /// this node under a deliberately unsafe variant, by the simulator's `--break`
+    /// names (`highest-first`, `gossip-terms`, ...), so that a real-process test can
+    /// show that its checks catch what the safe design prevents.
+    #[arg(long, hide = true, value_name = "VARIANT", value_parser = parse_unsafe_variant)]
+    unsafe_variant: Option<UnsafeVariant>,
+    /// For tests only, never in production (hidden from --help): gossip that this node
+    /// leads GROUP at TERM though no voter granted it (a lying member), e.g.
+    /// `g:18446744073709551615`; repeatable.
+    #[arg(long, hide = true, value_name = "GROUP:TERM", value_parser = parse_claim)]
+    unsafe_claim_leadership: Vec<(String, u64)>,
+}
+
+/// `--unsafe-variant` values: the simulator's names of the unsafe variants.
+fn parse_unsafe_variant(s: &str) -> Result<UnsafeVariant, String> {
+    UnsafeVariant::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = UnsafeVariant::ALL.iter().map(|v| v.name()).collect();
+        format!("{s:?} is not one of {}", names.join(", "))
+    })
+}
+
+/// `--unsafe-claim-leadership` values: `GROUP:TERM`.
+fn parse_claim(s: &str) -> Result<(String, u64), String> {
+    let bad = || format!("{s:?} is not GROUP:TERM (like g:18446744073709551615)");
+    let (group, term) = s.rsplit_once(':').ok_or_else(bad)?;
+    let term = term.parse().map_err(|_| bad())?;
+    check_name(group).map_err(|e| format!("{group:?}: {e}"))?;
+    Ok((group.to_owned(), term))
 }
 
 /// `--output-queue` values: at least one line.
@@ -105,6 +134,7 @@ fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
         a.seeds.clone()
     };
     nc.config = cfg;
+    nc.config.election.unsafe_variant = a.unsafe_variant;
     nc.metadata = a.meta.clone().into_bytes();
     nc.data_dir = Some(
         a.data_dir
@@ -133,6 +163,18 @@ pub async fn run(a: NodeArgs) -> Result<()> {
         printer,
     };
     out.started(&node);
+    if let Some(v) = a.unsafe_variant {
+        eprintln!(
+            "node {id}: elections run under the unsafe variant {:?} (tests only)",
+            v.name()
+        );
+    }
+    for (group, term) in &a.unsafe_claim_leadership {
+        eprintln!("node {id}: claims to lead {group:?} at term {term} unbacked (tests only)");
+        node.claim_leadership_unsafe(group, *term)
+            .await
+            .context("cannot publish the claimed leadership")?;
+    }
     let mut events = node.events();
     let mut campaigns = Vec::new();
     for group in &a.campaigns {
@@ -337,5 +379,41 @@ impl Output {
         );
         f.insert("members".into(), json!(node.members().len()));
         self.line("stats", f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, Command};
+
+    #[test]
+    fn a_claim_is_a_group_and_a_term() {
+        assert_eq!(
+            parse_claim("g:18446744073709551615"),
+            Ok(("g".to_owned(), u64::MAX))
+        );
+        assert_eq!(parse_claim("a:b:7"), Ok(("a:b".to_owned(), 7)));
+        for bad in ["g", "g:", ":3", "g:-1", "g:18446744073709551616"] {
+            assert!(parse_claim(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unsafe_variants_go_by_the_simulators_names() {
+        assert_eq!(
+            parse_unsafe_variant("highest-first"),
+            Ok(UnsafeVariant::HighestFirst)
+        );
+        assert!(parse_unsafe_variant("safe").is_err());
+    }
+
+    #[test]
+    fn the_test_only_flags_are_not_in_the_help() {
+        let help = NodeArgs::augment_args(Command::new("node"))
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--campaign"), "{help}");
+        assert!(!help.contains("unsafe"), "{help}");
     }
 }

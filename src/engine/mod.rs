@@ -156,7 +156,8 @@ impl Engine {
     }
 
     /// Pretends to lead `group` at `term` in this node's published state, without any
-    /// voter's grant (simulation of a lying member only).
+    /// voter's grant: a lying member, for the simulator and the real-process tests
+    /// only (through `Node::claim_leadership_unsafe`).
     #[doc(hidden)]
     pub fn claim_leadership_unsafe(&mut self, now: Instant, group: &str, term: Term) {
         self.groups.set_leading(group, Some(term));

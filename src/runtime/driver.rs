@@ -58,6 +58,13 @@ pub(crate) enum Command {
     Leave { reply: oneshot::Sender<()> },
     /// Stop now.
     Shutdown { reply: oneshot::Sender<()> },
+    /// Publish a leadership of `group` at `term` that no voter granted (a lying
+    /// member, for tests of what the others make of it).
+    ClaimLeadershipUnsafe {
+        group: String,
+        term: crate::election::Term,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A group operation (tooz's).
@@ -229,6 +236,13 @@ impl Driver {
             }
             Command::Leave { reply } => self.on_leave(now, reply),
             Command::Shutdown { reply } => return Some(Exit::Shutdown(Some(reply))),
+            Command::ClaimLeadershipUnsafe { group, term, reply } => {
+                self.engine.claim_leadership_unsafe(now, &group, term);
+                self.groups_dirty = true;
+                self.dirty = true;
+                self.flush();
+                let _ = reply.send(());
+            }
         }
         None
     }

@@ -1,7 +1,8 @@
 //! The `quorate node` processes of a run: five nodes, each in the namespace of its id,
-//! and at times a duplicate (the same id and certificate) in slot 6. Every process's
-//! stdout is read by a thread that stamps each line with its receipt time on the
-//! harness's clock; kills, stops and continues are stamped the same way.
+//! and at times a duplicate (the same id and certificate) or a member of a spare id in
+//! slot 6. Every process's stdout is read by a thread that stamps each line with its
+//! receipt time on the harness's clock; kills, stops and continues are stamped the
+//! same way.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -22,7 +23,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_quorate");
 pub const GROUP: &str = "g";
 /// Node ids 1..=NODES; slot NODES + 1 hosts duplicates.
 pub const NODES: u64 = 5;
-/// The duplicate's slot.
+/// The duplicate's slot (also where a spare id runs, see [`Cluster::spawn_member`]).
 pub const DUP_SLOT: usize = 6;
 
 /// A point on the harness's clock: Unix ms.
@@ -57,7 +58,9 @@ pub struct Instance {
     /// Its clock rate relative to real time (1.0 unless run under libfaketime).
     pub rate: f64,
     pub duplicate: bool,
-    /// When it was killed and reaped.
+    /// When it was started.
+    pub started: Ms,
+    /// When it was killed and reaped (or exited after SIGTERM).
     pub ended: Option<Ms>,
     pub stops: Vec<Stop>,
     pub lines: Arc<Mutex<Vec<Line>>>,
@@ -73,6 +76,7 @@ impl Instance {
             id,
             rate,
             duplicate: false,
+            started: lines.first().map_or(0.0, |l| l.recv),
             ended: Some(ended),
             stops: Vec::new(),
             lines: Arc::new(Mutex::new(lines)),
@@ -125,6 +129,16 @@ impl Features {
     }
 }
 
+/// How a cluster is made beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Certificates for this many more node ids (`NODES + 1`, ...), not voters: members
+    /// run by [`Cluster::spawn_member`].
+    pub spares: u64,
+    /// More `quorate node` arguments for every process of the five campaigning ids.
+    pub node_args: Vec<String>,
+}
+
 /// The running cluster. Dropping it kills every process, then the network.
 pub struct Cluster {
     pub instances: Vec<Instance>,
@@ -138,6 +152,7 @@ pub struct Cluster {
     pub t0: Ms,
     faketime: PathBuf,
     dir: PathBuf,
+    node_args: Vec<String>,
     pub net: Net,
     tmp: Option<tempfile::TempDir>,
 }
@@ -145,10 +160,15 @@ pub struct Cluster {
 impl Cluster {
     /// `quorate init` with the namespace addresses, and the network; no process yet.
     pub fn new(features: Features, faketime: PathBuf) -> Result<Cluster> {
+        Cluster::with_options(features, faketime, Options::default())
+    }
+
+    /// As [`Cluster::new`], with spare node ids and more arguments for the nodes.
+    pub fn with_options(features: Features, faketime: PathBuf, opts: Options) -> Result<Cluster> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("cluster");
         let voters = (1..=NODES).map(|k| k.to_string()).collect::<Vec<_>>();
-        let nodes = NODES.to_string();
+        let nodes = (NODES + opts.spares).to_string();
         net::run(
             BIN,
             &[
@@ -171,6 +191,7 @@ impl Cluster {
             t0: now_ms(),
             faketime,
             dir,
+            node_args: opts.node_args,
             net: Net::create(DUP_SLOT)?,
             tmp: Some(tmp),
         })
@@ -183,9 +204,33 @@ impl Cluster {
     }
 
     /// Starts node `id` in its own slot (or, as a duplicate, in the spare slot), at
-    /// clock rate `rate` (1.0: the real clock; otherwise under libfaketime).
+    /// clock rate `rate` (1.0: the real clock; otherwise under libfaketime), running
+    /// for the group.
     pub fn spawn(&mut self, id: u64, duplicate: bool, rate: f64) -> Result<usize> {
         let slot = if duplicate { DUP_SLOT } else { id as usize };
+        let mut args = vec!["--campaign".to_owned(), GROUP.to_owned()];
+        args.extend(self.node_args.iter().cloned());
+        self.start(id, slot, duplicate, rate, &args)
+    }
+
+    /// Starts node `id`, a spare id (see [`Options::spares`]), in the spare slot: a
+    /// member that runs for nothing, given only `args` beyond the basics.
+    #[allow(dead_code)] // not every test binary runs one
+    pub fn spawn_member(&mut self, id: u64, args: &[String]) -> Result<usize> {
+        if id <= NODES {
+            bail!("node {id} is one of the five, not a spare id");
+        }
+        self.start(id, DUP_SLOT, false, 1.0, args)
+    }
+
+    fn start(
+        &mut self,
+        id: u64,
+        slot: usize,
+        duplicate: bool,
+        rate: f64,
+        args: &[String],
+    ) -> Result<usize> {
         let serial = self.instances.len();
         let listen = format!("{}:{PORT}", net::addr(slot));
         let mut cmd = Command::new("ip");
@@ -196,8 +241,9 @@ impl Cluster {
         }
         cmd.arg(BIN)
             .args(["node", "--dir", self.dir.to_str().unwrap()]);
-        cmd.args(["--id", &id.to_string(), "--json", "--campaign", GROUP]);
+        cmd.args(["--id", &id.to_string(), "--json"]);
         cmd.args(["--listen", &listen]);
+        cmd.args(args);
         if self.features.data_dir {
             let data = self.data_dir(id, duplicate)?;
             cmd.args(["--data-dir", data.to_str().unwrap()]);
@@ -219,6 +265,7 @@ impl Cluster {
             id,
             rate,
             duplicate,
+            started: now_ms(),
             ended: None,
             stops: Vec::new(),
             lines,
@@ -288,6 +335,131 @@ impl Cluster {
             if stop { "SIGSTOP" } else { "SIGCONT" }
         ));
         Ok(())
+    }
+
+    /// SIGTERM, a graceful stop (a leader resigns and releases its voters, then the
+    /// node leaves), and waits up to `within` for the process to exit; past that it is
+    /// killed and this fails. Returns when the signal was sent.
+    #[allow(dead_code)] // not every test binary stops a node gracefully
+    pub fn terminate(&mut self, serial: usize, within: Duration) -> Result<Ms> {
+        let name = self.instances[serial].name();
+        let pid = self.pid(serial).context("not running")?.to_string();
+        self.note(format!("SIGTERM {name}"));
+        let sent = now_ms();
+        net::run("kill", &["-TERM", &pid])?;
+        let end = Instant::now() + within;
+        let status = loop {
+            let child = self.instances[serial].child.as_mut().unwrap();
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= end {
+                self.kill(serial)?;
+                bail!("{name} did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let inst = &mut self.instances[serial];
+        inst.child = None;
+        inst.ended = Some(now_ms());
+        if self.dup == Some(serial) {
+            self.dup = None;
+        }
+        self.note(format!("{name} exited: {status}"));
+        Ok(sent)
+    }
+
+    /// The process id of `serial` while it runs.
+    #[allow(dead_code)] // not every test binary asks
+    pub fn pid(&self, serial: usize) -> Option<u32> {
+        self.instances[serial].child.as_ref().map(Child::id)
+    }
+
+    /// Since when the cluster has been steady: a running leader that has held the
+    /// group since then, every running process reported alive by every other one, and
+    /// the end (failure or departure) of every node id that no longer runs reported by
+    /// every running process that knew it. `Err` says what is not settled yet.
+    #[allow(dead_code)] // not every test binary asks
+    pub fn steady_since(&self) -> std::result::Result<(usize, Ms), String> {
+        let Some(leader) = self.leader() else {
+            return Err("no running leader".into());
+        };
+        let mut since = self.instances[leader]
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .rfind(|l| l.v["group"] == GROUP && l.v["event"] == "leadership_acquired")
+            .map_or(0.0, |l| l.recv);
+        let running: Vec<&Instance> = self.instances.iter().filter(|i| i.running()).collect();
+        // Each node id that no longer runs, and when its last process started (a
+        // departing one is reported gone before it exits).
+        let ended: BTreeMap<u64, Ms> = self
+            .instances
+            .iter()
+            .filter(|i| !running.iter().any(|r| r.id == i.id))
+            .map(|i| (i.id, i.started))
+            .collect();
+        for x in &running {
+            let lines = x.lines.lock().unwrap();
+            // What `x` reported about member `id`: when, and whether up (joined,
+            // alive, updated), suspected, or gone (failed, left).
+            let about = |id: u64| -> Vec<(Ms, &str)> {
+                lines
+                    .iter()
+                    .filter(|l| l.v["member"] == id)
+                    .filter_map(|l| {
+                        let kind = match l.v["event"].as_str()? {
+                            "member_joined" | "member_alive" | "member_updated" => "up",
+                            "member_suspect" => "suspect",
+                            "member_failed" | "member_left" => "gone",
+                            _ => return None,
+                        };
+                        Some((l.recv, kind))
+                    })
+                    .collect()
+            };
+            for y in running.iter().filter(|y| y.serial != x.serial) {
+                // The last run of "up" reports since y started.
+                let seen: Vec<(Ms, &str)> = about(y.id)
+                    .into_iter()
+                    .filter(|s| s.0 >= y.started)
+                    .collect();
+                let first_up = seen.iter().rposition(|s| s.1 != "up").map_or(0, |p| p + 1);
+                match seen.get(first_up) {
+                    Some(s) => since = since.max(s.0),
+                    None => return Err(format!("{} has not seen {} up", x.name(), y.name())),
+                }
+            }
+            for (&id, &start) in &ended {
+                match about(id).last() {
+                    // Never heard of it, or heard of its end.
+                    None => {}
+                    Some((t, "gone")) if *t >= start => since = since.max(*t),
+                    Some(_) => return Err(format!("{} has not seen node {id} end", x.name())),
+                }
+            }
+        }
+        Ok((leader, since))
+    }
+
+    /// Waits up to `within` until the cluster has been steady (see
+    /// [`Cluster::steady_since`]) for `settle`; returns the leader.
+    #[allow(dead_code)] // not every test binary asks
+    pub fn wait_steady(&self, settle: Duration, within: Duration) -> Result<usize> {
+        let end = Instant::now() + within;
+        loop {
+            let state = self.steady_since();
+            if let Ok((leader, since)) = state {
+                if now_ms() - since >= settle.as_secs_f64() * 1000.0 {
+                    return Ok(leader);
+                }
+            }
+            if Instant::now() >= end {
+                bail!("the cluster was not steady for {settle:?} within {within:?}: {state:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The running instance that last reported holding the group, if any.

@@ -24,12 +24,19 @@ use crate::sim::node_id;
 
 /// The scenarios where a breach of the Bully rule is a violation; elsewhere it is
 /// counted (`bully_violations`) and the README gives the rates measured.
-pub const BULLY_ENFORCED: [&str; 6] = [
+pub const BULLY_ENFORCED: &[&str] = &[
+    "leader-crash",
     "leader-isolated",
     "partial-partition",
     "one-way-partition",
+    "voter-restart",
     "clock-drift",
+    "leader-pause",
     "election-loss",
+    "duplicate-id",
+    "voters-restart-all",
+    "voters-wiped",
+    "lying-insider",
     "leader-stability",
 ];
 

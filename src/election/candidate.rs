@@ -648,12 +648,15 @@ impl Candidacy {
                     self.next_term = self.next_term.max(next_term);
                     // Voters that turned this node away tell it when their promise
                     // ends (`Vacant`, on their clock, the same for every waiting
-                    // candidate, who then go by rank). Its own estimate, on its own
-                    // clock and counting silent voters as free, is only the fallback:
-                    // a round timeout later.
+                    // candidate, who then go by rank; each of them tells every waiter,
+                    // so one Vacant of five is enough). Its own estimate, on its own
+                    // clock and counting silent voters as free, is only the fallback,
+                    // a lease later: a round sent while the holder still leads can
+                    // only take free voters from it (their renewals lost) for a lease
+                    // when its releases are lost too.
                     let fallback = match retry_after.is_zero() {
                         true => Duration::ZERO,
-                        false => retry_after.min(self.timing.lease * 4) + self.timing.round_timeout,
+                        false => retry_after.min(self.timing.lease * 4) + self.timing.lease,
                     };
                     self.phase = Phase::Waiting {
                         until: now + fallback + self.backoff(),

@@ -104,9 +104,9 @@ fn higher_rank_backs_off_and_denied_candidate_waits_for_the_holder() {
         "nothing granted, nothing to release: {out:?}"
     );
     // The voters tell it when their promises end (`Vacant`); failing that, it
-    // retries a round timeout after its own estimate (800ms from now), plus its
-    // rank's back-off, with a higher term.
-    assert_eq!(c2.next_timer(), at + Duration::from_millis(800 + 200 + 50));
+    // retries a lease after its own estimate (800ms from now), plus its rank's
+    // back-off, with a higher term.
+    assert_eq!(c2.next_timer(), at + Duration::from_millis(800 + 900 + 50));
     let lapse = at + Duration::from_millis(800);
     assert!(c2
         .on_vacant(lapse, NodeId(100), Some(NodeId(1)), 1)
@@ -227,7 +227,7 @@ fn split_round_releases_its_grants() {
             term: 1
         }]
     );
-    assert_eq!(c.next_timer(), t0 + Duration::from_millis(500 + 200));
+    assert_eq!(c.next_timer(), t0 + Duration::from_millis(500 + 900));
     assert!(matches!(
         c.on_timer(c.next_timer())[..],
         [Action::Request { term: 5, .. }]

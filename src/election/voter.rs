@@ -125,6 +125,9 @@ struct Ballot {
     /// After a vacancy, the lowest id that waited for it, and until when only it (or
     /// a lower id) may take the group: see [`Voter::with_grace`].
     reserved: Option<(NodeId, Instant)>,
+    /// Some waiters were turned away by the restart quarantine: they are told when
+    /// it ends.
+    quarantine_waiters: bool,
 }
 
 /// One node's voter role, for every group.
@@ -262,6 +265,7 @@ impl Voter {
                 if b.waiters.len() < MAX_WAITERS && !b.waiters.contains(&candidate) {
                     b.waiters.push(candidate);
                 }
+                b.quarantine_waiters = true;
             }
             return Verdict::Denied(Denial::Quarantine { remaining });
         }
@@ -364,14 +368,22 @@ impl Voter {
 
     /// When what `b`'s waiters wait on ends: its promise, or else the restart
     /// quarantine still running (a retired voter frees nothing).
+    ///
+    /// A reservation that runs out unused (its lowest waiter crashed, or cannot reach
+    /// this voter) is a vacancy too: those it turned away are told, and the lowest of
+    /// them gets the next one. Waiters put back after a release wait for the next
+    /// promise.
     fn lapse_of(&self, b: &Ballot) -> Option<Instant> {
-        match b.promise {
-            Some(p) => Some(p.until),
-            None if self.retired => None,
-            // Waiters with no promise after the quarantine were turned away by a
-            // reservation: they wait for the next promise.
-            None => Some(self.quarantine_until).filter(|_| b.reserved.is_none()),
+        if let Some(p) = b.promise {
+            return Some(p.until);
         }
+        if self.retired {
+            return None;
+        }
+        let quarantine = Some(self.quarantine_until).filter(|_| b.quarantine_waiters);
+        let reserved = b.reserved.map(|(_, until)| until);
+        // Both over: every waiter can be told.
+        quarantine.max(reserved)
     }
 
     /// Promises that ran out by `now` while candidates waited (the holder crashed,
@@ -393,9 +405,13 @@ impl Voter {
             let Some(b) = self.ballots.get_mut(&g) else {
                 continue;
             };
-            let holder = b.promise.take().map(|p| p.holder);
+            let holder = match b.promise.take() {
+                Some(p) => Some(p.holder.id),
+                // The lowest waiter the group was kept for did not take it.
+                None => b.reserved.map(|(id, _)| id),
+            };
             let waiters = vacate(b, now, self.grace);
-            out.push((g, holder.map(|h| h.id), waiters));
+            out.push((g, holder, waiters));
         }
         out
     }
@@ -421,6 +437,7 @@ impl Voter {
 /// `grace`, and returns the waiters to be told.
 fn vacate(b: &mut Ballot, now: Instant, grace: Duration) -> Vec<Process> {
     let waiters = std::mem::take(&mut b.waiters);
+    b.quarantine_waiters = false;
     let lowest = waiters.iter().map(|w| w.id).min();
     b.reserved = lowest
         .filter(|_| !grace.is_zero())
@@ -683,6 +700,14 @@ mod tests {
         assert!(!granted(v.request(t0, "g", C, 2, L)));
         assert!(!granted(v.request(t0, "g", B, 2, L)));
         v.lapsed(t0 + L);
+        assert!(!granted(v.request(t0 + L, "g", C, 3, L)));
+        // C was turned away by the reservation: when it runs out unused, C is told
+        // (B, the lowest, did not take the group) and the group is kept for C.
+        assert_eq!(v.next_lapse(), Some(t0 + L + grace));
+        assert_eq!(
+            v.lapsed(t0 + L + grace),
+            vec![("g".to_owned(), Some(B.id), vec![C])]
+        );
         assert!(granted(v.request(t0 + L + grace, "g", C, 3, L)));
         // A leader turned away by the restart quarantine is the lowest waiter: the
         // voter is kept for its renewal.

@@ -332,11 +332,15 @@ impl Candidacy {
             // A voter this leader's promise ran out with (its renewals lost): renew
             // with it at once, in the newest renewal round.
             Phase::Leading { term, renewal, .. } => match renewal.newest() {
-                Some((round, _)) => vec![Action::RequestOne {
-                    voter,
-                    term: *term,
-                    round,
-                }],
+                Some((round, _)) => {
+                    // Asked again every half round timeout until it answers.
+                    renewal.freed(voter);
+                    vec![Action::RequestOne {
+                        voter,
+                        term: *term,
+                        round,
+                    }]
+                }
                 None => Vec::new(),
             },
         }
@@ -432,15 +436,15 @@ impl Candidacy {
 
     /// The deadline a round sent at `sent` gives when a quorum grants the full lease.
     fn full_deadline(&self, sent: Instant) -> Instant {
-        let t = &self.timing;
-        sent + safe_duration(t.lease, t.drift, t.margin).unwrap_or_default()
+        full_deadline(&self.timing, sent)
     }
 
     /// Whether the newest renewal round extended the leadership as far as it can.
     fn renewed_fully(&self, renewal: &Renewal, deadline: Instant) -> bool {
-        renewal
-            .newest()
-            .map_or(true, |(_, sent)| deadline >= self.full_deadline(sent))
+        renewal.newest().map_or(true, |(_, sent)| {
+            let full = self.full_deadline(sent);
+            deadline >= full && renewal.lapsing(sent, full).next().is_none()
+        })
     }
 
     /// When [`Candidacy::on_timer`] must next run.
@@ -531,10 +535,15 @@ impl Candidacy {
                 let (term, deadline) = (*term, *deadline);
                 match renewal.newest() {
                     // Same round, so the deadline still counts from the first sending.
-                    Some((round, sent)) if deadline < self.full_deadline(sent) => {
+                    Some((round, sent)) if deadline < full_deadline(&self.timing, sent) => {
                         vec![Action::Request { term, round }]
                     }
-                    _ => Vec::new(),
+                    // Renewed, but some voter did not answer: ask it again.
+                    Some((round, sent)) => renewal
+                        .lapsing(sent, full_deadline(&self.timing, sent))
+                        .map(|voter| Action::RequestOne { voter, term, round })
+                        .collect(),
+                    None => Vec::new(),
                 }
             }
             _ => Vec::new(),
@@ -678,6 +687,7 @@ impl Candidacy {
             } => {
                 let Verdict::Granted { lease, .. } = v else {
                     // Keep leading on the grants already held; the next round retries.
+                    renewal.answered(voter);
                     return Vec::new();
                 };
                 match renewal.granted(voter, round, lease, drift, margin) {
@@ -718,6 +728,11 @@ impl Candidacy {
             Phase::Waiting { .. } => Vec::new(),
         }
     }
+}
+
+/// The deadline a round sent at `sent` gives when a quorum grants the full lease.
+fn full_deadline(t: &Timing, sent: Instant) -> Instant {
+    sent + safe_duration(t.lease, t.drift, t.margin).unwrap_or_default()
 }
 
 fn release_grants(tally: &Tally) -> Vec<Action> {

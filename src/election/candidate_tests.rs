@@ -432,4 +432,52 @@ fn a_leader_told_a_voter_is_free_renews_with_it_at_once() {
             if v == voter && t == term && r == round),
         "{out:?}"
     );
+    // Every other voter answers the renewal; that request lost, the voter is asked
+    // again at the next retry, until it answers.
+    let granted = Verdict::Granted {
+        lease: timing().lease,
+        raised: false,
+    };
+    for v in [100, 101] {
+        c.on_verdict(at, NodeId(v), round, granted);
+    }
+    let retry = c.next_timer();
+    assert_eq!(retry, at + timing().round_timeout / 2);
+    let out = c.on_timer(retry);
+    assert!(
+        matches!(out[..], [Action::RequestOne { voter: v, .. }] if v == voter),
+        "{out:?}"
+    );
+    c.on_verdict(retry, voter, round, granted);
+    assert_eq!(c.next_timer(), at + timing().renew_interval, "all answered");
+}
+
+/// A renewal two voters of three answered is enough for the lease, but the third is
+/// asked again before its promise runs out, so a rival cannot take it meanwhile.
+#[test]
+fn a_voter_that_missed_a_renewal_is_asked_again() {
+    let t0 = Instant::now();
+    let (mut c, mut vs, _) = elected(t0);
+    let mut renew = |c: &mut Candidacy, answering: usize| {
+        let at = c.next_timer();
+        let renewal = c.on_timer(at);
+        let [Action::Request { term, round }] = renewal[..] else {
+            panic!("no renewal: {renewal:?}")
+        };
+        for (i, v) in vs.iter_mut().enumerate().take(answering) {
+            let verdict = v.renew(at, "g", Process::new(NodeId(1), 1), term, timing().lease);
+            c.on_verdict(at, NodeId(100 + i as u64), round, verdict);
+        }
+        (at, term, round)
+    };
+    renew(&mut c, 3);
+    let (at, term, round) = renew(&mut c, 2);
+    let retry = c.next_timer();
+    assert_eq!(retry, at + timing().round_timeout / 2);
+    let out = c.on_timer(retry);
+    assert!(
+        matches!(out[..], [Action::RequestOne { voter, term: t, round: r }]
+            if voter == NodeId(102) && t == term && r == round),
+        "{out:?}"
+    );
 }

@@ -26,6 +26,8 @@ pub struct Renewal {
     sent: VecDeque<(u32, Instant)>,
     /// Each voter's latest grant: the deadline on this node's clock it covers.
     grants: BTreeMap<NodeId, Instant>,
+    /// Voters that said they are free (`Vacant`) and have not answered since.
+    freed: Vec<NodeId>,
 }
 
 impl Renewal {
@@ -36,6 +38,7 @@ impl Renewal {
             quorum: quorum(voters),
             sent: VecDeque::new(),
             grants: elected_by.map(|v| (v, deadline)).collect(),
+            freed: Vec::new(),
         }
     }
 
@@ -62,11 +65,40 @@ impl Renewal {
         drift: f64,
         margin: Duration,
     ) -> Option<Instant> {
+        self.answered(voter);
         let (_, at) = self.sent.iter().find(|(r, _)| *r == round)?;
         let d = leader_deadline(*at, lease, drift, margin)?;
         let e = self.grants.entry(voter).or_insert(d);
         *e = (*e).max(d);
         self.covered()
+    }
+
+    /// `voter` said it is free (its promise to another ran out, or its quarantine
+    /// ended): it is asked again until it answers.
+    pub fn freed(&mut self, voter: NodeId) {
+        if !self.freed.contains(&voter) {
+            self.freed.push(voter);
+        }
+    }
+
+    /// `voter` answered (a denial too: it tells this leader when it is free again).
+    pub fn answered(&mut self, voter: NodeId) {
+        self.freed.retain(|v| *v != voter);
+    }
+
+    /// Voters to ask the newest round again: those whose latest grant still covered
+    /// its sending (`sent`) but not as far as it would (`full`), so their promise runs
+    /// out unless they answer, and those that said they are free. One voter whose
+    /// renewals are lost thus does not slip to a rival while the others keep the
+    /// lease; voters whose grant had already run out are left to the next round.
+    pub fn lapsing(&self, sent: Instant, full: Instant) -> impl Iterator<Item = NodeId> + '_ {
+        let stale = self
+            .grants
+            .iter()
+            .filter(move |(_, d)| **d > sent && **d < full)
+            .map(|(v, _)| *v)
+            .filter(|v| !self.freed.contains(v));
+        stale.chain(self.freed.iter().copied())
     }
 
     /// The `quorum`-th latest grant deadline, if a quorum granted.
@@ -103,6 +135,22 @@ mod tests {
         assert_eq!(r.granted(NodeId(1), 2, L, 0.0, M), Some(dl(s1)));
         assert_eq!(r.granted(NodeId(2), 2, L, 0.0, M), Some(dl(s2)));
         assert_eq!(r.granted(NodeId(4), 9, L, 0.0, M), None, "no such round");
+    }
+
+    #[test]
+    fn voters_that_missed_the_newest_round_are_lapsing() {
+        let t0 = Instant::now();
+        let d0 = t0 + Duration::from_millis(800);
+        let mut r = Renewal::new(5, [1, 2, 3].map(NodeId).into_iter(), d0);
+        let s1 = t0 + L / 3;
+        r.sent(1, s1);
+        let full = leader_deadline(s1, L, 0.0, M).unwrap();
+        r.granted(NodeId(1), 1, L, 0.0, M);
+        r.granted(NodeId(2), 1, L, 0.0, M);
+        assert_eq!(r.lapsing(s1, full).collect::<Vec<_>>(), vec![NodeId(3)]);
+        // A grant that ran out before the round was sent is not chased.
+        let late = d0 + Duration::from_millis(1);
+        assert_eq!(r.lapsing(late, full).count(), 0);
     }
 
     #[test]

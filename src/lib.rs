@@ -158,8 +158,6 @@ pub mod swim;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
-pub mod identity;
-#[cfg(feature = "runtime")]
 pub mod leader;
 #[cfg(feature = "runtime")]
 pub mod lock;
@@ -167,6 +165,9 @@ pub mod lock;
 pub mod node;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+
+#[cfg(feature = "runtime")]
+pub use runtime::identity;
 
 pub use config::{Config, ConfigError};
 pub use election::{

@@ -1,5 +1,6 @@
-//! The I/O layer: QUIC transport (quinn), mutual TLS (rustls with ring), the tokio
-//! driver of the engine, and a fault-injecting socket for tests.
+//! The I/O layer: cluster identities ([`identity`]: the CA and the certificates it
+//! issues), mutual TLS (rustls with ring), QUIC transport (quinn), the tokio driver of
+//! the engine, and a fault-injecting socket for tests.
 //!
 //! Most applications only need [`crate::Node`]; this module exposes the pieces for tools
 //! and tests that speak to nodes directly: [`client_config`] builds a quinn client
@@ -21,6 +22,7 @@ pub(crate) mod driver;
 pub(crate) mod elect;
 pub mod faults;
 mod frame;
+pub mod identity;
 pub(crate) mod pool;
 pub(crate) mod shared;
 pub(crate) mod status;

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::conn::canonical;
 use super::frame::{read_frame, write_frame};
+use super::identity::{Identity, MEMBER_SERVER_NAME};
 use super::shared::{inc, Shared};
 use super::tls;
-use crate::identity::{Identity, MEMBER_SERVER_NAME};
 use crate::node::NodeError;
 use crate::wire::{Incarnation, NodeId, State};
 

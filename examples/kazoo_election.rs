@@ -10,7 +10,7 @@
 //! `Node::run` waits for leadership, runs the function with the leadership, and
 //! resigns when it returns, so the next contender takes over at once. Should the lease
 //! be lost first (a partition, a stall), the function is cancelled before the lease
-//! can expire and `run` returns `NodeError::Lost`.
+//! can expire and `run` returns `RunError::Lost`.
 //!
 //! Run with `cargo run --example kazoo_election`.
 

@@ -9,42 +9,104 @@
 //! promise ends, so when [`Leadership::lost`] completes no other node can lead yet: stop
 //! acting as leader then, and pass [`Leadership::term`] (a fencing token that only
 //! rises) with every side effect so that a resource can refuse a deposed leader.
+//!
+//! Errors, one per operation: [`StartCampaignError`] ([`Node::campaign`]),
+//! [`LeadershipError`] ([`Campaign::leadership`]), [`LeaderQueryError`]
+//! ([`Node::confirmed_leader`]) and [`RunError`] ([`Node::run`]).
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
-use crate::election::Term;
+use crate::election::{CampaignError, QueryError, Term};
+use crate::engine::Event;
 use crate::groups::LeaderChange;
-use crate::node::{EventStream, Node, NodeError};
-use crate::runtime::driver::Command;
-use crate::runtime::elect::Seat;
+use crate::node::{EventStream, Node};
+use crate::runtime::handle::{Commands, Seat, Stopped, WeakCommands};
 use crate::wire::NodeId;
-use crate::Event;
+
+/// Why [`Node::campaign`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartCampaignError {
+    /// The candidacy was refused (elections off, bad name, already running for the
+    /// group, ...); no campaign started and nothing was gossiped (a campaign this node
+    /// already runs for the group goes on).
+    #[error(transparent)]
+    Refused(#[from] CampaignError),
+    /// The node has stopped (shut down, left, or its task ended); nothing was done.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why [`Campaign::leadership`] returned without a leadership.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeadershipError {
+    /// The campaign was resigned (through its [`Leadership`]): this node no longer runs
+    /// for the group and does not lead it.
+    #[error("the campaign for group {0:?} was resigned")]
+    Resigned(String),
+    /// The node left or stopped: the campaign ended with it, and this node does not
+    /// lead the group.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why [`Node::confirmed_leader`] gave no answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeaderQueryError {
+    /// No quorum of voters answered in time (or elections are off, or too many queries
+    /// are pending); nothing changed, and the query may be asked again.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The node has stopped (shut down, left, or its task ended); nothing was asked.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why [`Node::run`] did not return the task's result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The candidacy was refused (elections off, bad name, already running for the
+    /// group, ...); the task never ran and no campaign started (a campaign this node
+    /// already runs for the group goes on).
+    #[error(transparent)]
+    Refused(#[from] CampaignError),
+    /// The node left or stopped before this node was elected; the task never ran.
+    #[error("the node has stopped")]
+    Stopped,
+    /// The leadership ended (lease not renewed, node stopped) before the task
+    /// finished; the task was dropped and the campaign resigned.
+    #[error("leadership of group {group:?} (term {term}) was lost")]
+    Lost {
+        /// The group.
+        group: String,
+        /// The term that ended.
+        term: Term,
+    },
+}
 
 /// A running candidacy for one group (see [`Node::campaign`]).
 ///
 /// It runs until [`Campaign::resign`], or until it is dropped (which resigns without
 /// waiting), or until the node leaves or stops. It does not keep the node running: once
-/// the [`Node`] is gone its methods return [`NodeError::Stopped`].
+/// the [`Node`] is gone its methods return [`LeadershipError::Stopped`].
 #[derive(Debug)]
 pub struct Campaign {
     group: String,
     id: u64,
     seat: watch::Receiver<Seat>,
-    cmds: mpsc::WeakUnboundedSender<Command>,
+    cmds: WeakCommands,
     ended: bool,
 }
 
 impl Campaign {
-    pub(crate) fn new(
-        group: String,
-        id: u64,
-        seat: watch::Receiver<Seat>,
-        cmds: mpsc::WeakUnboundedSender<Command>,
-    ) -> Self {
+    fn new(group: String, id: u64, seat: watch::Receiver<Seat>, cmds: WeakCommands) -> Self {
         Campaign {
             group,
             id,
@@ -61,10 +123,10 @@ impl Campaign {
 
     /// Waits until this node leads the group, and returns the leadership (at once when
     /// it leads now). After a leadership is lost, the campaign keeps running and a later
-    /// call waits for the next one. Errors: [`NodeError::Resigned`] when the campaign
-    /// was resigned through its [`Leadership`], [`NodeError::Stopped`] when the node
-    /// left or stopped.
-    pub async fn leadership(&mut self) -> Result<Leadership, NodeError> {
+    /// call waits for the next one. Errors: [`LeadershipError::Resigned`] when the
+    /// campaign was resigned through its [`Leadership`], [`LeadershipError::Stopped`]
+    /// when the node left or stopped.
+    pub async fn leadership(&mut self) -> Result<Leadership, LeadershipError> {
         loop {
             let seat = *self.seat.borrow_and_update();
             match seat {
@@ -78,12 +140,12 @@ impl Campaign {
                         cmds: self.cmds.clone(),
                     });
                 }
-                Seat::Resigned => return Err(NodeError::Resigned(self.group.clone())),
-                Seat::Stopped => return Err(NodeError::Stopped),
+                Seat::Resigned => return Err(LeadershipError::Resigned(self.group.clone())),
+                Seat::Stopped => return Err(LeadershipError::Stopped),
                 Seat::Running | Seat::Leading { .. } => {}
             }
             if self.seat.changed().await.is_err() && *self.seat.borrow() == seat {
-                return Err(NodeError::Stopped);
+                return Err(LeadershipError::Stopped);
             }
         }
     }
@@ -98,56 +160,29 @@ impl Campaign {
     /// once when the node has stopped).
     pub async fn resign(mut self) {
         self.ended = true;
-        resign(&self.cmds, &self.group, self.id).await;
+        self.cmds.resign(&self.group, self.id).await;
     }
 }
 
 impl Drop for Campaign {
     fn drop(&mut self) {
-        if self.ended {
-            return;
-        }
-        if let Some(cmds) = self.cmds.upgrade() {
-            let _ = cmds.send(Command::Resign {
-                group: std::mem::take(&mut self.group),
-                id: self.id,
-                reply: None,
-            });
+        if !self.ended {
+            self.cmds
+                .resign_now(std::mem::take(&mut self.group), self.id);
         }
     }
 }
 
 /// Starts a campaign through the driver's command channel (`once`: a lock's).
 pub(crate) async fn start_campaign(
-    cmds: &mpsc::UnboundedSender<Command>,
+    cmds: &Commands,
     group: &str,
     once: bool,
-) -> Result<Campaign, NodeError> {
-    let (reply, rx) = oneshot::channel();
-    let group = group.to_owned();
-    let cmd = Command::Campaign {
-        group: group.clone(),
-        once,
-        reply,
-    };
-    cmds.send(cmd).map_err(|_| NodeError::Stopped)?;
-    let (id, seat) = rx.await.map_err(|_| NodeError::Stopped)??;
-    Ok(Campaign::new(group, id, seat, cmds.downgrade()))
-}
-
-async fn resign(cmds: &mpsc::WeakUnboundedSender<Command>, group: &str, id: u64) {
-    let Some(cmds) = cmds.upgrade() else {
-        return;
-    };
-    let (reply, rx) = oneshot::channel();
-    let cmd = Command::Resign {
-        group: group.to_owned(),
-        id,
-        reply: Some(reply),
-    };
-    if cmds.send(cmd).is_ok() {
-        drop(cmds);
-        let _ = rx.await;
+) -> Result<Campaign, StartCampaignError> {
+    match cmds.campaign(group, once).await {
+        Ok(Ok((id, seat))) => Ok(Campaign::new(group.to_owned(), id, seat, cmds.downgrade())),
+        Ok(Err(e)) => Err(e.into()),
+        Err(Stopped) => Err(StartCampaignError::Stopped),
     }
 }
 
@@ -163,7 +198,7 @@ pub struct Leadership {
     term: Term,
     last_deadline: Mutex<Instant>,
     seat: watch::Receiver<Seat>,
-    cmds: mpsc::WeakUnboundedSender<Command>,
+    cmds: WeakCommands,
 }
 
 impl Leadership {
@@ -225,10 +260,10 @@ impl Leadership {
     }
 
     /// Steps down and stops running for the group (the campaign ends: its
-    /// [`Campaign::leadership`] then returns [`NodeError::Resigned`]). The voters are
-    /// released at once, so the next candidate takes over within a round trip.
+    /// [`Campaign::leadership`] then returns [`LeadershipError::Resigned`]). The voters
+    /// are released at once, so the next candidate takes over within a round trip.
     pub async fn resign(self) {
-        resign(&self.cmds, &self.group, self.id).await;
+        self.cmds.resign(&self.group, self.id).await;
     }
 }
 
@@ -277,16 +312,16 @@ impl Node {
     /// Runs for the leadership of `group` (tooz `watch_elected_as_leader`, kazoo
     /// `Election`, an etcd election key). Any group name works, created or not; the
     /// candidacy starts at once and is gossiped, and it lasts as long as the returned
-    /// [`Campaign`]. Errors: [`NodeError::Campaign`] (elections off, bad name, already
-    /// running for it, ...), [`NodeError::Stopped`].
-    pub async fn campaign(&self, group: &str) -> Result<Campaign, NodeError> {
-        start_campaign(&self.cmds, group, false).await
+    /// [`Campaign`]. Errors: [`StartCampaignError::Refused`] (elections off, bad name,
+    /// already running for it, ...), [`StartCampaignError::Stopped`].
+    pub async fn campaign(&self, group: &str) -> Result<Campaign, StartCampaignError> {
+        start_campaign(self.rt.commands(), group, false).await
     }
 
     /// The live candidates for `group`'s leadership, by id (kazoo's
     /// `Election.contenders`): the lowest runs first. A snapshot of the gossiped state.
     pub fn candidates(&self, group: &str) -> Vec<NodeId> {
-        let snap = self.snapshot.borrow();
+        let snap = self.rt.snapshot().borrow();
         snap.groups
             .candidates
             .get(group)
@@ -297,18 +332,27 @@ impl Node {
     /// The leader of `group` and its term as gossip says (tooz `get_leader`): fast, may
     /// lag a change by a gossip round. A snapshot: it never waits.
     pub fn leader(&self, group: &str) -> Option<(NodeId, Term)> {
-        self.snapshot.borrow().groups.leaders.get(group).copied()
+        self.rt
+            .snapshot()
+            .borrow()
+            .groups
+            .leaders
+            .get(group)
+            .copied()
     }
 
     /// The leader of `group` as a quorum of voters confirms it (`None`: nobody leads),
     /// asked by any node, candidate or not. Takes a round trip to the voters, at most
-    /// two round timeouts. Errors: [`NodeError::Query`] (no quorum answered in time,
-    /// elections off), [`NodeError::Stopped`].
-    pub async fn confirmed_leader(&self, group: &str) -> Result<Option<(NodeId, Term)>, NodeError> {
-        let (reply, rx) = oneshot::channel();
-        let group = group.to_owned();
-        self.command(Command::QueryLeader { group, reply }).await?;
-        Ok(rx.await.map_err(|_| NodeError::Stopped)??)
+    /// two round timeouts. Errors: [`LeaderQueryError::Query`] (no quorum answered in
+    /// time, elections off), [`LeaderQueryError::Stopped`].
+    pub async fn confirmed_leader(
+        &self,
+        group: &str,
+    ) -> Result<Option<(NodeId, Term)>, LeaderQueryError> {
+        match self.rt.commands().query_leader(group).await {
+            Ok(answer) => Ok(answer?),
+            Err(Stopped) => Err(LeaderQueryError::Stopped),
+        }
     }
 
     /// Every change of `group`'s leader this node sees from now on, in order (see
@@ -327,11 +371,11 @@ impl Node {
     ///
     /// `f` runs only while this node leads: if the leadership ends first (lease not
     /// renewed, node stopped), `f`'s future is dropped at its next await and the result
-    /// is [`NodeError::Lost`]. Use [`Leadership::term`] as the fencing token of every
+    /// is [`RunError::Lost`]. Use [`Leadership::term`] as the fencing token of every
     /// side effect.
     ///
     /// ```no_run
-    /// # async fn demo(node: &quorate::Node) -> Result<(), quorate::NodeError> {
+    /// # async fn demo(node: &quorate::Node) -> Result<(), quorate::RunError> {
     /// let done = node
     ///     .run("compactor", |lead| async move {
     ///         println!("leading with fencing token {}", lead.term());
@@ -343,13 +387,18 @@ impl Node {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn run<F, Fut, T>(&self, group: &str, f: F) -> Result<T, NodeError>
+    pub async fn run<F, Fut, T>(&self, group: &str, f: F) -> Result<T, RunError>
     where
         F: FnOnce(Leadership) -> Fut,
         Fut: Future<Output = T>,
     {
-        let mut campaign = self.campaign(group).await?;
-        let lead = campaign.leadership().await?;
+        let mut campaign = self.campaign(group).await.map_err(|e| match e {
+            StartCampaignError::Refused(e) => RunError::Refused(e),
+            StartCampaignError::Stopped => RunError::Stopped,
+        })?;
+        // Only a handle of this campaign's can resign it, and none exists before the
+        // leadership below: the campaign can only end here because the node stopped.
+        let lead = campaign.leadership().await.map_err(|_| RunError::Stopped)?;
         let term = lead.term();
         let watch = Leadership {
             group: lead.group.clone(),
@@ -361,7 +410,7 @@ impl Node {
         };
         let out = tokio::select! {
             out = f(lead) => Ok(out),
-            () = watch.lost() => Err(NodeError::Lost {
+            () = watch.lost() => Err(RunError::Lost {
                 group: group.to_owned(),
                 term,
             }),
@@ -386,5 +435,9 @@ mod tests {
         send_sync::<Campaign>();
         send_sync::<Leadership>();
         send_sync::<LeaderChanges>();
+        send_sync::<StartCampaignError>();
+        send_sync::<LeadershipError>();
+        send_sync::<LeaderQueryError>();
+        send_sync::<RunError>();
     }
 }

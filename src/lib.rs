@@ -87,7 +87,7 @@
 //! [`Node::leave_group`]); every node knows every group ([`Node::groups`],
 //! [`Node::group_members`], snapshots that never wait) and sees [`GroupEvent`]s on its
 //! [`Node::events`]. A member that fails or leaves the cluster leaves its groups. Refused
-//! operations come back as [`NodeError::Group`] with tooz's cases ([`GroupError`]).
+//! operations come back as [`GroupOpError::Refused`] with tooz's cases ([`GroupError`]).
 //!
 //! **Elections.** Name the voters in the cluster config ([`Config::with_voters`]; the
 //! same set on every node, a majority is a quorum). Any node runs for a group's
@@ -143,9 +143,12 @@
 //!
 //! The protocol is a sans-IO state machine ([`Engine`], [`swim`], [`wire`],
 //! [`config`]): time and randomness come in as arguments, frames to send and events
-//! come out. The `runtime` feature (on by default) adds the I/O: [`identity`],
-//! [`runtime`] (QUIC transport, TLS, the tokio driver) and [`node`] (the async API
-//! above). Without it (`default-features = false`) the crate is the core alone, which
+//! come out. The `runtime` feature (on by default) adds the I/O: [`runtime`]
+//! (identities, TLS, QUIC transport, the tokio driver and its wiring) and, above it,
+//! [`node`], [`leader`] and [`lock`] (the async API, a thin layer over the runtime's
+//! handle). Every async operation has its own error type saying what state a failure
+//! left behind ([`StartError`], [`GroupOpError`], [`StartCampaignError`],
+//! [`LockError`], ...). Without it (`default-features = false`) the crate is the core alone, which
 //! is what the deterministic simulator drives.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -158,8 +161,6 @@ pub mod swim;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
-pub mod identity;
-#[cfg(feature = "runtime")]
 pub mod leader;
 #[cfg(feature = "runtime")]
 pub mod lock;
@@ -167,6 +168,9 @@ pub mod lock;
 pub mod node;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+
+#[cfg(feature = "runtime")]
+pub use runtime::identity;
 
 pub use config::{Config, ConfigError};
 pub use election::{
@@ -180,12 +184,16 @@ pub use wire::{Incarnation, NodeId, State};
 #[cfg(feature = "runtime")]
 pub use identity::{ClusterCa, Identity, IdentityError};
 #[cfg(feature = "runtime")]
-pub use leader::{Campaign, LeaderChanges, Leadership};
+pub use leader::{
+    Campaign, LeaderChanges, LeaderQueryError, Leadership, LeadershipError, RunError,
+    StartCampaignError,
+};
 #[cfg(feature = "runtime")]
-pub use lock::{Lock, LockGuard, LOCK_PREFIX};
+pub use lock::{Lock, LockError, LockGuard, LOCK_PREFIX};
 #[cfg(feature = "runtime")]
 pub use node::{
-    query_status, EventStream, MemberStatus, Node, NodeConfig, NodeError, StatusReport,
+    query_status, EventStream, GroupOpError, LeaveError, MemberStatus, Node, NodeConfig,
+    SetMetadataError, StartError, StatusError, StatusReport,
 };
 #[cfg(feature = "runtime")]
 pub use runtime::TransportStats;

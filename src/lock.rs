@@ -10,21 +10,52 @@
 //!
 //! Waiting holders are served lowest node id first, not in arrival order. A lock is not
 //! reentrant: a second acquisition of a held (or awaited) lock by the same node fails
-//! with [`crate::CampaignError::AlreadyRunning`].
+//! with [`LockError::Refused`] ([`crate::CampaignError::AlreadyRunning`]).
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::election::{Term, Timing};
-use crate::leader::{start_campaign, Campaign, Leadership};
-use crate::node::{Node, NodeError};
-use crate::runtime::driver::Command;
+use crate::election::{CampaignError, Term, Timing};
+use crate::leader::{start_campaign, Campaign, Leadership, LeadershipError, StartCampaignError};
+use crate::node::Node;
+use crate::runtime::handle::WeakCommands;
 use crate::runtime::shared::Snapshot;
 use crate::wire::NodeId;
 
 /// Prefix of the election groups that carry locks: lock `n` is group `lock/n`.
 pub const LOCK_PREFIX: &str = "lock/";
+
+/// Why [`Lock::acquire`] or [`Lock::try_acquire`] failed. In every case the call took
+/// nothing: no guard was made and the call no longer waits for the lock.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// The lock was still held elsewhere when the wait ended ([`Lock::acquire`] only);
+    /// this node no longer waits for it.
+    #[error("lock {name:?} still held elsewhere after {waited:?}")]
+    Timeout {
+        /// The lock.
+        name: String,
+        /// How long this node waited.
+        waited: Duration,
+    },
+    /// The node refused to run for the lock (elections off, bad name, this node already
+    /// holds or awaits it, ...); nothing changed: a guard or a wait this node already
+    /// has for the lock is unaffected.
+    #[error(transparent)]
+    Refused(#[from] CampaignError),
+    /// The lock was granted, but its lease ended before this node could take it; this
+    /// node no longer waits for it.
+    #[error("lock {name:?} was lost as soon as it was granted")]
+    Lost {
+        /// The lock.
+        name: String,
+    },
+    /// The node has stopped (shut down, left, or its task ended); it holds no lock.
+    #[error("the node has stopped")]
+    Stopped,
+}
 
 /// A named lock of the cluster (see [`Node::lock`]). Cheap to create; it holds
 /// nothing until acquired, and does not keep the node running.
@@ -33,7 +64,7 @@ pub struct Lock {
     name: String,
     group: String,
     me: NodeId,
-    cmds: mpsc::WeakUnboundedSender<Command>,
+    cmds: WeakCommands,
     snapshot: watch::Receiver<std::sync::Arc<Snapshot>>,
     timing: Timing,
 }
@@ -56,17 +87,17 @@ impl Lock {
     }
 
     /// Waits until this node holds the lock, at most `timeout`. Errors:
-    /// [`NodeError::LockTimeout`] when it is still held elsewhere then (this node no
-    /// longer waits for it), [`NodeError::Campaign`] (elections off, bad name, this
-    /// node already holds or awaits it), [`NodeError::Stopped`].
-    pub async fn acquire(&self, timeout: Duration) -> Result<LockGuard, NodeError> {
+    /// [`LockError::Timeout`] when it is still held elsewhere then (this node no
+    /// longer waits for it), [`LockError::Refused`] (elections off, bad name, this
+    /// node already holds or awaits it), [`LockError::Stopped`].
+    pub async fn acquire(&self, timeout: Duration) -> Result<LockGuard, LockError> {
         let mut campaign = self.campaign().await?;
         match tokio::time::timeout(timeout, campaign.leadership()).await {
             Ok(Ok(lead)) => Ok(self.guard(campaign, lead)),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(self.ended(e)),
             Err(_) => {
                 campaign.resign().await;
-                Err(NodeError::LockTimeout {
+                Err(LockError::Timeout {
                     name: self.name.clone(),
                     waited: timeout,
                 })
@@ -78,7 +109,7 @@ impl Lock {
     /// holds it, or when the voters do not grant it within two election rounds (held
     /// elsewhere, or voters unreachable or just restarted). Errors as
     /// [`Lock::acquire`]'s.
-    pub async fn try_acquire(&self) -> Result<Option<LockGuard>, NodeError> {
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>, LockError> {
         let me = self.me;
         let held_elsewhere = |l: Option<(NodeId, Term)>| l.is_some_and(|(id, _)| id != me);
         if held_elsewhere(self.holder()) {
@@ -90,11 +121,11 @@ impl Lock {
         tokio::pin!(window);
         let outcome = loop {
             tokio::select! {
-                lead = campaign.leadership() => break Some(lead?),
+                lead = campaign.leadership() => break Some(lead.map_err(|e| self.ended(e))?),
                 () = &mut window => break None,
                 changed = snapshot.changed() => {
                     if changed.is_err() {
-                        return Err(NodeError::Stopped);
+                        return Err(LockError::Stopped);
                     }
                     if held_elsewhere(self.holder()) {
                         break None;
@@ -111,9 +142,25 @@ impl Lock {
         }
     }
 
-    async fn campaign(&self) -> Result<Campaign, NodeError> {
-        let cmds = self.cmds.upgrade().ok_or(NodeError::Stopped)?;
-        start_campaign(&cmds, &self.group, true).await
+    async fn campaign(&self) -> Result<Campaign, LockError> {
+        let cmds = self.cmds.upgrade().ok_or(LockError::Stopped)?;
+        start_campaign(&cmds, &self.group, true)
+            .await
+            .map_err(|e| match e {
+                StartCampaignError::Refused(e) => LockError::Refused(e),
+                StartCampaignError::Stopped => LockError::Stopped,
+            })
+    }
+
+    /// The lock's campaign ended before it led: the node stopped, or (a lock's
+    /// campaign ends with its first leadership) the lease ended before it was seen.
+    fn ended(&self, e: LeadershipError) -> LockError {
+        match e {
+            LeadershipError::Resigned(_) => LockError::Lost {
+                name: self.name.clone(),
+            },
+            LeadershipError::Stopped => LockError::Stopped,
+        }
     }
 
     fn guard(&self, campaign: Campaign, lead: Leadership) -> LockGuard {
@@ -174,15 +221,15 @@ impl LockGuard {
 impl Node {
     /// The lock `name` (group `lock/<name>`, see [`LOCK_PREFIX`]). The name follows
     /// group name rules once prefixed; a bad one is refused when acquiring
-    /// ([`crate::CampaignError::BadName`]).
+    /// ([`LockError::Refused`] with [`crate::CampaignError::BadName`]).
     pub fn lock(&self, name: &str) -> Lock {
         Lock {
             name: name.to_owned(),
             group: format!("{LOCK_PREFIX}{name}"),
             me: self.id(),
-            cmds: self.cmds.downgrade(),
-            snapshot: self.snapshot.clone(),
-            timing: self.election_timing.clone(),
+            cmds: self.rt.commands().downgrade(),
+            snapshot: self.rt.snapshot().clone(),
+            timing: self.rt.election_timing().clone(),
         }
     }
 }
@@ -196,5 +243,6 @@ mod tests {
         fn send_sync<T: Send + Sync + 'static>() {}
         send_sync::<Lock>();
         send_sync::<LockGuard>();
+        send_sync::<LockError>();
     }
 }

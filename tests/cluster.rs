@@ -5,7 +5,8 @@ mod common;
 use anyhow::Result;
 use common::*;
 use quorate::{
-    query_status, ClusterCa, MemberEvent, MetadataError, Node, NodeConfig, NodeError, NodeId, State,
+    query_status, ClusterCa, MemberEvent, MetadataError, Node, NodeConfig, NodeId,
+    SetMetadataError, StartError, State, StatusError,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +109,7 @@ async fn a_restarted_node_rejoins_at_the_same_address() -> Result<()> {
         match Node::start(cfg.clone()).await {
             Ok(node) => break node,
             // The old socket may take a moment to be released.
-            Err(NodeError::Bind { .. }) if tokio::time::Instant::now() < deadline => {
+            Err(StartError::Bind { .. }) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             Err(e) => return Err(e.into()),
@@ -153,7 +154,10 @@ async fn metadata_updates_reach_every_member() -> Result<()> {
     let too_big = vec![0u8; config().max_metadata_bytes + 1];
     let err = nodes[0].set_metadata(too_big).await.unwrap_err();
     assert!(
-        matches!(err, NodeError::Metadata(MetadataError::TooLarge { .. })),
+        matches!(
+            err,
+            SetMetadataError::Refused(MetadataError::TooLarge { .. })
+        ),
         "{err}"
     );
     for n in nodes {
@@ -206,20 +210,20 @@ async fn initial_metadata_and_status_query() -> Result<()> {
     let err = query_status(&admin, nodes[0].local_addr(), "other")
         .await
         .unwrap_err();
-    assert!(matches!(err, NodeError::Refused { .. }), "{err}");
+    assert!(matches!(err, StatusError::Refused { .. }), "{err}");
     assert_eq!(nodes[0].members().len(), 2);
 
     // A client identity cannot run a node; a node's identity is bound to its id.
     let cfg = NodeConfig::new(NodeId(3), loopback(), admin);
     let err = Node::start(cfg).await.unwrap_err();
     assert!(
-        matches!(err, NodeError::IdentityMismatch { cert: None, .. }),
+        matches!(err, StartError::IdentityMismatch { cert: None, .. }),
         "{err}"
     );
     let cfg = NodeConfig::new(NodeId(3), loopback(), ca.issue_node(NodeId(4))?);
     assert!(matches!(
         Node::start(cfg).await,
-        Err(NodeError::IdentityMismatch { .. })
+        Err(StartError::IdentityMismatch { .. })
     ));
     for n in nodes {
         n.shutdown().await;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use common::*;
 use quorate::{
-    Campaign, CampaignError, ClusterCa, Config, Leadership, Node, NodeError, NodeId, QueryError,
+    Campaign, CampaignError, ClusterCa, Config, LeaderQueryError, Leadership, LeadershipError,
+    Node, NodeId, QueryError, RunError, StartCampaignError, StartError,
 };
 
 /// Whether every node in `nodes` sees `leader` leading "g" at `term`.
@@ -158,17 +159,20 @@ async fn resigning_or_leaving_hands_over_before_the_lease_could_run_out() -> Res
     assert!(third.term() > second.term());
     assert!(handover < lease / 2, "leave handover took {handover:?}");
     eprintln!("handover on leave: {handover:?} (lease {lease:?})");
-    assert!(matches!(c2.leadership().await, Err(NodeError::Stopped)));
+    assert!(matches!(
+        c2.leadership().await,
+        Err(LeadershipError::Stopped)
+    ));
 
     // Resigning through the leadership ends the campaign; then nobody leads.
     third.resign().await;
     let res = c3.leadership().await;
-    assert!(matches!(res, Err(NodeError::Resigned(g)) if g == "g"));
+    assert!(matches!(res, Err(LeadershipError::Resigned(g)) if g == "g"));
     let none = within("a confirmed vacancy", async {
         loop {
             match nodes[0].confirmed_leader("g").await {
                 Ok(None) => return Ok(()),
-                Ok(Some(_)) | Err(NodeError::Query(QueryError::NoQuorum)) => {
+                Ok(Some(_)) | Err(LeaderQueryError::Query(QueryError::NoQuorum)) => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => return Err(e),
@@ -196,12 +200,12 @@ async fn a_dropped_campaign_resigns_and_errors_are_typed() -> Result<()> {
     let lead = within("node 2 is elected", c.leadership()).await??;
     let err = nodes[1].campaign("g").await.unwrap_err();
     assert!(
-        matches!(&err, NodeError::Campaign(CampaignError::AlreadyRunning(g)) if g == "g"),
+        matches!(&err, StartCampaignError::Refused(CampaignError::AlreadyRunning(g)) if g == "g"),
         "{err}"
     );
     let err = nodes[1].campaign("").await.unwrap_err();
     assert!(
-        matches!(err, NodeError::Campaign(CampaignError::BadName)),
+        matches!(err, StartCampaignError::Refused(CampaignError::BadName)),
         "{err}"
     );
     // Dropping the campaign resigns it; the node may run again at once.
@@ -216,12 +220,12 @@ async fn a_dropped_campaign_resigns_and_errors_are_typed() -> Result<()> {
     let plain = start(&ca, 3, &[], None).await;
     let err = plain.campaign("g").await.unwrap_err();
     assert!(
-        matches!(err, NodeError::Campaign(CampaignError::Disabled)),
+        matches!(err, StartCampaignError::Refused(CampaignError::Disabled)),
         "{err}"
     );
     let err = plain.confirmed_leader("g").await.unwrap_err();
     assert!(
-        matches!(err, NodeError::Query(QueryError::Disabled)),
+        matches!(err, LeaderQueryError::Query(QueryError::Disabled)),
         "{err}"
     );
     assert_eq!(plain.leader("g"), None);
@@ -271,7 +275,7 @@ async fn run_executes_while_leading_and_is_cancelled_when_the_lease_is_lost() ->
     .await?;
     stopped?;
     assert!(
-        matches!(&result, Err(NodeError::Lost { group, .. }) if group == "forever"),
+        matches!(&result, Err(RunError::Lost { group, .. }) if group == "forever"),
         "{result:?}"
     );
     runner.shutdown().await;
@@ -326,7 +330,7 @@ async fn a_restarted_voter_never_grants_a_term_it_granted_before() -> Result<()>
     std::fs::write(dir.join("terms"), "not a terms file")?;
     let err = Node::start(voter_cfg(&[])).await.unwrap_err();
     assert!(
-        matches!(&err, NodeError::DataDir { path, .. } if path.ends_with("terms")),
+        matches!(&err, StartError::DataDir { path, .. } if path.ends_with("terms")),
         "{err}"
     );
     std::fs::remove_dir_all(&dir)?;

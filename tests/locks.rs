@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use common::*;
-use quorate::{CampaignError, ClusterCa, LockGuard, NodeError, NodeId, LOCK_PREFIX};
+use quorate::{CampaignError, ClusterCa, LockError, LockGuard, NodeId, LOCK_PREFIX};
 
 /// Retries `try_acquire` until it succeeds (gossip may still name a holder that just
 /// released the lock).
@@ -15,7 +15,7 @@ async fn take(lock: &quorate::Lock) -> Result<LockGuard> {
     within(&format!("lock {} taken", lock.name()), async {
         loop {
             if let Some(g) = lock.try_acquire().await? {
-                return Ok::<_, NodeError>(g);
+                return Ok::<_, LockError>(g);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -50,7 +50,7 @@ async fn a_lock_has_one_holder_and_passes_on_with_rising_tokens() -> Result<()> 
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, NodeError::LockTimeout { name, .. } if name == "res"),
+        matches!(&err, LockError::Timeout { name, .. } if name == "res"),
         "{err}"
     );
     let again = locks[0]
@@ -58,7 +58,7 @@ async fn a_lock_has_one_holder_and_passes_on_with_rising_tokens() -> Result<()> 
         .await
         .unwrap_err();
     assert!(
-        matches!(again, NodeError::Campaign(CampaignError::AlreadyRunning(_))),
+        matches!(again, LockError::Refused(CampaignError::AlreadyRunning(_))),
         "not reentrant: {again}"
     );
 
@@ -104,19 +104,19 @@ async fn lock_errors_are_typed() -> Result<()> {
     let plain = start(&ca, 1, &[], None).await;
     let err = plain.lock("x").try_acquire().await.unwrap_err();
     assert!(
-        matches!(err, NodeError::Campaign(CampaignError::Disabled)),
+        matches!(err, LockError::Refused(CampaignError::Disabled)),
         "{err}"
     );
     let node = start_with(&ca, 2, &[], &voter_config(&[2])).await;
     let long = "x".repeat(200);
     let err = node.lock(&long).acquire(DEADLINE).await.unwrap_err();
     assert!(
-        matches!(err, NodeError::Campaign(CampaignError::BadName)),
+        matches!(err, LockError::Refused(CampaignError::BadName)),
         "{err}"
     );
     let lock = node.lock("x");
     node.shutdown().await;
-    assert!(matches!(lock.try_acquire().await, Err(NodeError::Stopped)));
+    assert!(matches!(lock.try_acquire().await, Err(LockError::Stopped)));
     plain.shutdown().await;
     Ok(())
 }

@@ -11,9 +11,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout;
 
 use super::frame::{read_body, read_len, write_frame, FrameError};
+use super::identity::{node_server_name, PeerKind, MEMBER_SERVER_NAME};
 use super::shared::{inc, ConnEvent, Inbound, Shared};
 use super::tls::peer_of;
-use crate::identity::{node_server_name, PeerKind, MEMBER_SERVER_NAME};
 use crate::wire::NodeId;
 
 /// Application close codes.

@@ -26,7 +26,7 @@ use crate::swim::{MemberEvent, MetadataError, Stats};
 /// Most frames handled in one go before the driver looks at its other inputs.
 const FRAME_BATCH: usize = 64;
 
-/// A request from the [`crate::Node`] handle (or a campaign handle).
+/// A request from the node's handle (or a campaign handle), see [`super::handle`].
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Publish new metadata.
@@ -152,7 +152,7 @@ impl Driver {
         }
     }
 
-    /// Runs until shutdown, leave, or the [`crate::Node`] handle is dropped.
+    /// Runs until shutdown, leave, or the node's handle is dropped.
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(self.timings.tick);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

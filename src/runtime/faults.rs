@@ -2,7 +2,7 @@
 //! by address, under the real QUIC stack.
 //!
 //! [`Faults`] is a cloneable handle; share one between every node of a test and change
-//! the rules while they run. A node uses it when its [`crate::NodeConfig::faults`] is set
+//! the rules while they run. A node uses it when its [`super::NodeConfig::faults`] is set
 //! (or wrap any socket with [`FaultySocket::new`] for [`crate::Node::start_with_socket`]).
 //! Rules apply to the packets of the wrapped socket whose local address is known, so bind
 //! nodes to a concrete address (e.g. `127.0.0.1:0`), not a wildcard:

@@ -1,5 +1,6 @@
-//! The I/O layer: QUIC transport (quinn), mutual TLS (rustls with ring), the tokio
-//! driver of the engine, and a fault-injecting socket for tests.
+//! The I/O layer: cluster identities ([`identity`]: the CA and the certificates it
+//! issues), mutual TLS (rustls with ring), QUIC transport (quinn), the tokio driver of
+//! the engine, and a fault-injecting socket for tests.
 //!
 //! Most applications only need [`crate::Node`]; this module exposes the pieces for tools
 //! and tests that speak to nodes directly: [`client_config`] builds a quinn client
@@ -21,8 +22,11 @@ pub(crate) mod driver;
 pub(crate) mod elect;
 pub mod faults;
 mod frame;
+pub(crate) mod handle;
+pub mod identity;
 pub(crate) mod pool;
 pub(crate) mod shared;
+mod start;
 pub(crate) mod status;
 pub(crate) mod terms;
 pub(crate) mod tls;
@@ -30,5 +34,8 @@ pub(crate) mod transport;
 
 pub use frame::{write_frame, LEN_PREFIX};
 pub use shared::TransportStats;
+pub(crate) use start::{start, start_with_socket};
+pub use start::{NodeConfig, StartError};
+pub use status::{query_status, MemberStatus, StatusError, StatusReport};
 pub use tls::{client_crypto, peer_of, ALPN};
 pub use transport::client_config;

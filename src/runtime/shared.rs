@@ -117,7 +117,7 @@ pub struct TransportStats {
     /// Client connections (client certificates, as `quorate status` uses) open now.
     pub client_connections: u64,
     /// Incoming connections refused because a limit was reached: handshakes under
-    /// way, client connections or node connections (see [`crate::NodeConfig`]).
+    /// way, client connections or node connections (see [`super::NodeConfig`]).
     pub refused_busy: u64,
     /// UDP bytes sent (QUIC headers, handshakes, acknowledgements and retransmissions
     /// included) by the connections open now and by those this node closed; refreshed
@@ -184,7 +184,7 @@ pub(crate) struct Shared {
     pub limits: Limits,
 }
 
-/// The bounds on incoming connections (see their fields in [`crate::NodeConfig`]).
+/// The bounds on incoming connections (see their fields in [`super::NodeConfig`]).
 #[derive(Debug)]
 pub(crate) struct Limits {
     /// One permit per incoming handshake under way.
@@ -199,7 +199,7 @@ pub(crate) struct Limits {
 
 impl Limits {
     /// The limits of `cfg` (each at least 1).
-    pub fn of(cfg: &crate::NodeConfig) -> Self {
+    pub fn of(cfg: &super::NodeConfig) -> Self {
         Limits {
             handshakes: Arc::new(Semaphore::new(cfg.max_handshakes.max(1))),
             clients: Arc::new(Semaphore::new(cfg.max_client_connections.max(1))),

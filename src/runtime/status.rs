@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::conn::canonical;
 use super::frame::{read_frame, write_frame};
+use super::identity::{Identity, IdentityError, MEMBER_SERVER_NAME};
 use super::shared::{inc, Shared};
 use super::tls;
-use crate::identity::{Identity, MEMBER_SERVER_NAME};
-use crate::node::NodeError;
 use crate::wire::{Incarnation, NodeId, State};
 
 /// Version of the status message set.
@@ -26,6 +25,55 @@ const MAX_REQUEST: usize = 1024;
 const MAX_REPORT: usize = 256 << 20;
 /// Bound on a whole status query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a status query ([`query_status`]) failed. A status query changes nothing on the
+/// node queried, whatever the outcome; the client's endpoint is closed again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// No local endpoint could be bound for the query; nothing was sent.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The local address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The identity cannot be used to build TLS; nothing was sent.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The query could not connect (unreachable, or not of the same cluster CA), or the
+    /// connection failed while asking; no answer was read.
+    #[error("cannot query {addr}: {reason}")]
+    Connect {
+        /// The node queried.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The node queried refused to answer (another cluster name or status version).
+    #[error("{addr} refused the status query: {reason}")]
+    Refused {
+        /// The node queried.
+        addr: SocketAddr,
+        /// Its reason.
+        reason: String,
+    },
+    /// The node queried sent an answer that could not be read.
+    #[error("bad status answer from {addr}: {reason}")]
+    Protocol {
+        /// The node queried.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The status query got no answer in time (10 s); it was abandoned.
+    #[error("no status answer from {addr} in time")]
+    Timeout {
+        /// The node queried.
+        addr: SocketAddr,
+    },
+}
 
 #[derive(Serialize, Deserialize)]
 struct StatusRequest {
@@ -134,32 +182,32 @@ pub(crate) async fn serve(mut send: SendStream, mut recv: RecvStream, shared: Ar
 /// client identity issued by [`crate::ClusterCa::issue_client`], or a node's).
 ///
 /// Uses its own short-lived QUIC endpoint on an ephemeral port. Fails with
-/// [`NodeError::Connect`] when the handshake fails (unreachable, or not of the same CA),
-/// [`NodeError::Refused`] when the node is in another cluster, and [`NodeError::Timeout`]
-/// after 10 s.
+/// [`StatusError::Connect`] when the handshake fails (unreachable, or not of the same
+/// CA), [`StatusError::Refused`] when the node is in another cluster, and
+/// [`StatusError::Timeout`] after 10 s.
 pub async fn query_status(
     identity: &Identity,
     addr: SocketAddr,
     cluster_name: &str,
-) -> Result<StatusReport, NodeError> {
+) -> Result<StatusReport, StatusError> {
     let query = query(identity, addr, cluster_name);
     tokio::time::timeout(QUERY_TIMEOUT, query)
         .await
-        .map_err(|_| NodeError::Timeout { addr })?
+        .map_err(|_| StatusError::Timeout { addr })?
 }
 
 async fn query(
     identity: &Identity,
     addr: SocketAddr,
     cluster: &str,
-) -> Result<StatusReport, NodeError> {
-    let connect = |reason: String| NodeError::Connect { addr, reason };
+) -> Result<StatusReport, StatusError> {
+    let connect = |reason: String| StatusError::Connect { addr, reason };
     let bind: SocketAddr = if addr.is_ipv6() {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     } else {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    let endpoint = Endpoint::client(bind).map_err(|e| NodeError::Bind {
+    let endpoint = Endpoint::client(bind).map_err(|e| StatusError::Bind {
         addr: bind,
         source: e,
     })?;
@@ -169,7 +217,7 @@ async fn query(
         .map_err(|e| connect(e.to_string()))?
         .await
         .map_err(|e| connect(e.to_string()))?;
-    let protocol = |reason: String| NodeError::Protocol { addr, reason };
+    let protocol = |reason: String| StatusError::Protocol { addr, reason };
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connect(e.to_string()))?;
     let req = StatusRequest {
         version: STATUS_VERSION,
@@ -188,6 +236,6 @@ async fn query(
     endpoint.close(0u32.into(), b"done");
     match postcard::from_bytes(&resp).map_err(|e| protocol(e.to_string()))? {
         StatusResponse::Report(report) => Ok(report),
-        StatusResponse::Refused(reason) => Err(NodeError::Refused { addr, reason }),
+        StatusResponse::Refused(reason) => Err(StatusError::Refused { addr, reason }),
     }
 }

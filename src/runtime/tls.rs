@@ -10,7 +10,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
-use crate::identity::{peer_kind, Identity, IdentityError, PeerKind};
+use super::identity::{peer_kind, Identity, IdentityError, PeerKind};
 
 /// The ALPN protocol every quorate connection negotiates.
 pub const ALPN: &[u8] = b"quorate/1";

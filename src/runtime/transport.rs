@@ -17,11 +17,11 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::conn::{self, code};
+use super::identity::{Identity, IdentityError};
 use super::pool::{CloseReason, Link, Pool, Route};
 use super::shared::{add, inc, ConnEvent, Shared, Timings};
 use super::tls;
 use crate::config::Config;
-use crate::identity::{Identity, IdentityError};
 use crate::swim::Transmit;
 
 /// Most transmits waiting for one address's connection; the oldest are dropped.
@@ -59,7 +59,7 @@ pub(crate) fn transport_config(cfg: &Config) -> TransportConfig {
 
 /// A quinn client configuration presenting `identity` and trusting only its cluster CA,
 /// with the transport parameters derived from `cfg`. Dial a node with server name
-/// [`crate::identity::node_server_name`] (or [`crate::identity::MEMBER_SERVER_NAME`]
+/// [`super::identity::node_server_name`] (or [`super::identity::MEMBER_SERVER_NAME`]
 /// for any node of the cluster).
 pub fn client_config(
     identity: &Identity,

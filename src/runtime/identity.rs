@@ -362,7 +362,7 @@ impl Identity {
                 "the certificate binds no quorate node id or client name".into(),
             )
         })?;
-        let provider = crate::runtime::tls::provider();
+        let provider = super::tls::provider();
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
             |_| IdentityError::KeyMismatch {
                 cert: cert_pem.to_owned(),
@@ -446,7 +446,7 @@ impl Identity {
 
     /// Checks the chain against the CA with the same verifier the handshake uses.
     fn verify_against_ca(&self) -> Result<(), String> {
-        let verifier = crate::runtime::tls::client_verifier(self).map_err(|e| e.to_string())?;
+        let verifier = super::tls::client_verifier(self).map_err(|e| e.to_string())?;
         verifier
             .verify_client_cert(&self.chain[0], &self.chain[1..], UnixTime::now())
             .map(|_| ())

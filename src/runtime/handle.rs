@@ -1,0 +1,217 @@
+//! The handle on a running node: the driver's command channel, the event and snapshot
+//! channels it publishes on, and its task. The public API ([`crate::Node`] and the
+//! election and lock handles) is a thin layer over it; everything here speaks the
+//! runtime's own terms: a command either gets the engine's answer or finds the driver
+//! gone ([`Stopped`]).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::driver::Command;
+pub(crate) use super::driver::GroupOp;
+pub(crate) use super::elect::{Seat, Started};
+use super::shared::{Shared, Snapshot, TransportStats};
+use crate::election::{CampaignError, Confirmed, QueryError, Term, Timing};
+use crate::engine::Event;
+use crate::groups::GroupError;
+use crate::swim::{MetadataError, Stats};
+use crate::wire::NodeId;
+
+/// The driver is gone (the node shut down, left, or its task ended): the command was
+/// not carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stopped;
+
+/// The sending side of the driver's command channel. The driver runs until the last
+/// one is dropped (or it is told to stop).
+#[derive(Debug)]
+pub(crate) struct Commands(mpsc::UnboundedSender<Command>);
+
+impl From<mpsc::UnboundedSender<Command>> for Commands {
+    fn from(tx: mpsc::UnboundedSender<Command>) -> Self {
+        Commands(tx)
+    }
+}
+
+impl Commands {
+    /// Sends the command `make` builds around a reply channel, and waits for the reply.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.0.send(make(reply)).map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Publishes new metadata.
+    pub async fn set_metadata(&self, meta: Vec<u8>) -> Result<Result<(), MetadataError>, Stopped> {
+        self.ask(|reply| Command::SetMetadata { meta, reply }).await
+    }
+
+    /// A group operation on `group`.
+    pub async fn group(&self, group: &str, op: GroupOp) -> Result<Result<(), GroupError>, Stopped> {
+        let group = group.to_owned();
+        self.ask(|reply| Command::Group { group, op, reply }).await
+    }
+
+    /// Starts running for `group` (`once`: a lock's campaign, ended with its first
+    /// leadership).
+    pub async fn campaign(
+        &self,
+        group: &str,
+        once: bool,
+    ) -> Result<Result<Started, CampaignError>, Stopped> {
+        let group = group.to_owned();
+        self.ask(|reply| Command::Campaign { group, once, reply })
+            .await
+    }
+
+    /// Asks the voters who leads `group`.
+    pub async fn query_leader(
+        &self,
+        group: &str,
+    ) -> Result<Result<Confirmed, QueryError>, Stopped> {
+        let group = group.to_owned();
+        self.ask(|reply| Command::QueryLeader { group, reply })
+            .await
+    }
+
+    /// Publishes a leadership of `group` at `term` that no voter granted (tests only).
+    pub async fn claim_leadership_unsafe(&self, group: &str, term: Term) -> Result<(), Stopped> {
+        let group = group.to_owned();
+        self.ask(|reply| Command::ClaimLeadershipUnsafe { group, term, reply })
+            .await
+    }
+
+    /// A sender that does not keep the driver running.
+    pub fn downgrade(&self) -> WeakCommands {
+        WeakCommands(self.0.downgrade())
+    }
+}
+
+/// A command sender that does not keep the driver running (campaign, leadership and
+/// lock handles hold one).
+#[derive(Clone, Debug)]
+pub(crate) struct WeakCommands(mpsc::WeakUnboundedSender<Command>);
+
+impl WeakCommands {
+    /// A sender, while the driver still runs.
+    pub fn upgrade(&self) -> Option<Commands> {
+        self.0.upgrade().map(Commands)
+    }
+
+    /// Ends campaign `id` for `group` without waiting (a no-op once the node stopped).
+    pub fn resign_now(&self, group: String, id: u64) {
+        if let Some(cmds) = self.0.upgrade() {
+            let _ = cmds.send(Command::Resign {
+                group,
+                id,
+                reply: None,
+            });
+        }
+    }
+
+    /// Ends campaign `id` for `group`: returns once the driver has stepped down and sent
+    /// the releases (at once when the node has stopped).
+    pub async fn resign(&self, group: &str, id: u64) {
+        let Some(cmds) = self.0.upgrade() else {
+            return;
+        };
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Resign {
+            group: group.to_owned(),
+            id,
+            reply: Some(reply),
+        };
+        if cmds.send(cmd).is_ok() {
+            // Do not keep the driver running while waiting.
+            drop(cmds);
+            let _ = rx.await;
+        }
+    }
+}
+
+/// A running node, as [`super::start`] made it. Dropping it stops the driver (the
+/// command channel closes), as [`RuntimeHandle::shutdown`] does.
+#[derive(Debug)]
+pub(crate) struct RuntimeHandle {
+    pub(super) id: NodeId,
+    pub(super) local_addr: SocketAddr,
+    pub(super) cmds: Commands,
+    pub(super) events: broadcast::Receiver<Event>,
+    /// Subscribed at start, handed to the first [`RuntimeHandle::first_events`] caller.
+    pub(super) first_events: Mutex<Option<broadcast::Receiver<Event>>>,
+    pub(super) snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub(super) stats: watch::Receiver<Stats>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) election_timing: Timing,
+    pub(super) driver: JoinHandle<()>,
+}
+
+impl RuntimeHandle {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the node's socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The driver's command channel.
+    pub fn commands(&self) -> &Commands {
+        &self.cmds
+    }
+
+    /// The view the driver published last (and the channel it publishes on).
+    pub fn snapshot(&self) -> &watch::Receiver<Arc<Snapshot>> {
+        &self.snapshot
+    }
+
+    /// The election timings of the node's configuration.
+    pub fn election_timing(&self) -> &Timing {
+        &self.election_timing
+    }
+
+    /// The first call: the subscription made at start (every event since). Later
+    /// calls: a new subscription, from now on.
+    pub fn first_events(&self) -> broadcast::Receiver<Event> {
+        let first = self
+            .first_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        first.unwrap_or_else(|| self.events.resubscribe())
+    }
+
+    /// A new subscription to events from now on (never the start-up one).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.resubscribe()
+    }
+
+    /// The protocol's counters.
+    pub fn stats(&self) -> Stats {
+        self.stats.borrow().clone()
+    }
+
+    /// The transport's counters.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Announces the departure, lingers while it goes out, and waits for the driver to
+    /// end.
+    pub async fn leave(self) -> Result<(), Stopped> {
+        self.cmds.ask(|reply| Command::Leave { reply }).await?;
+        let _ = self.driver.await;
+        Ok(())
+    }
+
+    /// Stops the driver at once (announcing nothing) and waits for it to end.
+    pub async fn shutdown(self) {
+        let _ = self.cmds.ask(|reply| Command::Shutdown { reply }).await;
+        let _ = self.driver.await;
+    }
+}

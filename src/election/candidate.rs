@@ -705,9 +705,18 @@ impl Candidacy {
         }
     }
 
-    /// The leadership at `term` ran out at `now`: step down, and run again at once.
+    /// The leadership at `term` ran out at `now`: step down, and run again: at once
+    /// when this node has the lowest id; otherwise once its promises have surely run
+    /// out at the voters (a lease) plus its rank's back-off. Voters still bound to
+    /// this process would grant it a new term at once (a promise does not hold off its
+    /// own holder), ahead of a lower id, which hears of the vacancy only when those
+    /// promises end.
     fn lease_ran_out(&mut self, now: Instant, term: Term) -> Vec<Action> {
-        self.phase = Phase::Waiting { until: now };
+        let wait = match self.rank {
+            0 => Duration::ZERO,
+            _ => self.timing.lease + self.backoff(),
+        };
+        self.phase = Phase::Waiting { until: now + wait };
         vec![Action::SteppedDown {
             term,
             reason: StepDown::LeaseExpired,

@@ -133,6 +133,30 @@ fn leader_without_renewals_steps_down_at_its_deadline() {
     assert_eq!(stepped, Some((1, StepDown::LeaseExpired, deadline)));
     // Every voter's promise is still running when the leader gives up.
     assert!(vs.iter().all(|v| v.promise(deadline, "g").is_some()));
+    // The lowest id runs again at once; those voters would grant it a new term.
+    assert_eq!(c.next_timer(), deadline);
+}
+
+/// A leader whose lease ran out while a lower id runs waits until its promises have
+/// run out at the voters, so the lower id, told of the vacancy, goes first.
+#[test]
+fn a_leader_whose_lease_ran_out_lets_a_lower_id_go_first() {
+    let t0 = Instant::now();
+    let mut vs = voters(t0);
+    let mut c = Candidacy::new(t0, timing(), 3, 0, 0);
+    let req = c.on_timer(t0);
+    deliver(&mut c, &mut vs, NodeId(2), t0, req[0]);
+    let (_, deadline) = c.leadership().expect("elected");
+    // Node 1 runs too, and node 2's view now has it.
+    c.set_lower(vec![NodeId(1)]);
+    let mut now = t0;
+    while c.leadership().is_some() {
+        now = c.next_timer();
+        c.on_timer(now);
+    }
+    assert_eq!(now, deadline);
+    let t = timing();
+    assert_eq!(c.next_timer(), deadline + t.lease + t.rank_backoff);
 }
 
 #[test]

@@ -1,12 +1,8 @@
-//! Election settings ([`ElectionConfig`]) and the messages candidates and voters
-//! exchange ([`ElectionMsg`]).
+//! Election settings ([`ElectionConfig`]).
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::candidate::Timing;
-use super::voter::{Denial, Term, Verdict};
 use crate::wire::NodeId;
 
 /// Election settings shared by every node of the cluster.
@@ -132,121 +128,5 @@ impl ElectionConfig {
             return bad("preempt_after", "must be at least the lease when set");
         }
         Ok(())
-    }
-}
-
-/// Election messages between candidates and voters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ElectionMsg {
-    /// Candidate → voter: promise me `group` at `term` for `lease`.
-    Request {
-        /// The group.
-        group: String,
-        /// The term.
-        term: Term,
-        /// The candidate's round.
-        round: u32,
-        /// Lease asked for.
-        lease: Duration,
-    },
-    /// Voter → candidate: the answer.
-    Answer {
-        /// The group.
-        group: String,
-        /// The round answered.
-        round: u32,
-        /// The term asked for.
-        term: Term,
-        /// The verdict.
-        verdict: WireVerdict,
-    },
-    /// Candidate → voter: drop your promise at `term`.
-    Release {
-        /// The group.
-        group: String,
-        /// The term.
-        term: Term,
-        /// A resignation: tell the candidates turned away that the group is vacant.
-        /// (Grants released after a lost round do not: the candidates that split the
-        /// vote would otherwise all retry at once, again and again.)
-        vacate: bool,
-    },
-    /// Anyone → voter: whose promise for `group` do you hold?
-    Query {
-        /// The group.
-        group: String,
-        /// The asker's query number, echoed.
-        id: u32,
-    },
-    /// Voter → asker: the holder of its unexpired promise, if any.
-    Holder {
-        /// The group.
-        group: String,
-        /// The query answered.
-        id: u32,
-        /// The holder and its term.
-        holder: Option<(NodeId, Term)>,
-    },
-    /// Voter → candidates it turned away: `resigned` released the group, or its
-    /// promise to `resigned` ran out, or (`None`) the voter's restart quarantine ended.
-    Vacant {
-        /// The group.
-        group: String,
-        /// The candidate that resigned or whose promise ran out, if any.
-        resigned: Option<NodeId>,
-        /// Every candidate this voter turned away meanwhile (at most
-        /// [`super::voter::MAX_WAITERS`]): each ranks itself among them as well as
-        /// among the candidates its gossiped view has, which may lag.
-        waiting: Vec<NodeId>,
-    },
-}
-
-/// A verdict as carried on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireVerdict {
-    /// Granted for `lease`.
-    Granted(Duration),
-    /// Held by `holder` at `term` for `remaining`.
-    Held(NodeId, Term, Duration),
-    /// Highest granted term is this.
-    StaleTerm(Term),
-    /// Restarted voter, `remaining` quarantine.
-    Quarantine(Duration),
-    /// Too many groups.
-    TooManyGroups,
-}
-
-impl From<Verdict> for WireVerdict {
-    fn from(v: Verdict) -> Self {
-        match v {
-            Verdict::Granted { lease, .. } => WireVerdict::Granted(lease),
-            Verdict::Denied(Denial::Held {
-                holder,
-                term,
-                remaining,
-            }) => WireVerdict::Held(holder, term, remaining),
-            Verdict::Denied(Denial::StaleTerm { highest }) => WireVerdict::StaleTerm(highest),
-            Verdict::Denied(Denial::Quarantine { remaining }) => WireVerdict::Quarantine(remaining),
-            Verdict::Denied(Denial::TooManyGroups) => WireVerdict::TooManyGroups,
-        }
-    }
-}
-
-impl From<WireVerdict> for Verdict {
-    fn from(v: WireVerdict) -> Self {
-        match v {
-            WireVerdict::Granted(lease) => Verdict::Granted {
-                lease,
-                raised: false,
-            },
-            WireVerdict::Held(holder, term, remaining) => Verdict::Denied(Denial::Held {
-                holder,
-                term,
-                remaining,
-            }),
-            WireVerdict::StaleTerm(highest) => Verdict::Denied(Denial::StaleTerm { highest }),
-            WireVerdict::Quarantine(remaining) => Verdict::Denied(Denial::Quarantine { remaining }),
-            WireVerdict::TooManyGroups => Verdict::Denied(Denial::TooManyGroups),
-        }
     }
 }

@@ -15,6 +15,7 @@ pub mod node;
 pub mod query;
 pub mod renewal;
 pub mod tally;
+mod verdict;
 pub mod voter;
 
 pub use candidate::{Action, Candidacy, StepDown, Timing};

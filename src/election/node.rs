@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::candidate::{Action, Candidacy, StepDown};
-pub use super::config::{ElectionConfig, ElectionMsg, WireVerdict};
+pub use super::config::ElectionConfig;
 use super::query::{Confirmed, QueryError, QueryTally};
 use super::voter::{Instance, Process, Term, Verdict, Voter};
+pub use crate::wire::election::{ElectionMsg, WireVerdict};
 use crate::wire::NodeId;
-
-/// Longest group name, in bytes.
-pub const MAX_GROUP_NAME: usize = 128;
+pub use crate::wire::MAX_GROUP_NAME;
 
 /// A leadership change on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]

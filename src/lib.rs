@@ -168,10 +168,8 @@ pub mod node;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
-pub use config::{Config, ConfigError};
-pub use election::{
-    CampaignError, Confirmed, ElectionConfig, ElectionEvent, QueryError, StepDown, Term,
-};
+pub use config::{Config, ConfigError, ElectionConfig};
+pub use election::{CampaignError, Confirmed, ElectionEvent, QueryError, StepDown, Term};
 pub use engine::{Engine, Event};
 pub use groups::{GroupError, GroupEvent, LeaderChange};
 pub use swim::{Member, MemberEvent, MetadataError, Stats, Transmit};

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::candidate::{Action, Candidacy, StepDown};
-pub use super::config::ElectionConfig;
 use super::query::{Confirmed, QueryError, QueryTally};
 use super::voter::{Instance, Process, Term, Verdict, Voter};
+use crate::config::{ElectionConfig, Validated};
 pub use crate::wire::election::{ElectionMsg, WireVerdict};
 use crate::wire::NodeId;
 pub use crate::wire::MAX_GROUP_NAME;
@@ -104,14 +104,15 @@ pub struct Election {
 
 impl Election {
     /// Node `me`'s election role in the process life `instance` (drawn at start, never
-    /// 0), started at `now` (a voter starts in quarantine).
+    /// 0), started at `now` (a voter starts in quarantine). Refuses settings that name
+    /// no voters (elections off).
     pub fn new(
         me: NodeId,
         instance: Instance,
-        cfg: ElectionConfig,
+        cfg: Validated<ElectionConfig>,
         now: Instant,
     ) -> Result<Self, crate::ConfigError> {
-        cfg.validate()?;
+        let cfg = cfg.into_inner();
         if !cfg.enabled() {
             return Err(crate::ConfigError::Invalid {
                 field: "voters",
@@ -626,6 +627,7 @@ mod tests {
     impl Net {
         fn new(t0: Instant) -> Self {
             let cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(2), NodeId(3)]);
+            let cfg = cfg.validated().unwrap();
             let mut nodes: Vec<Election> = (1..=5)
                 .map(|i| Election::new(NodeId(i), 100 + i, cfg.clone(), t0).unwrap())
                 .collect();
@@ -752,7 +754,7 @@ mod tests {
         let cfg = ElectionConfig::lan(vec![NodeId(9)]);
         let now = t0 + cfg.quarantine;
         let lease = cfg.timing.lease;
-        let mut v = Election::new(NodeId(9), 9, cfg, t0).unwrap();
+        let mut v = Election::new(NodeId(9), 9, cfg.validated().unwrap(), t0).unwrap();
         let p = |id| Process::new(NodeId(id), id);
         let req = |term, round| ElectionMsg::Request {
             group: "g".into(),
@@ -781,7 +783,9 @@ mod tests {
     fn bad_config_and_campaigns_are_refused() {
         let t0 = Instant::now();
         let mut cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(1)]);
-        assert!(Election::new(NodeId(1), 1, cfg.clone(), t0).is_err());
+        assert!(cfg.clone().validated().is_err());
+        let none = ElectionConfig::lan(vec![]).validated().unwrap();
+        assert!(Election::new(NodeId(1), 1, none, t0).is_err());
         cfg.voters = vec![NodeId(1)];
         cfg.timing.renew_interval = cfg.timing.lease;
         assert!(cfg
@@ -789,7 +793,8 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("renew_interval"));
-        let mut e = Election::new(NodeId(1), 1, ElectionConfig::lan(vec![NodeId(1)]), t0).unwrap();
+        let cfg = ElectionConfig::lan(vec![NodeId(1)]).validated().unwrap();
+        let mut e = Election::new(NodeId(1), 1, cfg, t0).unwrap();
         assert_eq!(e.campaign(t0, "", 0, 0), Err(CampaignError::BadName));
         e.campaign(t0, "g", 0, 0).unwrap();
         assert!(matches!(

@@ -111,13 +111,13 @@ impl Engine {
         seed: u64,
         now: Instant,
     ) -> Result<Self, ConfigError> {
-        cfg.validate()?;
+        let cfg = cfg.validated()?;
         Config::check_metadata(meta.len(), cfg.max_metadata_bytes, "max_metadata_bytes")?;
         let groups = Groups::new(id, meta, cfg.max_groups, cfg.max_group_state_bytes);
         let published = groups.own().encode();
         let instance = instance_of(seed);
         let election = match cfg.election.enabled() {
-            true => Some(Election::new(id, instance, cfg.election.clone(), now)?),
+            true => Some(Election::new(id, instance, cfg.election(), now)?),
             false => None,
         };
         let max_events = cfg.max_events;

@@ -30,7 +30,7 @@ use std::time::Instant;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Validated};
 use crate::wire::{self, Incarnation, Message, Meta, NodeId, State, Update};
 use awareness::Awareness;
 use broadcast::Broadcasts;
@@ -219,15 +219,16 @@ pub struct Swim {
 
 impl Swim {
     /// A node `me` listening at `addr` with `meta`, alone until [`Swim::join`].
+    /// Refuses metadata over [`Config::node_state_limit`].
     pub fn new(
         me: NodeId,
         addr: SocketAddr,
         meta: Vec<u8>,
-        cfg: Config,
+        cfg: Validated<Config>,
         seed: u64,
         now: Instant,
     ) -> Result<Self, ConfigError> {
-        cfg.validate()?;
+        let cfg = cfg.into_inner();
         Config::check_metadata(meta.len(), cfg.node_state_limit(), "the node state limit")?;
         let own = Member {
             id: me,

@@ -14,7 +14,8 @@ fn addr(i: u64) -> SocketAddr {
 }
 
 fn node(i: u64, meta: Vec<u8>, t0: Instant) -> Swim {
-    Swim::new(NodeId(i), addr(i), meta, Config::local(), i, t0).unwrap()
+    let cfg = Config::local().validated().unwrap();
+    Swim::new(NodeId(i), addr(i), meta, cfg, i, t0).unwrap()
 }
 
 /// Delivers every pending frame (and the frames they cause) among `nodes`.

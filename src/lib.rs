@@ -154,6 +154,7 @@ pub mod config;
 pub mod election;
 pub mod engine;
 pub mod groups;
+mod stats;
 pub mod swim;
 pub mod wire;
 
@@ -172,7 +173,8 @@ pub use config::{Config, ConfigError, ElectionConfig};
 pub use election::{CampaignError, Confirmed, ElectionEvent, QueryError, StepDown, Term};
 pub use engine::{Engine, Event};
 pub use groups::{GroupError, GroupEvent, LeaderChange};
-pub use swim::{Member, MemberEvent, MetadataError, Stats, Transmit};
+pub use stats::Stats;
+pub use swim::{Member, MemberEvent, MetadataError, Transmit};
 pub use wire::{Incarnation, NodeId, State};
 
 #[cfg(feature = "runtime")]

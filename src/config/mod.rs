@@ -236,6 +236,13 @@ impl Config {
 
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_timings()?;
+        self.validate_bounds()?;
+        self.election.validate()
+    }
+
+    /// The name and every timing of membership.
+    fn validate_timings(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, reason: String| Err(ConfigError::Invalid { field, reason });
         if self.cluster_name.is_empty() || self.cluster_name.len() > MAX_CLUSTER_NAME {
             return bad(
@@ -288,6 +295,12 @@ impl Config {
         if self.join_retry_interval.is_zero() {
             return bad("join_retry_interval", "must be positive".into());
         }
+        Ok(())
+    }
+
+    /// Every size and count bound.
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: String| Err(ConfigError::Invalid { field, reason });
         if self.max_members < 2 {
             return bad("max_members", "must be at least 2".into());
         }
@@ -321,7 +334,7 @@ impl Config {
                 "must hold one member's metadata and group state with its record".into(),
             );
         }
-        self.election.validate()
+        Ok(())
     }
 
     /// This config, checked once ([`Config::validate`]) for the layers that take it as

@@ -11,6 +11,12 @@ fn addr(p: u16) -> SocketAddr {
 }
 
 fn sample_messages() -> Vec<Message> {
+    let mut all = membership_messages();
+    all.extend(election_messages());
+    all
+}
+
+fn membership_messages() -> Vec<Message> {
     let ups = vec![
         Update::Alive {
             id: NodeId(7),
@@ -76,6 +82,11 @@ fn sample_messages() -> Vec<Message> {
             members: vec![],
             shared: vec![9],
         },
+    ]
+}
+
+fn election_messages() -> Vec<Message> {
+    vec![
         Message::Election {
             from: 0x1234_5678_9abc,
             to: 0,

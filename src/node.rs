@@ -313,6 +313,7 @@ impl Node {
     /// Binds `cfg.listen`, starts the node and begins joining through `cfg.seeds`
     /// (retried in the background until a seed answers). Must run inside a tokio
     /// runtime.
+    #[allow(clippy::disallowed_methods, clippy::disallowed_types)] // binds the socket
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
         let bind_err = |source| NodeError::Bind {
             addr: cfg.listen,

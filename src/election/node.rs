@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::candidate::{Action, Candidacy, StepDown};
 use super::query::{Confirmed, QueryError, QueryTally};
 use super::voter::{Instance, Process, Term, Verdict, Voter};
-use crate::config::{ElectionConfig, Validated};
+use crate::config::{ConfigError, ElectionConfig, Validated};
 pub use crate::wire::election::{ElectionMsg, WireVerdict};
 use crate::wire::NodeId;
 pub use crate::wire::MAX_GROUP_NAME;
@@ -111,10 +111,10 @@ impl Election {
         instance: Instance,
         cfg: Validated<ElectionConfig>,
         now: Instant,
-    ) -> Result<Self, crate::ConfigError> {
+    ) -> Result<Self, ConfigError> {
         let cfg = cfg.into_inner();
         if !cfg.enabled() {
-            return Err(crate::ConfigError::Invalid {
+            return Err(ConfigError::Invalid {
                 field: "voters",
                 reason: "an election needs at least one voter".into(),
             });

@@ -141,12 +141,14 @@
 //!
 //! # Layers
 //!
-//! The protocol is a sans-IO state machine ([`Engine`], [`swim`], [`wire`],
-//! [`config`]): time and randomness come in as arguments, frames to send and events
-//! come out. The `runtime` feature (on by default) adds the I/O: [`identity`],
-//! [`runtime`] (QUIC transport, TLS, the tokio driver) and [`node`] (the async API
-//! above). Without it (`default-features = false`) the crate is the core alone, which
-//! is what the deterministic simulator drives.
+//! The protocol is a sans-IO state machine ([`Engine`], which routes between
+//! [`swim`], [`groups`] and [`election`]; [`wire`] and [`config`] below them): time
+//! and randomness come in as arguments, frames to send and events come out. The
+//! `runtime` feature (on by default) adds the I/O: [`identity`], [`runtime`] (QUIC
+//! transport, TLS, the tokio driver) and [`node`] (the async API above). Without it
+//! (`default-features = false`) the crate is the core alone, which is what the
+//! deterministic simulator drives. ARCHITECTURE.md, at the root of the repository,
+//! says what each layer may import and follows one datagram from socket to event.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

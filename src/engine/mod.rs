@@ -11,9 +11,9 @@
 //!
 //! The engine is the only router between them (as quinn-proto's `Endpoint` routes
 //! datagrams to its `Connection`s): it decodes each frame once and hands the message
-//! to the layer it is for, and it sends the election's messages itself ([`route`]);
-//! it moves what one layer reports to the others ([`Engine::pump`]), and runs the
-//! election's side of it ([`leadership`]). The layers never call each other.
+//! to the layer it is for, and it sends the election's messages itself (`route.rs`);
+//! it moves what one layer reports to the others (`Engine::pump`), and runs the
+//! election's side of it (`leadership.rs`). The layers never call each other.
 
 mod leadership;
 mod route;

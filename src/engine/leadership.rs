@@ -110,7 +110,9 @@ impl Engine {
         if stable && self.leadership(group).is_some() {
             tracing::info!(group, "handing leadership over to a lower id");
             self.resign(now, group);
-            let _ = self.campaign(now, group);
+            if let Err(e) = self.campaign(now, group) {
+                tracing::warn!(group, error = %e, "not running again after handing over");
+            }
         }
     }
 

@@ -16,7 +16,7 @@ plant() { # file, calls: appended to the file in a function of their own
   printf '\n#[allow(dead_code)]\nfn fence_plant() {\n    %s\n}\n' "$2" >>"$tmp/$1"
 }
 clippy() { # output file; fails the fence if clippy passes
-  if (cd "$tmp" && CARGO_TARGET_DIR="$root/target" cargo clippy --locked -q -p quorate \
+  if (cd "$tmp" && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}" cargo clippy --locked -q -p quorate \
     --no-default-features -- -D warnings) >"$1" 2>&1; then
     echo "fence: clippy accepted I/O planted in the core" >&2
     exit 1

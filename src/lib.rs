@@ -141,15 +141,17 @@
 //!
 //! # Layers
 //!
-//! The protocol is a sans-IO state machine ([`Engine`], [`swim`], [`wire`],
-//! [`config`]): time and randomness come in as arguments, frames to send and events
-//! come out. The `runtime` feature (on by default) adds the I/O: [`runtime`]
-//! (identities, TLS, QUIC transport, the tokio driver and its wiring) and, above it,
-//! [`node`], [`leader`] and [`lock`] (the async API, a thin layer over the runtime's
-//! handle). Every async operation has its own error type saying what state a failure
-//! left behind ([`StartError`], [`GroupOpError`], [`StartCampaignError`],
-//! [`LockError`], ...). Without it (`default-features = false`) the crate is the core alone, which
-//! is what the deterministic simulator drives.
+//! The protocol is a sans-IO state machine ([`Engine`], which routes between
+//! [`swim`], [`groups`] and [`election`]; [`wire`] and [`config`] below them): time
+//! and randomness come in as arguments, frames to send and events come out. The
+//! `runtime` feature (on by default) adds the I/O: [`runtime`] (identities, TLS, QUIC
+//! transport, the tokio driver and its wiring) and, above it, [`node`], [`leader`] and
+//! [`lock`] (the async API, a thin layer over the runtime's handle). Every async
+//! operation has its own error type saying what state a failure left behind
+//! ([`StartError`], [`GroupOpError`], [`StartCampaignError`], [`LockError`], ...).
+//! Without it (`default-features = false`) the crate is the core alone, which is what
+//! the deterministic simulator drives. ARCHITECTURE.md, at the root of the repository,
+//! says what each layer may import and follows one datagram from socket to event.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -157,6 +159,7 @@ pub mod config;
 pub mod election;
 pub mod engine;
 pub mod groups;
+mod stats;
 pub mod swim;
 pub mod wire;
 
@@ -172,13 +175,12 @@ pub mod runtime;
 #[cfg(feature = "runtime")]
 pub use runtime::identity;
 
-pub use config::{Config, ConfigError};
-pub use election::{
-    CampaignError, Confirmed, ElectionConfig, ElectionEvent, QueryError, StepDown, Term,
-};
+pub use config::{Config, ConfigError, ElectionConfig};
+pub use election::{CampaignError, Confirmed, ElectionEvent, QueryError, StepDown, Term};
 pub use engine::{Engine, Event};
 pub use groups::{GroupError, GroupEvent, LeaderChange};
-pub use swim::{Member, MemberEvent, MetadataError, Stats, Transmit};
+pub use stats::Stats;
+pub use swim::{Member, MemberEvent, MetadataError, Transmit};
 pub use wire::{Incarnation, NodeId, State};
 
 #[cfg(feature = "runtime")]

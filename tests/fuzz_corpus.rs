@@ -2,6 +2,9 @@
 //! harnesses the cargo-fuzz targets run, so a plain `cargo test` keeps every input the
 //! fuzzers found interesting passing (a panic is a finding).
 
+// The corpus is files, and the identity harness writes PEM fixtures.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../fuzz/src/harness/mod.rs"]
 #[allow(dead_code)] // the harness module exports more than the replay uses
 mod harness;

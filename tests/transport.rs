@@ -1,5 +1,8 @@
 //! Connection management over real QUIC on 127.0.0.1.
 
+// Tests bind their own sockets.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod common;
 
 use anyhow::Result;

@@ -12,45 +12,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::lease::{safe_duration, UnsafeVariant};
+use super::lease::safe_duration;
+#[cfg(doc)]
+use super::lease::UnsafeVariant;
 use super::renewal::Renewal;
 use super::tally::{Outcome, Tally};
 use super::voter::{Denial, Term, Verdict};
+pub use crate::config::election::Timing;
 use crate::wire::NodeId;
-
-/// Timing of a candidacy (a subset of the election config).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Timing {
-    /// Lease asked for (`L`).
-    pub lease: Duration,
-    /// Time between renewals (about `L / 3`).
-    pub renew_interval: Duration,
-    /// Clock-rate drift bound `ρ`.
-    pub drift: f64,
-    /// Safety margin subtracted from every deadline.
-    pub margin: Duration,
-    /// Back-off per rank: the candidate of rank `r` waits `r * rank_backoff` before
-    /// asking, so the lowest id tries first.
-    pub rank_backoff: Duration,
-    /// A round undecided after this long is abandoned and retried.
-    pub round_timeout: Duration,
-}
-
-impl Timing {
-    /// This timing under an unsafe `variant` (simulation only): without drift
-    /// correction and margin for [`UnsafeVariant::NoDriftMargin`], unchanged otherwise.
-    #[doc(hidden)]
-    pub fn for_variant(&self, variant: Option<UnsafeVariant>) -> Timing {
-        match variant {
-            Some(UnsafeVariant::NoDriftMargin) => Timing {
-                drift: 0.0,
-                margin: Duration::ZERO,
-                ..self.clone()
-            },
-            _ => self.clone(),
-        }
-    }
-}
 
 /// Set in the round number of a leader's renewal requests: a voter grants the same
 /// term again only to a renewal (see [`super::voter::Voter::renew`]).

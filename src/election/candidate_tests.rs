@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)] // a base instant for the tests only
 
 use super::*;
+use crate::election::lease::UnsafeVariant;
 use crate::election::voter::{Denial, Process, Voter};
 
 /// The timing every election test uses.

@@ -13,65 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-/// A deliberately unsafe election, for the simulator to show that its checkers catch
-/// what the safe design prevents. Never set it outside a simulation: it is left out of
-/// validation and presets on purpose.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnsafeVariant {
-    /// A restarted voter grants at once instead of waiting out its quarantine, though it
-    /// may have promised before it restarted.
-    NoQuarantine,
-    /// A leader's deadline is `s + L`, with no correction for clock drift and no margin.
-    NoDriftMargin,
-    /// The voters are the members this node sees live, not the fixed voter set: each
-    /// side of a partition finds a "majority" of its own view.
-    GossipQuorum,
-    /// A voter's promise belongs to a bare node id, not to one process life: a second
-    /// process with the same id takes over (or releases) the first one's promises.
-    BareIdPromise,
-    /// A renewal needs the voter's highest term, as a new request does: a voter that a
-    /// rival's failed round took is lost to the leader, which then renews on a bare
-    /// majority and loses its lease when one more voter hiccups.
-    BareMajorityRenewal,
-    /// Voters and candidates raise their terms to whatever a member gossips it leads
-    /// with, wrapping past the largest term: one lying member disables a group.
-    GossipTerms,
-    /// At a vacancy the highest-id candidate asks first (ranks back off the other way
-    /// round): safe, but against the Bully rule.
-    HighestFirst,
-}
-
-impl UnsafeVariant {
-    /// Every variant, in the order the simulator lists them.
-    pub const ALL: [UnsafeVariant; 7] = [
-        UnsafeVariant::NoQuarantine,
-        UnsafeVariant::NoDriftMargin,
-        UnsafeVariant::GossipQuorum,
-        UnsafeVariant::BareIdPromise,
-        UnsafeVariant::BareMajorityRenewal,
-        UnsafeVariant::GossipTerms,
-        UnsafeVariant::HighestFirst,
-    ];
-
-    /// Its name on the simulator's command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            UnsafeVariant::NoQuarantine => "no-quarantine",
-            UnsafeVariant::NoDriftMargin => "no-drift-margin",
-            UnsafeVariant::GossipQuorum => "gossip-quorum",
-            UnsafeVariant::BareIdPromise => "bare-id-promise",
-            UnsafeVariant::BareMajorityRenewal => "bare-majority-renewal",
-            UnsafeVariant::GossipTerms => "gossip-terms",
-            UnsafeVariant::HighestFirst => "highest-first",
-        }
-    }
-
-    /// The variant called `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.name() == name)
-    }
-}
+// The settings' side of the arithmetic lives with the settings it validates.
+pub use crate::config::election::{safe_duration, UnsafeVariant};
 
 /// The restart quarantine in force under `variant`.
 pub fn quarantine_for(quarantine: Duration, variant: Option<UnsafeVariant>) -> Duration {
@@ -84,16 +27,6 @@ pub fn quarantine_for(quarantine: Duration, variant: Option<UnsafeVariant>) -> D
 /// Votes needed out of `voters`: a strict majority.
 pub fn quorum(voters: usize) -> usize {
     voters / 2 + 1
-}
-
-/// How long a leadership granted for `lease` lasts on the candidate's clock, for clock
-/// rates within `±drift` and a safety `margin`; `None` when nothing is left.
-pub fn safe_duration(lease: Duration, drift: f64, margin: Duration) -> Option<Duration> {
-    if !(0.0..1.0).contains(&drift) {
-        return None;
-    }
-    let d = lease.as_secs_f64() * (1.0 - drift) / (1.0 + drift) - margin.as_secs_f64();
-    (d > 0.0).then(|| Duration::from_secs_f64(d))
 }
 
 /// The leader's deadline on its own clock for a request sent at `sent_at`.

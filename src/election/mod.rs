@@ -9,20 +9,18 @@
 //! each new leader's term (its fencing token) is higher than every earlier one.
 
 pub mod candidate;
-pub mod config;
 pub mod lease;
 pub mod node;
 pub mod query;
 pub mod renewal;
 pub mod tally;
+mod verdict;
 pub mod voter;
 
-pub use candidate::{Action, Candidacy, StepDown, Timing};
+pub use crate::config::{ElectionConfig, Timing};
+pub use candidate::{Action, Candidacy, StepDown};
 pub use lease::{leader_deadline, quorum, safe_duration};
-pub use node::{
-    CampaignError, Election, ElectionConfig, ElectionEvent, ElectionMsg, WireVerdict,
-    MAX_GROUP_NAME,
-};
+pub use node::{CampaignError, Election, ElectionEvent, ElectionMsg, WireVerdict, MAX_GROUP_NAME};
 pub use query::{Confirmed, QueryError, QueryTally};
 pub use tally::{Outcome, Tally};
 pub use voter::{Denial, Instance, Process, Promise, Term, Verdict, Voter};

@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::candidate::{Action, Candidacy, StepDown};
-pub use super::config::{ElectionConfig, ElectionMsg, WireVerdict};
 use super::query::{Confirmed, QueryError, QueryTally};
 use super::voter::{Instance, Process, Term, Verdict, Voter};
+use crate::config::{ConfigError, ElectionConfig, Validated};
+pub use crate::wire::election::{ElectionMsg, WireVerdict};
 use crate::wire::NodeId;
-
-/// Longest group name, in bytes.
-pub const MAX_GROUP_NAME: usize = 128;
+pub use crate::wire::MAX_GROUP_NAME;
 
 /// A leadership change on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,16 +104,17 @@ pub struct Election {
 
 impl Election {
     /// Node `me`'s election role in the process life `instance` (drawn at start, never
-    /// 0), started at `now` (a voter starts in quarantine).
+    /// 0), started at `now` (a voter starts in quarantine). Refuses settings that name
+    /// no voters (elections off).
     pub fn new(
         me: NodeId,
         instance: Instance,
-        cfg: ElectionConfig,
+        cfg: Validated<ElectionConfig>,
         now: Instant,
-    ) -> Result<Self, crate::ConfigError> {
-        cfg.validate()?;
+    ) -> Result<Self, ConfigError> {
+        let cfg = cfg.into_inner();
         if !cfg.enabled() {
-            return Err(crate::ConfigError::Invalid {
+            return Err(ConfigError::Invalid {
                 field: "voters",
                 reason: "an election needs at least one voter".into(),
             });
@@ -611,191 +611,5 @@ impl Election {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // a base instant for the tests only
-mod tests {
-    use super::*;
-
-    /// Five nodes, voters 1..=3, every node running for "g" ranked by id; messages take
-    /// `latency`; crashed nodes neither send nor receive.
-    struct Net {
-        nodes: Vec<Election>,
-        crashed: Vec<bool>,
-        queue: Vec<(Instant, Process, Process, ElectionMsg)>,
-        latency: Duration,
-    }
-
-    impl Net {
-        fn new(t0: Instant) -> Self {
-            let cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(2), NodeId(3)]);
-            let mut nodes: Vec<Election> = (1..=5)
-                .map(|i| Election::new(NodeId(i), 100 + i, cfg.clone(), t0).unwrap())
-                .collect();
-            for (i, n) in nodes.iter_mut().enumerate() {
-                n.campaign(t0, "g", i as u32, 0).unwrap();
-            }
-            Net {
-                nodes,
-                crashed: vec![false; 5],
-                queue: Vec::new(),
-                latency: Duration::from_millis(1),
-            }
-        }
-
-        fn step(&mut self, now: Instant) {
-            let (due, rest): (Vec<_>, Vec<_>) = self.queue.drain(..).partition(|m| m.0 <= now);
-            self.queue = rest;
-            for (_, from, to, msg) in due {
-                let i = to.id.0 as usize - 1;
-                let wrong = to.instance != 0 && to != self.nodes[i].process();
-                if !wrong && !self.crashed[i] && !self.crashed[from.id.0 as usize - 1] {
-                    self.nodes[i].handle(now, from, msg);
-                }
-            }
-            for (i, n) in self.nodes.iter_mut().enumerate() {
-                if self.crashed[i] {
-                    continue;
-                }
-                if n.poll_timeout().is_some_and(|t| t <= now) {
-                    n.handle_timeout(now);
-                }
-                let me = n.process();
-                while let Some((to, msg)) = n.poll_message() {
-                    self.queue.push((now + self.latency, me, to, msg));
-                }
-                while n.poll_event().is_some() {}
-            }
-        }
-
-        /// Leaders at `now`: (id, term) of every live node whose lease runs.
-        fn leaders(&self, now: Instant) -> Vec<(u64, Term)> {
-            self.nodes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !self.crashed[*i])
-                .filter_map(|(i, n)| {
-                    n.leadership("g")
-                        .filter(|(_, d)| *d > now)
-                        .map(|(t, _)| (i as u64 + 1, t))
-                })
-                .collect()
-        }
-
-        /// Runs `ms` milliseconds, checking at most one leader at every step.
-        fn run(&mut self, from: Instant, ms: u64) -> Instant {
-            let mut now = from;
-            for _ in 0..ms {
-                now += Duration::from_millis(1);
-                self.step(now);
-                let l = self.leaders(now);
-                assert!(l.len() <= 1, "two leaders at {:?}: {l:?}", now - from);
-            }
-            now
-        }
-    }
-
-    #[test]
-    fn lowest_id_leads_after_quarantine_then_fails_over_with_higher_term() {
-        let t0 = Instant::now();
-        let mut net = Net::new(t0);
-        let now = net.run(t0, 3000);
-        let first = net.leaders(now);
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].0, 1, "lowest id leads: {first:?}");
-        // Crash the leader (a voter too): the survivors hold a quorum of 2 of 3.
-        net.crashed[0] = true;
-        let crashed_at = now;
-        let mut now = now;
-        let mut failover = None;
-        for _ in 0..3000 {
-            now = net.run(now, 1);
-            if failover.is_none() && !net.leaders(now).is_empty() {
-                failover = Some(now - crashed_at);
-            }
-        }
-        let second = net.leaders(now);
-        assert_eq!(second.len(), 1);
-        assert_eq!(second[0].0, 2, "next lowest id: {second:?}");
-        assert!(
-            second[0].1 > first[0].1,
-            "terms increase: {first:?} -> {second:?}"
-        );
-        // The old promises end within one lease; the new leader follows within a round.
-        assert!(
-            failover.unwrap() <= Duration::from_millis(1200),
-            "{failover:?}"
-        );
-    }
-
-    #[test]
-    fn resignation_hands_over_within_a_few_round_trips() {
-        let t0 = Instant::now();
-        let mut net = Net::new(t0);
-        let now = net.run(t0, 3000);
-        assert_eq!(net.leaders(now)[0].0, 1);
-        net.nodes[0].resign(now, "g");
-        let mut now = now;
-        let start = now;
-        while net.leaders(now).is_empty() {
-            now = net.run(now, 1);
-            assert!(now - start < Duration::from_millis(1000), "no handover");
-        }
-        assert_eq!(net.leaders(now)[0].0, 2);
-        assert!(
-            now - start <= Duration::from_millis(200),
-            "{:?}",
-            now - start
-        );
-    }
-
-    #[test]
-    fn a_candidate_not_told_of_a_lost_round_release_still_hears_of_the_resignation() {
-        let t0 = Instant::now();
-        let cfg = ElectionConfig::lan(vec![NodeId(9)]);
-        let now = t0 + cfg.quarantine;
-        let lease = cfg.timing.lease;
-        let mut v = Election::new(NodeId(9), 9, cfg, t0).unwrap();
-        let p = |id| Process::new(NodeId(id), id);
-        let req = |term, round| ElectionMsg::Request {
-            group: "g".into(),
-            term,
-            round,
-            lease,
-        };
-        let release = |term, vacate| ElectionMsg::Release {
-            group: "g".into(),
-            term,
-            vacate,
-        };
-        v.handle(now, p(2), req(1, 1));
-        v.handle(now, p(3), req(2, 1)); // turned away: node 2 holds it
-        v.handle(now, p(2), release(1, false)); // node 2's round lost: 3 not told
-        v.handle(now, p(2), req(3, 2));
-        v.handle(now, p(2), release(3, true)); // node 2 resigns
-        let vacant: Vec<Process> = std::iter::from_fn(|| v.poll_message())
-            .filter(|(_, m)| matches!(m, ElectionMsg::Vacant { .. }))
-            .map(|(to, _)| to)
-            .collect();
-        assert_eq!(vacant, vec![p(3)]);
-    }
-
-    #[test]
-    fn bad_config_and_campaigns_are_refused() {
-        let t0 = Instant::now();
-        let mut cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(1)]);
-        assert!(Election::new(NodeId(1), 1, cfg.clone(), t0).is_err());
-        cfg.voters = vec![NodeId(1)];
-        cfg.timing.renew_interval = cfg.timing.lease;
-        assert!(cfg
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("renew_interval"));
-        let mut e = Election::new(NodeId(1), 1, ElectionConfig::lan(vec![NodeId(1)]), t0).unwrap();
-        assert_eq!(e.campaign(t0, "", 0, 0), Err(CampaignError::BadName));
-        e.campaign(t0, "g", 0, 0).unwrap();
-        assert!(matches!(
-            e.campaign(t0, "g", 0, 0),
-            Err(CampaignError::AlreadyRunning(_))
-        ));
-    }
-}
+#[path = "node_tests.rs"]
+mod tests;

@@ -36,14 +36,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::lease::UnsafeVariant;
+pub use crate::wire::election::{Instance, Term};
 use crate::wire::NodeId;
-
-/// A leadership's fencing token.
-pub type Term = u64;
-
-/// The number a process draws when it starts, to tell its life apart from other
-/// processes with the same node id (a restart, or a duplicate).
-pub type Instance = u64;
 
 /// One process life of a node: who a promise is made to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,6 +8,15 @@
 //!   group, and a member that fails leaves its groups;
 //! - election ([`crate::election`]): quorum leases, with each candidacy ranked among
 //!   the live candidates this node sees in the gossiped group state.
+//!
+//! The engine is the only router between them (as quinn-proto's `Endpoint` routes
+//! datagrams to its `Connection`s): it decodes each frame once and hands the message
+//! to the layer it is for, and it sends the election's messages itself (`route.rs`);
+//! it moves what one layer reports to the others (`Engine::pump`), and runs the
+//! election's side of it (`leadership.rs`). The layers never call each other.
+
+mod leadership;
+mod route;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -15,10 +24,11 @@ use std::time::Instant;
 
 use crate::config::{Config, ConfigError};
 use crate::election::{
-    CampaignError, Election, ElectionEvent, ElectionMsg, Instance, Process, QueryError, Term,
+    CampaignError, Election, ElectionEvent, Instance, Process, QueryError, Term,
 };
 use crate::groups::{check_name, GroupError, GroupEvent, Groups, LeaderChange, NodeState};
-use crate::swim::{Member, MemberEvent, MetadataError, Stats, Swim, Transmit};
+use crate::stats::Stats;
+use crate::swim::{Member, MemberEvent, MetadataError, Swim, Transmit};
 use crate::wire::{self, NodeId};
 
 /// Something the application should know about.
@@ -53,7 +63,6 @@ pub struct Engine {
     shared_version: u64,
     views_changed: bool,
     max_events: usize,
-    events_dropped: u64,
     /// Bumped whenever some member's group state changed in this node's view.
     group_version: u64,
     /// Groups whose leadership was renewed in this pump (preemption is checked then).
@@ -68,9 +77,15 @@ pub struct Engine {
     /// The last address of every voter ever seen, kept after membership forgets it:
     /// candidates reach voters at once when a partition heals.
     voter_addrs: HashMap<NodeId, SocketAddr>,
-    /// Election messages dropped: meant for another process with this id, or for a
-    /// node whose address is unknown.
-    election_misrouted: u64,
+    /// Frames the engine made (election messages), in order: every one of them was
+    /// made before any frame membership still holds.
+    transmits: VecDeque<Transmit>,
+    /// The layers' state peers sent with anti-entropy, for the group registry.
+    shared_in: VecDeque<Vec<u8>>,
+    /// What the engine itself counted (frames in, refused frames, election frames out,
+    /// misrouted election messages, dropped events); [`Engine::stats`] adds the
+    /// layers' counts.
+    stats: Stats,
     /// The lowest term a campaign of this process starts above (see
     /// [`Engine::set_term_floor`]).
     term_floor: Term,
@@ -85,9 +100,6 @@ pub struct Engine {
 pub fn term_floor_at(unix_ms: u64) -> Term {
     unix_ms.saturating_mul(1024)
 }
-
-/// Most election routes kept (processes heard from); the table starts over when full.
-const MAX_ROUTES: usize = 1024;
 
 /// A process's instance, from the seed its engine was started with: distinct for
 /// every start, never 0, and independent of the protocol's random stream.
@@ -111,13 +123,13 @@ impl Engine {
         seed: u64,
         now: Instant,
     ) -> Result<Self, ConfigError> {
-        cfg.validate()?;
+        let cfg = cfg.validated()?;
         Config::check_metadata(meta.len(), cfg.max_metadata_bytes, "max_metadata_bytes")?;
         let groups = Groups::new(id, meta, cfg.max_groups, cfg.max_group_state_bytes);
         let published = groups.own().encode();
         let instance = instance_of(seed);
         let election = match cfg.election.enabled() {
-            true => Some(Election::new(id, instance, cfg.election.clone(), now)?),
+            true => Some(Election::new(id, instance, cfg.election(), now)?),
             false => None,
         };
         let max_events = cfg.max_events;
@@ -132,14 +144,15 @@ impl Engine {
             shared_version: 0,
             views_changed: false,
             max_events,
-            events_dropped: 0,
             renewed: Vec::new(),
             group_version: 0,
             lower_since: HashMap::new(),
             instance,
             routes: HashMap::new(),
             voter_addrs: HashMap::new(),
-            election_misrouted: 0,
+            transmits: VecDeque::new(),
+            shared_in: VecDeque::new(),
+            stats: Stats::default(),
             term_floor: 0,
             last_input: now,
         })
@@ -205,9 +218,17 @@ impl Engine {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
+        let own = &self.stats;
         let mut s = self.swim.stats();
-        s.events_dropped += self.events_dropped;
-        s.election_misrouted += self.election_misrouted;
+        s.malformed += own.malformed;
+        s.foreign += own.foreign;
+        s.impersonation += own.impersonation;
+        s.frames_in += own.frames_in;
+        s.frames_out += own.frames_out;
+        s.bytes_out += own.bytes_out;
+        s.encode_failed += own.encode_failed;
+        s.events_dropped += own.events_dropped;
+        s.election_misrouted += own.election_misrouted;
         s
     }
 
@@ -417,28 +438,8 @@ impl Engine {
         bytes: &[u8],
     ) {
         self.expire_leaderships(now);
-        self.swim.handle_datagram(now, from, peer, bytes);
+        self.handle_frame(now, from, peer, bytes, false);
         self.pump(now);
-    }
-
-    /// Runs the election's due timers before an input is handled: a leader whose
-    /// deadline passed while its process stood still (stopped, starved of CPU) steps
-    /// down, and says so, before anything the input brings is reported.
-    fn expire_leaderships(&mut self, now: Instant) {
-        let idle = now.saturating_duration_since(self.last_input);
-        self.last_input = self.last_input.max(now);
-        if let Some(e) = self.election.as_mut() {
-            if idle > e.config().quarantine {
-                // This process stood still for longer than a lease (stopped, starved):
-                // it may have been declared dead and replaced by another process with
-                // its id that voted meanwhile. Grant nothing for a quarantine.
-                e.conflict(now, false);
-            }
-            if e.poll_timeout().is_some_and(|t| t <= now) {
-                e.handle_timeout(now);
-                self.drain_election();
-            }
-        }
     }
 
     /// A stream message from `from`, sent by `peer` as authenticated by the transport.
@@ -450,7 +451,7 @@ impl Engine {
         bytes: &[u8],
     ) {
         self.expire_leaderships(now);
-        self.swim.handle_stream(now, from, peer, bytes);
+        self.handle_frame(now, from, peer, bytes, true);
         self.pump(now);
     }
 
@@ -465,7 +466,7 @@ impl Engine {
 
     /// The next frame to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.swim.poll_transmit()
+        self.next_transmit()
     }
 
     /// The next deadline.
@@ -492,7 +493,7 @@ impl Engine {
     fn emit(&mut self, e: Event) {
         if self.events.len() >= self.max_events {
             self.events.pop_front();
-            self.events_dropped += 1;
+            self.stats.events_dropped += 1;
         }
         self.events.push_back(e);
     }
@@ -508,7 +509,7 @@ impl Engine {
             if moved {
                 self.unsafe_gossip_quorum();
             }
-            while let Some(bytes) = self.swim.poll_shared() {
+            while let Some(bytes) = self.shared_in.pop_front() {
                 for e in self.groups.merge_shared(&bytes) {
                     self.emit(Event::Group(e));
                 }
@@ -518,9 +519,6 @@ impl Engine {
                 if let Some(e) = self.election.as_mut() {
                     e.conflict(now, retire);
                 }
-            }
-            while let Some((sender, from, msg)) = self.swim.poll_upper() {
-                self.on_election_msg(now, sender, from, msg);
             }
             moved |= self.drain_election();
             if !moved {
@@ -538,160 +536,6 @@ impl Engine {
         for group in std::mem::take(&mut self.renewed) {
             self.check_preemption(now, &group);
         }
-    }
-
-    /// The deliberately unsafe `GossipQuorum` variant (simulation only): the voters are
-    /// the members this node sees live, so each side of a partition finds a quorum.
-    fn unsafe_gossip_quorum(&mut self) {
-        use crate::election::lease::UnsafeVariant;
-        let Some(e) = self.election.as_mut() else {
-            return;
-        };
-        if e.config().unsafe_variant != Some(UnsafeVariant::GossipQuorum) {
-            return;
-        }
-        let mut live: Vec<NodeId> = self
-            .swim
-            .members()
-            .filter(|m| m.is_live())
-            .map(|m| m.id)
-            .collect();
-        live.sort_unstable();
-        if live != e.config().voters {
-            e.set_voters_unsafe(live);
-        }
-    }
-
-    /// With preemption on, a leader hands `group` over to a lower-id candidate that
-    /// has been live and running for `preempt_after`: it resigns (releasing its
-    /// voters, who tell the waiting candidates) and runs again behind it.
-    fn check_preemption(&mut self, now: Instant, group: &str) {
-        let Some(hold) = self
-            .election
-            .as_ref()
-            .and_then(|e| e.config().preempt_after)
-        else {
-            return;
-        };
-        let me = self.id();
-        let lower: Vec<NodeId> = self
-            .groups
-            .candidates(group)
-            .into_iter()
-            .filter(|id| *id < me)
-            .collect();
-        self.lower_since
-            .retain(|(g, id), _| g != group || lower.contains(id));
-        let mut stable = false;
-        for id in lower {
-            let since = *self
-                .lower_since
-                .entry((group.to_owned(), id))
-                .or_insert(now);
-            stable |= now.duration_since(since) >= hold;
-        }
-        if stable && self.leadership(group).is_some() {
-            tracing::info!(group, "handing leadership over to a lower id");
-            self.resign(now, group);
-            let _ = self.campaign(now, group);
-        }
-    }
-
-    /// Sends the election's messages and applies its events. Returns whether any event
-    /// came out (it may change what this node publishes).
-    fn drain_election(&mut self) -> bool {
-        let Some(e) = self.election.as_mut() else {
-            return false;
-        };
-        let mut out = Vec::new();
-        while let Some(m) = e.poll_message() {
-            out.push(m);
-        }
-        let mut events = Vec::new();
-        while let Some(ev) = e.poll_event() {
-            events.push(ev);
-        }
-        for (to, msg) in out {
-            self.send_election(to, msg);
-        }
-        let any = !events.is_empty();
-        for ev in events {
-            match &ev {
-                ElectionEvent::Elected { group, term, .. } => {
-                    self.groups.set_leading(group, Some(*term));
-                    self.views_changed = true;
-                }
-                ElectionEvent::SteppedDown { group, .. } => {
-                    self.groups.set_leading(group, None);
-                    self.lower_since.retain(|(g, _), _| g != group);
-                    self.views_changed = true;
-                }
-                ElectionEvent::Renewed { group, .. } => self.renewed.push(group.clone()),
-                _ => {}
-            }
-            self.emit(Event::Leadership(ev));
-        }
-        any
-    }
-
-    /// An election message from `sender` (authenticated) at `from`: for this process
-    /// unless it names another instance of this node's id.
-    fn on_election_msg(
-        &mut self,
-        now: Instant,
-        sender: NodeId,
-        from: SocketAddr,
-        msg: wire::Message,
-    ) {
-        let wire::Message::Election {
-            from: inst,
-            to,
-            msg,
-        } = msg
-        else {
-            return;
-        };
-        if to != 0 && to != self.instance {
-            self.election_misrouted += 1;
-            return;
-        }
-        let Some(e) = self.election.as_mut() else {
-            return;
-        };
-        let who = Process::new(sender, inst);
-        if self.routes.len() >= MAX_ROUTES && !self.routes.contains_key(&who) {
-            self.routes.clear();
-        }
-        self.routes.insert(who, from);
-        e.handle(now, who, msg);
-    }
-
-    /// Sends an election message to process `to`: where that process last wrote
-    /// from, else where membership (or, for a voter, the last address seen) has its
-    /// id, live or not: elections do not wait for membership to merge again.
-    fn send_election(&mut self, to: Process, msg: ElectionMsg) {
-        let addr = (to.instance != 0)
-            .then(|| self.routes.get(&to).copied())
-            .flatten()
-            .or_else(|| self.swim.addr_of(to.id))
-            .or_else(|| self.voter_addrs.get(&to.id).copied());
-        let Some(addr) = addr else {
-            self.election_misrouted += 1;
-            return;
-        };
-        let msg = wire::Message::Election {
-            from: self.instance,
-            to: to.instance,
-            msg,
-        };
-        self.swim.send_upper(addr, to.id, &msg);
-    }
-
-    fn gossip_terms_unsafe(&self) -> bool {
-        use crate::election::lease::UnsafeVariant;
-        self.election
-            .as_ref()
-            .is_some_and(|e| e.config().unsafe_variant == Some(UnsafeVariant::GossipTerms))
     }
 
     fn on_member_event(&mut self, e: MemberEvent) {
@@ -744,16 +588,6 @@ impl Engine {
         }
         self.views_changed |= had_groups;
         before != digest
-    }
-
-    fn refresh_ranks(&mut self) {
-        let Some(e) = self.election.as_mut() else {
-            return;
-        };
-        let running: Vec<String> = e.campaigns().map(str::to_owned).collect();
-        for g in running {
-            e.set_lower(&g, self.groups.lower_candidates(&g));
-        }
     }
 
     /// Publishes this node's state and the registry when they changed.

@@ -15,13 +15,11 @@ pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::election::Term;
-use crate::wire::NodeId;
+use crate::wire::{NodeId, Term};
 use registry::{Change, Registry};
 pub use state::NodeState;
 
-/// Longest group name, in bytes.
-pub const MAX_GROUP_NAME: usize = crate::election::MAX_GROUP_NAME;
+pub use crate::wire::MAX_GROUP_NAME;
 
 /// A group operation was refused (tooz's error cases). Nothing changed.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::registry::Entry;
-use crate::election::Term;
+use crate::wire::Term;
 
 /// Most registry entries a node keeps in its own state (its latest creations and
 /// deletions); older ones live on in every node's registry and in push-pull.

@@ -25,6 +25,9 @@
 //! assert_eq!(admin.node_id(), None);
 //! ```
 
+// Identities are PEM files: reading and writing them is this module's job.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::fmt;
 use std::fs;
 use std::io;

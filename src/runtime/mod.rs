@@ -14,8 +14,9 @@
 //! unidirectional streams, each holding length-prefixed [`crate::wire`] frames (4-byte
 //! big-endian length); status queries use bidirectional streams.
 
-// The runtime is the I/O layer: it reads clocks, spawns tasks and draws OS randomness.
-#![allow(clippy::disallowed_methods)]
+// The runtime is the I/O layer: it reads clocks, spawns tasks, draws OS randomness and
+// keeps a voter's terms in a file.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub(crate) mod conn;
 pub(crate) mod driver;

@@ -1,11 +1,13 @@
 //! Sans-IO membership: SWIM with the Lifeguard extensions.
 //!
-//! [`Swim`] is a state machine. Its driver (the tokio runtime, or the simulator) feeds
-//! it frames ([`Swim::handle_datagram`], [`Swim::handle_stream`]), timer expiries
+//! [`Swim`] is a state machine. Its driver (the engine) feeds it the membership
+//! messages of decoded frames ([`Swim::handle_message`]), timer expiries
 //! ([`Swim::handle_timeout`]) and commands ([`Swim::join`], [`Swim::leave`],
 //! [`Swim::set_metadata`]), and executes what it polls out: frames to send
 //! ([`Swim::poll_transmit`]), the one next deadline ([`Swim::poll_timeout`]) and
-//! membership events ([`Swim::poll_event`]). It never reads a clock, opens a socket or
+//! membership events ([`Swim::poll_event`]). Frames are decoded, checked and routed
+//! by the engine: this layer sees only its own messages, and answers the other
+//! layers' one question about members, where they are ([`Swim::addr_of`]). It never reads a clock, opens a socket or
 //! draws from global randomness: `now` is an argument and every random choice comes from
 //! the RNG seeded at construction, so a simulation replays exactly from its seed.
 
@@ -30,7 +32,8 @@ use std::time::Instant;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Validated};
+pub use crate::stats::Stats;
 use crate::wire::{self, Incarnation, Message, Meta, NodeId, State, Update};
 use awareness::Awareness;
 use broadcast::Broadcasts;
@@ -93,51 +96,6 @@ pub enum MemberEvent {
         /// This process is the later one: it found its id taken when it joined.
         newcomer: bool,
     },
-}
-
-/// Counters of what the engine dropped or refused, and what it sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Frames that failed to decode (malformed or oversized).
-    pub malformed: u64,
-    /// Frames of another cluster or protocol version.
-    pub foreign: u64,
-    /// Frames whose claimed sender differs from the authenticated peer.
-    pub impersonation: u64,
-    /// Pings meant for another node (a reused address).
-    pub misrouted: u64,
-    /// New members refused because the table was full.
-    pub table_full: u64,
-    /// Indirect probe requests refused because too many were running.
-    pub relays_refused: u64,
-    /// Events dropped because the application did not poll them in time.
-    pub events_dropped: u64,
-    /// Messages that could not be encoded within their limit.
-    pub encode_failed: u64,
-    /// Frames and bytes handed out to send.
-    pub frames_out: u64,
-    /// Bytes handed out to send.
-    pub bytes_out: u64,
-    /// Frames received and decoded.
-    pub frames_in: u64,
-    /// Gossip updates dropped because the broadcast queue was full.
-    pub broadcasts_dropped: u64,
-    /// Suspicions this node raised after a failed probe.
-    pub suspicions_raised: u64,
-    /// Times this node refuted a suspicion or death about itself.
-    pub refutations: u64,
-    /// Early full-state exchanges: gossip had grown the member table by a quarter
-    /// since the last one (a mass join or a healed partition).
-    pub catch_ups: u64,
-    /// Anti-entropy exchanges a peer started whose summary matched our table: no
-    /// record needed to travel.
-    pub syncs_in_agreement: u64,
-    /// Times news said this node's own id was alive at another address (a restart
-    /// elsewhere seen once, or another live process with this id again and again).
-    pub claims_elsewhere: u64,
-    /// Election messages meant for another process with this node's id, dropped.
-    pub election_misrouted: u64,
 }
 
 /// Why a metadata update was refused. Nothing changed.
@@ -205,13 +163,9 @@ pub struct Swim {
     /// The last gossip round (or the start): rounds fall every `gossip_interval` from
     /// it while there is news, and none is scheduled while there is not.
     gossip_tick: Instant,
-    /// Opaque state of the layers above, sent with every push-pull.
+    /// Opaque state of the layers above, sent with every push-pull (what peers send
+    /// back goes to those layers straight from the engine).
     shared_out: Vec<u8>,
-    /// Opaque state received by push-pull, for the layers above.
-    shared_in: VecDeque<Vec<u8>>,
-    /// Messages for the layers above membership (election), with their authenticated
-    /// sender and the address they came from.
-    upper_in: VecDeque<(NodeId, SocketAddr, Message)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MemberEvent>,
     stats: Stats,
@@ -219,15 +173,16 @@ pub struct Swim {
 
 impl Swim {
     /// A node `me` listening at `addr` with `meta`, alone until [`Swim::join`].
+    /// Refuses metadata over [`Config::node_state_limit`].
     pub fn new(
         me: NodeId,
         addr: SocketAddr,
         meta: Vec<u8>,
-        cfg: Config,
+        cfg: Validated<Config>,
         seed: u64,
         now: Instant,
     ) -> Result<Self, ConfigError> {
-        cfg.validate()?;
+        let cfg = cfg.into_inner();
         Config::check_metadata(meta.len(), cfg.node_state_limit(), "the node state limit")?;
         let own = Member {
             id: me,
@@ -258,8 +213,6 @@ impl Swim {
             last_sync: None,
             gossip_tick: now,
             shared_out: Vec::new(),
-            shared_in: VecDeque::new(),
-            upper_in: VecDeque::new(),
             claims: Claims::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -414,62 +367,20 @@ impl Swim {
         Ok(())
     }
 
-    /// Feeds a datagram received from `from`; `peer` is the id the transport
-    /// authenticated (its certificate), `None` on an unauthenticated transport.
-    pub fn handle_datagram(
+    /// Feeds a membership message that `sender` (authenticated by the transport, and
+    /// not this node) sent from `from`, over a stream if `via_stream`, else as a
+    /// datagram. The engine decodes frames and routes here every message that is
+    /// not another layer's.
+    pub fn handle_message(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        peer: Option<NodeId>,
-        bytes: &[u8],
+        sender: NodeId,
+        msg: Message,
+        via_stream: bool,
     ) {
-        let limit = self.cfg.max_datagram_bytes;
-        self.handle_frame(now, from, peer, bytes, limit);
+        self.dispatch(now, from, sender, msg, via_stream);
         self.schedule_gossip(now);
-    }
-
-    /// Feeds a message received on a stream (see [`Swim::handle_datagram`]).
-    pub fn handle_stream(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        peer: Option<NodeId>,
-        bytes: &[u8],
-    ) {
-        let limit = self.cfg.max_stream_bytes;
-        self.handle_frame(now, from, peer, bytes, limit);
-        self.schedule_gossip(now);
-    }
-
-    fn handle_frame(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        peer: Option<NodeId>,
-        bytes: &[u8],
-        limit: usize,
-    ) {
-        let env = match wire::decode(bytes, &self.cfg.cluster_name, limit) {
-            Ok(env) => env,
-            Err(e) => {
-                match e {
-                    wire::DecodeError::Version { .. } | wire::DecodeError::Cluster { .. } => {
-                        self.stats.foreign += 1
-                    }
-                    _ => self.stats.malformed += 1,
-                }
-                tracing::debug!(%from, error = %e, "dropped frame");
-                return;
-            }
-        };
-        if peer.is_some_and(|p| p != env.from) || env.from == self.me {
-            self.stats.impersonation += 1;
-            tracing::warn!(%from, claimed = %env.from, ?peer, "dropped frame with a false sender");
-            return;
-        }
-        self.stats.frames_in += 1;
-        let via_stream = limit == self.cfg.max_stream_bytes;
-        self.dispatch(now, from, env.from, env.msg, via_stream);
     }
 
     fn dispatch(
@@ -505,37 +416,22 @@ impl Swim {
                 self.on_ping_req(now, from, sender, seq, target, addr, want_nack);
             }
             Message::Gossip { updates } => self.apply_all(now, sender, updates),
+            // The layers' state these carry (`shared`) is the engine's to hand over.
             Message::PushPull {
                 join,
                 reply,
                 members,
-                shared,
-            } => {
-                self.take_shared(shared);
-                self.on_push_pull(now, from, sender, join, reply, members)
-            }
-            Message::SyncDigest {
-                level,
-                hashes,
-                shared,
-            } => {
-                self.take_shared(shared);
+                ..
+            } => self.on_push_pull(now, from, sender, join, reply, members),
+            Message::SyncDigest { level, hashes, .. } => {
                 self.on_sync_digest(from, sender, level, &hashes);
             }
             Message::SyncDiff {
                 level,
                 buckets,
                 members,
-                shared,
-            } => {
-                self.take_shared(shared);
-                self.on_sync_diff(now, from, sender, level, &buckets, members);
-            }
-            msg @ Message::Election { .. } => {
-                if self.upper_in.len() < self.cfg.max_events {
-                    self.upper_in.push_back((sender, from, msg));
-                }
-            }
+                ..
+            } => self.on_sync_diff(now, from, sender, level, &buckets, members),
             Message::MetaRequest => {
                 let own = self.own_update(false);
                 self.send(
@@ -545,13 +441,8 @@ impl Swim {
                     &Message::Gossip { updates: vec![own] },
                 );
             }
-        }
-    }
-
-    /// Keeps the layers' state a peer sent (a bounded backlog).
-    fn take_shared(&mut self, shared: Vec<u8>) {
-        if !shared.is_empty() && self.shared_in.len() < 16 {
-            self.shared_in.push_back(shared);
+            // The engine routes the other layers' messages: none comes here.
+            other => debug_assert!(false, "not a membership message: {other:?}"),
         }
     }
 
@@ -598,19 +489,8 @@ impl Swim {
         self.shared_out = shared;
     }
 
-    /// The next opaque state received by push-pull.
-    pub fn poll_shared(&mut self) -> Option<Vec<u8>> {
-        self.shared_in.pop_front()
-    }
-
-    /// The next message for a layer above membership, with its authenticated sender
-    /// and the address it came from (where an answer goes).
-    pub fn poll_upper(&mut self) -> Option<(NodeId, SocketAddr, Message)> {
-        self.upper_in.pop_front()
-    }
-
     /// Whether news said this node's id was alive at another address since the last
-    /// call (the election layer then stops voting for a quarantine).
+    /// call (a voter then stops voting for a quarantine).
     pub fn take_claim_elsewhere(&mut self) -> bool {
         std::mem::take(&mut self.claims.pending)
     }
@@ -632,11 +512,6 @@ impl Swim {
     /// departed members are kept until reaped).
     pub fn addr_of(&self, id: NodeId) -> Option<SocketAddr> {
         self.members.get(id).map(|m| m.addr())
-    }
-
-    /// Sends a message of a layer above membership to `to` at `addr` as a datagram.
-    pub fn send_upper(&mut self, addr: SocketAddr, to: NodeId, msg: &Message) {
-        self.send(addr, Some(to), false, msg);
     }
 
     // ---- helpers shared by the concept files ----

@@ -13,8 +13,31 @@ fn addr(i: u64) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
 }
 
+/// Frames in, as the engine hands them over: decoded and checked, then the message.
+trait Deliver {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, peer: Option<NodeId>, b: &[u8]);
+    fn handle_stream(&mut self, now: Instant, from: SocketAddr, peer: Option<NodeId>, b: &[u8]);
+}
+
+impl Deliver for Swim {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, peer: Option<NodeId>, b: &[u8]) {
+        deliver(self, now, from, peer, b, false);
+    }
+
+    fn handle_stream(&mut self, now: Instant, from: SocketAddr, peer: Option<NodeId>, b: &[u8]) {
+        deliver(self, now, from, peer, b, true);
+    }
+}
+
+fn deliver(n: &mut Swim, now: Instant, from: SocketAddr, peer: Option<NodeId>, b: &[u8], s: bool) {
+    let env = crate::wire::decode(b, &n.config().cluster_name, usize::MAX).unwrap();
+    assert_eq!(peer, Some(env.from), "the sender is the authenticated peer");
+    n.handle_message(now, from, env.from, env.msg, s);
+}
+
 fn node(i: u64, meta: Vec<u8>, t0: Instant) -> Swim {
-    Swim::new(NodeId(i), addr(i), meta, Config::local(), i, t0).unwrap()
+    let cfg = Config::local().validated().unwrap();
+    Swim::new(NodeId(i), addr(i), meta, cfg, i, t0).unwrap()
 }
 
 /// Delivers every pending frame (and the frames they cause) among `nodes`.

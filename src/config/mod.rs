@@ -1,10 +1,47 @@
 //! Protocol configuration: every timing and every bound, with presets in the spirit of
-//! memberlist's LAN / WAN / local profiles. [`Config::validate`] runs at construction;
-//! an invalid config never reaches a running node.
+//! memberlist's LAN / WAN / local profiles ([`Config`]; the election's part in
+//! [`election`]).
+//!
+//! A config is checked once, where it enters: [`crate::Engine::new`] turns it into a
+//! [`Validated`] config ([`Config::validated`]), and the layers below
+//! ([`crate::swim::Swim::new`], [`crate::election::Election::new`]) take only that, so
+//! an invalid config never reaches a running node and nothing checks it twice.
+
+pub mod election;
 
 use std::time::Duration;
 
-use crate::wire::MAX_CLUSTER_NAME;
+pub use election::{ElectionConfig, Timing};
+
+use crate::wire::{NodeId, MAX_CLUSTER_NAME};
+
+/// A configuration its `validate` accepted: only [`Config::validated`] and
+/// [`ElectionConfig::validated`] make one, and nothing changes it afterwards (it
+/// derefs to the config, read-only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validated<T>(T);
+
+impl<T> Validated<T> {
+    /// The config itself.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Validated<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl Validated<Config> {
+    /// The election's settings, validated with the rest.
+    pub fn election(&self) -> Validated<ElectionConfig> {
+        Validated(self.0.election.clone())
+    }
+}
 
 /// Membership (SWIM + Lifeguard) configuration.
 ///
@@ -114,7 +151,7 @@ pub struct Config {
     pub max_group_state_bytes: usize,
     /// Leader election: the voters and the lease timings. With no voters (the
     /// default) the node does not take part in elections and campaigns are refused.
-    pub election: crate::election::ElectionConfig,
+    pub election: ElectionConfig,
 }
 
 impl Default for Config {
@@ -155,7 +192,7 @@ impl Config {
             max_events: 65_536,
             max_groups: 1024,
             max_group_state_bytes: 4096,
-            election: crate::election::ElectionConfig::lan(Vec::new()),
+            election: ElectionConfig::lan(Vec::new()),
         }
     }
 
@@ -173,7 +210,7 @@ impl Config {
             reconnect_interval: Duration::from_secs(30),
             connection_idle: Duration::from_secs(120),
             join_retry_interval: Duration::from_secs(5),
-            election: crate::election::ElectionConfig::wan(Vec::new()),
+            election: ElectionConfig::wan(Vec::new()),
             ..Self::lan()
         }
     }
@@ -192,13 +229,20 @@ impl Config {
             connection_idle: Duration::from_secs(10),
             join_retry_interval: Duration::from_millis(500),
             left_retention: Duration::from_secs(30),
-            election: crate::election::ElectionConfig::local(Vec::new()),
+            election: ElectionConfig::local(Vec::new()),
             ..Self::lan()
         }
     }
 
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_timings()?;
+        self.validate_bounds()?;
+        self.election.validate()
+    }
+
+    /// The name and every timing of membership.
+    fn validate_timings(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, reason: String| Err(ConfigError::Invalid { field, reason });
         if self.cluster_name.is_empty() || self.cluster_name.len() > MAX_CLUSTER_NAME {
             return bad(
@@ -251,6 +295,12 @@ impl Config {
         if self.join_retry_interval.is_zero() {
             return bad("join_retry_interval", "must be positive".into());
         }
+        Ok(())
+    }
+
+    /// Every size and count bound.
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: String| Err(ConfigError::Invalid { field, reason });
         if self.max_members < 2 {
             return bad("max_members", "must be at least 2".into());
         }
@@ -284,7 +334,14 @@ impl Config {
                 "must hold one member's metadata and group state with its record".into(),
             );
         }
-        self.election.validate()
+        Ok(())
+    }
+
+    /// This config, checked once ([`Config::validate`]) for the layers that take it as
+    /// it is.
+    pub fn validated(self) -> Result<Validated<Config>, ConfigError> {
+        self.validate()?;
+        Ok(Validated(self))
     }
 
     /// Largest node state a member publishes: its metadata and its group state, with
@@ -305,7 +362,7 @@ impl Config {
     }
 
     /// This config with `voters` as the election's voter set.
-    pub fn with_voters(mut self, voters: Vec<crate::wire::NodeId>) -> Self {
+    pub fn with_voters(mut self, voters: Vec<NodeId>) -> Self {
         self.election.voters = voters;
         self
     }

@@ -440,82 +440,102 @@ impl Candidacy {
     /// Runs what is due at `now`.
     pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
         self.forget_old(now);
-        match &mut self.phase {
+        match &self.phase {
             Phase::Waiting { until } if now >= *until => vec![self.ask(now)],
-            Phase::Asking { tally, expires, .. } if now >= *expires => {
-                // No voter but this node answered: perhaps none heard the request, or
-                // this node hears nothing (a one-way cut) while the voters promise it
-                // the group round after round. Release every voter, telling the
-                // candidates they turned away, and wait one round longer to let them in.
-                // A round some voters denied because another candidate holds them (a
-                // leader whose other voters are silent, say) waits for that promise:
-                // those voters tell this node when it ends (`Vacant`). Asking again at
-                // once would take this node's own voter, and any free one, away from a
-                // leader that needs them to renew.
-                let silent = !tally.answered_by_other_than(self.me);
-                let held = tally
-                    .held_for()
-                    .map(|r| r.min(self.timing.lease * 4) + self.timing.round_timeout);
-                let (mut out, pause) = match silent {
-                    true => (
-                        vec![Action::ReleaseAll { term: tally.term() }],
-                        self.timing.round_timeout,
-                    ),
-                    false => (release_grants(tally), held.unwrap_or_default()),
-                };
-                self.next_term = self.next_term.max(tally.next_term_hint());
-                let until = now + pause + self.backoff();
-                if until <= now {
-                    out.push(self.ask(now));
-                } else {
-                    self.phase = Phase::Waiting { until };
-                }
-                out
-            }
+            Phase::Asking { expires, .. } if now >= *expires => self.round_timed_out(now),
             Phase::Leading { term, deadline, .. } if now >= *deadline => {
                 let term = *term;
                 self.lease_ran_out(now, term)
             }
-            Phase::Leading {
-                term,
-                renew_at,
-                renewal,
-                retry_at,
-                ..
-            } if now >= *renew_at => {
-                // Every renewal interval a new round; answers to the last few still
-                // count (see [`Renewal`]).
-                let term = *term;
-                self.round = (self.round + 1) & !RENEWAL;
-                let round = self.round | RENEWAL;
-                renewal.sent(round, now);
-                *renew_at = now + self.timing.renew_interval;
-                *retry_at = now + self.timing.round_timeout / 2;
+            Phase::Leading { renew_at, .. } if now >= *renew_at => self.renew(now),
+            Phase::Leading { retry_at, .. } if now >= *retry_at => self.retry_renewal(now),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The round ran out of time without a decision.
+    ///
+    /// No voter but this node answered: perhaps none heard the request, or this node
+    /// hears nothing (a one-way cut) while the voters promise it the group round after
+    /// round. Release every voter, telling the candidates they turned away, and wait
+    /// one round longer to let them in. A round some voters denied because another
+    /// candidate holds them (a leader whose other voters are silent, say) waits for
+    /// that promise: those voters tell this node when it ends (`Vacant`). Asking again
+    /// at once would take this node's own voter, and any free one, away from a leader
+    /// that needs them to renew.
+    fn round_timed_out(&mut self, now: Instant) -> Vec<Action> {
+        let Phase::Asking { tally, .. } = &self.phase else {
+            return Vec::new();
+        };
+        let silent = !tally.answered_by_other_than(self.me);
+        let held = tally
+            .held_for()
+            .map(|r| r.min(self.timing.lease * 4) + self.timing.round_timeout);
+        let (mut out, pause) = match silent {
+            true => (
+                vec![Action::ReleaseAll { term: tally.term() }],
+                self.timing.round_timeout,
+            ),
+            false => (release_grants(tally), held.unwrap_or_default()),
+        };
+        self.next_term = self.next_term.max(tally.next_term_hint());
+        let until = now + pause + self.backoff();
+        if until <= now {
+            out.push(self.ask(now));
+        } else {
+            self.phase = Phase::Waiting { until };
+        }
+        out
+    }
+
+    /// Every renewal interval a new round; answers to the last few still count (see
+    /// [`Renewal`]).
+    fn renew(&mut self, now: Instant) -> Vec<Action> {
+        let Phase::Leading {
+            term,
+            renew_at,
+            renewal,
+            retry_at,
+            ..
+        } = &mut self.phase
+        else {
+            return Vec::new();
+        };
+        let term = *term;
+        self.round = (self.round + 1) & !RENEWAL;
+        let round = self.round | RENEWAL;
+        renewal.sent(round, now);
+        *renew_at = now + self.timing.renew_interval;
+        *retry_at = now + self.timing.round_timeout / 2;
+        vec![Action::Request { term, round }]
+    }
+
+    /// Asks the newest renewal round again: of every voter while the leadership is not
+    /// extended as far as that round would, else of the voters that did not answer it.
+    fn retry_renewal(&mut self, now: Instant) -> Vec<Action> {
+        let Phase::Leading {
+            term,
+            deadline,
+            renewal,
+            retry_at,
+            ..
+        } = &mut self.phase
+        else {
+            return Vec::new();
+        };
+        *retry_at = now + self.timing.round_timeout / 2;
+        let (term, deadline) = (*term, *deadline);
+        match renewal.newest() {
+            // Same round, so the deadline still counts from the first sending.
+            Some((round, sent)) if deadline < full_deadline(&self.timing, sent) => {
                 vec![Action::Request { term, round }]
             }
-            Phase::Leading {
-                term,
-                deadline,
-                renewal,
-                retry_at,
-                ..
-            } if now >= *retry_at => {
-                *retry_at = now + self.timing.round_timeout / 2;
-                let (term, deadline) = (*term, *deadline);
-                match renewal.newest() {
-                    // Same round, so the deadline still counts from the first sending.
-                    Some((round, sent)) if deadline < full_deadline(&self.timing, sent) => {
-                        vec![Action::Request { term, round }]
-                    }
-                    // Renewed, but some voter did not answer: ask it again.
-                    Some((round, sent)) => renewal
-                        .lapsing(sent, full_deadline(&self.timing, sent))
-                        .map(|voter| Action::RequestOne { voter, term, round })
-                        .collect(),
-                    None => Vec::new(),
-                }
-            }
-            _ => Vec::new(),
+            // Renewed, but some voter did not answer: ask it again.
+            Some((round, sent)) => renewal
+                .lapsing(sent, full_deadline(&self.timing, sent))
+                .map(|voter| Action::RequestOne { voter, term, round })
+                .collect(),
+            None => Vec::new(),
         }
     }
 
@@ -549,7 +569,6 @@ impl Candidacy {
         round: u32,
         v: Verdict,
     ) -> Vec<Action> {
-        let (drift, margin) = (self.timing.drift, self.timing.margin);
         // A voter grants at most the lease asked for: a grant claiming more (malformed,
         // or hostile) counts for the lease asked only, so no deadline is set from it.
         let v = match v {
@@ -559,116 +578,144 @@ impl Candidacy {
             },
             v => v,
         };
-        // Give the round up at once when a voter has granted a higher term (this
-        // round's term cannot win it), or when a lower id holds a voter: it asked
-        // first (ranks), and two candidates that split the voters would otherwise hold
-        // each other off round after round. But only for a lease (see
-        // [`Candidacy::defers_to_lower`]).
+        match &self.phase {
+            Phase::Asking { round: r, .. } if *r == round => match self.yields(now, v) {
+                true => self.give_up(now, v),
+                false => self.count(now, voter, v),
+            },
+            Phase::Leading { .. } => self.renewal_answer(now, voter, round, v),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the round being asked is given up at once on `v`: when a voter has
+    /// granted a higher term (this round's term cannot win it), or when a lower id
+    /// holds a voter: it asked first (ranks), and two candidates that split the voters
+    /// would otherwise hold each other off round after round. But only for a lease
+    /// (see [`Candidacy::defers_to_lower`]).
+    fn yields(&mut self, now: Instant, v: Verdict) -> bool {
         let lower_holds = matches!(
             (v, self.me),
             (Verdict::Denied(Denial::Held { holder, .. }), Some(me)) if holder < me
         );
-        let asking = matches!(&self.phase, Phase::Asking { round: r, .. } if *r == round);
-        let deferring = lower_holds && asking && self.defers_to_lower(now);
-        let yields = deferring
+        let deferring = lower_holds && self.defers_to_lower(now);
+        deferring
             || matches!(
                 (v, self.me),
                 (Verdict::Denied(Denial::StaleTerm { .. }), Some(_))
-            );
-        match &mut self.phase {
-            Phase::Asking {
-                tally, round: r, ..
-            } if *r == round && yields => {
+            )
+    }
+
+    /// Gives the round up on denial `v`: releases its grants and waits.
+    fn give_up(&mut self, now: Instant, v: Verdict) -> Vec<Action> {
+        let Phase::Asking { tally, .. } = &self.phase else {
+            return Vec::new();
+        };
+        let out = release_grants(tally);
+        let wait = match v {
+            Verdict::Denied(Denial::Held {
+                term, remaining, ..
+            }) => {
+                self.stale_streak = 0;
+                self.next_term = self.next_term.max(term.saturating_add(1));
+                remaining.min(self.timing.lease * 4)
+            }
+            Verdict::Denied(Denial::StaleTerm { highest }) => {
+                let news = highest.saturating_add(1) > self.next_term;
+                self.next_term = self.next_term.max(highest.saturating_add(1));
+                self.stale_wait(news)
+            }
+            _ => Duration::ZERO,
+        };
+        self.phase = Phase::Waiting {
+            until: now + wait + self.backoff(),
+        };
+        out
+    }
+
+    /// Counts `voter`'s answer `v` to the round being asked: won, lost or pending.
+    fn count(&mut self, now: Instant, voter: NodeId, v: Verdict) -> Vec<Action> {
+        let (drift, margin) = (self.timing.drift, self.timing.margin);
+        let Phase::Asking { tally, .. } = &mut self.phase else {
+            return Vec::new();
+        };
+        match tally.record(voter, v, drift, margin) {
+            Outcome::Pending => Vec::new(),
+            Outcome::Won { deadline } => {
+                let term = tally.term();
+                let renewal = Renewal::new(self.voters, tally.granted(), deadline);
+                self.stale_streak = 0;
+                self.deferring = None;
+                self.phase = Phase::Leading {
+                    term,
+                    deadline,
+                    renew_at: now + self.timing.renew_interval,
+                    renewal,
+                    retry_at: now + self.timing.renew_interval,
+                };
+                vec![Action::Elected { term, deadline }]
+            }
+            Outcome::Lost {
+                retry_after,
+                next_term,
+            } => {
                 let out = release_grants(tally);
-                let wait = match v {
-                    Verdict::Denied(Denial::Held {
-                        term, remaining, ..
-                    }) => {
-                        self.stale_streak = 0;
-                        self.next_term = self.next_term.max(term.saturating_add(1));
-                        remaining.min(self.timing.lease * 4)
-                    }
-                    Verdict::Denied(Denial::StaleTerm { highest }) => {
-                        let news = highest.saturating_add(1) > self.next_term;
-                        self.next_term = self.next_term.max(highest.saturating_add(1));
-                        self.stale_wait(news)
-                    }
-                    _ => Duration::ZERO,
+                self.next_term = self.next_term.max(next_term);
+                // Voters that turned this node away tell it when their promise ends
+                // (`Vacant`, on their clock, the same for every waiting candidate, who
+                // then go by rank; each of them tells every waiter, so one Vacant of
+                // five is enough). Its own estimate, on its own clock and counting
+                // silent voters as free, is only the fallback, a lease later: a round
+                // sent while the holder still leads can only take free voters from it
+                // (their renewals lost) for a lease when its releases are lost too.
+                let fallback = match retry_after.is_zero() {
+                    true => Duration::ZERO,
+                    false => retry_after.min(self.timing.lease * 4) + self.timing.lease,
                 };
                 self.phase = Phase::Waiting {
-                    until: now + wait + self.backoff(),
+                    until: now + fallback + self.backoff(),
                 };
                 out
             }
-            Phase::Asking {
-                tally, round: r, ..
-            } if *r == round => match tally.record(voter, v, drift, margin) {
-                Outcome::Pending => Vec::new(),
-                Outcome::Won { deadline } => {
-                    let term = tally.term();
-                    self.stale_streak = 0;
-                    self.deferring = None;
-                    let renewal = Renewal::new(self.voters, tally.granted(), deadline);
-                    self.phase = Phase::Leading {
-                        term,
-                        deadline,
-                        renew_at: now + self.timing.renew_interval,
-                        renewal,
-                        retry_at: now + self.timing.renew_interval,
-                    };
-                    vec![Action::Elected { term, deadline }]
-                }
-                Outcome::Lost {
-                    retry_after,
-                    next_term,
-                } => {
-                    let out = release_grants(tally);
-                    self.next_term = self.next_term.max(next_term);
-                    // Voters that turned this node away tell it when their promise
-                    // ends (`Vacant`, on their clock, the same for every waiting
-                    // candidate, who then go by rank; each of them tells every waiter,
-                    // so one Vacant of five is enough). Its own estimate, on its own
-                    // clock and counting silent voters as free, is only the fallback,
-                    // a lease later: a round sent while the holder still leads can
-                    // only take free voters from it (their renewals lost) for a lease
-                    // when its releases are lost too.
-                    let fallback = match retry_after.is_zero() {
-                        true => Duration::ZERO,
-                        false => retry_after.min(self.timing.lease * 4) + self.timing.lease,
-                    };
-                    self.phase = Phase::Waiting {
-                        until: now + fallback + self.backoff(),
-                    };
-                    out
-                }
-            },
-            // An answer that comes when the deadline has passed (its timer not run yet)
-            // cannot extend a leadership that is over: step down first.
-            Phase::Leading { term, deadline, .. } if now >= *deadline => {
-                let term = *term;
-                self.lease_ran_out(now, term)
-            }
-            Phase::Leading {
-                term,
-                deadline,
-                renewal,
-                ..
-            } => {
-                let Verdict::Granted { lease, .. } = v else {
-                    // Keep leading on the grants already held; the next round retries.
-                    renewal.answered(voter);
-                    return Vec::new();
-                };
-                match renewal.granted(voter, round, lease, drift, margin) {
-                    Some(d) if d > *deadline => {
-                        *deadline = d;
-                        vec![Action::Renewed {
-                            term: *term,
-                            deadline: d,
-                        }]
-                    }
-                    _ => Vec::new(),
-                }
+        }
+    }
+
+    /// A voter's answer `v` to renewal round `round` of the leadership held.
+    fn renewal_answer(
+        &mut self,
+        now: Instant,
+        voter: NodeId,
+        round: u32,
+        v: Verdict,
+    ) -> Vec<Action> {
+        let (drift, margin) = (self.timing.drift, self.timing.margin);
+        let Phase::Leading {
+            term,
+            deadline,
+            renewal,
+            ..
+        } = &mut self.phase
+        else {
+            return Vec::new();
+        };
+        // An answer that comes when the deadline has passed (its timer not run yet)
+        // cannot extend a leadership that is over: step down first.
+        if now >= *deadline {
+            let term = *term;
+            return self.lease_ran_out(now, term);
+        }
+        let Verdict::Granted { lease, .. } = v else {
+            // Keep leading on the grants already held; the next round retries.
+            renewal.answered(voter);
+            return Vec::new();
+        };
+        match renewal.granted(voter, round, lease, drift, margin) {
+            Some(d) if d > *deadline => {
+                *deadline = d;
+                vec![Action::Renewed {
+                    term: *term,
+                    deadline: d,
+                }]
             }
             _ => Vec::new(),
         }

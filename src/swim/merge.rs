@@ -48,26 +48,7 @@ impl Swim {
         meta: Meta,
     ) {
         if id == self.me {
-            let digest = match &meta {
-                Meta::Inline(b) => wire::meta_digest(b),
-                Meta::Digest(d) => *d,
-            };
-            let stale_life = inc == self.incarnation
-                && (addr != self.addr || digest != wire::meta_digest(&self.meta));
-            if (inc > self.incarnation || stale_life) && !self.leaving {
-                let elsewhere = addr != self.addr;
-                let proven = elsewhere && self.claims.refuted_at.is_some_and(|r| inc >= r);
-                if elsewhere && self.claims.yielded {
-                    // The id belongs to the earlier process: stop the contest.
-                    self.stats.claims_elsewhere += 1;
-                    self.claims.pending = true;
-                    return;
-                }
-                self.refute(now, inc, None);
-                if elsewhere {
-                    self.on_claim_elsewhere(addr, proven);
-                }
-            }
+            self.on_alive_self(now, addr, inc, &meta);
             return;
         }
         if self.fill_fetched_meta(id, inc, &meta) {
@@ -111,6 +92,33 @@ impl Swim {
             self.emit(MemberEvent::Updated(m));
         }
         self.rebroadcast_alive(id, addr, inc, meta, new_digest);
+    }
+
+    /// News that this node is alive at `inc` from `addr`: refuted when it is a newer
+    /// incarnation or another life's (another address or metadata) at ours; a claim
+    /// at another address is the first sign of a second process with this id.
+    fn on_alive_self(&mut self, now: Instant, addr: SocketAddr, inc: Incarnation, meta: &Meta) {
+        let digest = match meta {
+            Meta::Inline(b) => wire::meta_digest(b),
+            Meta::Digest(d) => *d,
+        };
+        let stale_life = inc == self.incarnation
+            && (addr != self.addr || digest != wire::meta_digest(&self.meta));
+        if !(inc > self.incarnation || stale_life) || self.leaving {
+            return;
+        }
+        let elsewhere = addr != self.addr;
+        let proven = elsewhere && self.claims.refuted_at.is_some_and(|r| inc >= r);
+        if elsewhere && self.claims.yielded {
+            // The id belongs to the earlier process: stop the contest.
+            self.stats.claims_elsewhere += 1;
+            self.claims.pending = true;
+            return;
+        }
+        self.refute(now, inc, None);
+        if elsewhere {
+            self.on_claim_elsewhere(addr, proven);
+        }
     }
 
     /// The answer to a metadata fetch: the bytes behind a digest we already hold, at

@@ -266,6 +266,33 @@ fn decode_msg(t: &super::Transmit) -> crate::wire::Message {
         .msg
 }
 
+/// Node 1 starts an anti-entropy exchange with node 2 at `now`; returns the stream
+/// messages they sent each other until neither had more.
+fn sync_exchange(nodes: &mut [Swim], now: Instant) -> Vec<crate::wire::Message> {
+    nodes[0].timers.set(super::Timer::PushPull, now);
+    nodes[0].handle_timeout(now);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let mut moved = false;
+        for (i, j) in [(0, 1), (1, 0)] {
+            while let Some(t) = nodes[i].poll_transmit() {
+                if !t.reliable {
+                    continue; // probes and gossip are not what this test is about
+                }
+                seen.push(decode_msg(&t));
+                let from = nodes[i].addr;
+                let id = nodes[i].id();
+                nodes[j].handle_stream(now, from, Some(id), &t.payload);
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    seen
+}
+
 #[test]
 fn anti_entropy_sends_a_summary_and_then_only_the_buckets_that_differ() {
     use crate::wire::{MemberRecord, Message};
@@ -291,31 +318,7 @@ fn anti_entropy_sends_a_summary_and_then_only_the_buckets_that_differ() {
     assert_eq!(a.summary(8), b.summary(8), "same records, same summary");
 
     // Tables that agree: a summary goes out, an empty answer comes back.
-    let exchange = |nodes: &mut Vec<Swim>| -> Vec<Message> {
-        let now = t0 + Duration::from_secs(1);
-        nodes[0].timers.set(super::Timer::PushPull, now);
-        nodes[0].handle_timeout(now);
-        let mut seen = Vec::new();
-        for _ in 0..4 {
-            let mut moved = false;
-            for (i, j) in [(0, 1), (1, 0)] {
-                while let Some(t) = nodes[i].poll_transmit() {
-                    if !t.reliable {
-                        continue; // probes and gossip are not what this test is about
-                    }
-                    seen.push(decode_msg(&t));
-                    let from = nodes[i].addr;
-                    let id = nodes[i].id();
-                    nodes[j].handle_stream(now, from, Some(id), &t.payload);
-                    moved = true;
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-        seen
-    };
+    let exchange = |nodes: &mut Vec<Swim>| sync_exchange(nodes, t0 + Duration::from_secs(1));
     let seen = exchange(&mut nodes);
     assert!(matches!(&seen[0], Message::SyncDigest { level: 4, hashes, .. } if hashes.len() == 64));
     assert!(

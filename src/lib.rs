@@ -179,7 +179,7 @@ pub use config::{Config, ConfigError, ElectionConfig};
 pub use election::{CampaignError, Confirmed, ElectionEvent, QueryError, StepDown, Term};
 pub use engine::{Engine, Event};
 pub use groups::{GroupError, GroupEvent, LeaderChange};
-pub use stats::Stats;
+pub use stats::{Gauges, Metric, MetricKind, Stats};
 pub use swim::{Member, MemberEvent, MetadataError, Transmit};
 pub use wire::{Incarnation, NodeId, State};
 

@@ -45,7 +45,7 @@ pub struct NodeArgs {
     /// With --json, also print `leadership_renewed` at every lease renewal.
     #[arg(long, requires = "json")]
     renewals: bool,
-    /// Also print this node's traffic counters every N seconds (0 = never).
+    /// Also print every counter and gauge of this node every N seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     stats_every: u64,
     /// Run for the leadership of this group (repeatable); needs voters in cluster.toml.

@@ -70,6 +70,8 @@ macro_rules! metrics {
         }
     };
 }
+// The transport's counters (`runtime/shared.rs`) are declared with it too.
+#[cfg(feature = "runtime")]
 pub(crate) use metrics;
 
 metrics! {

@@ -179,7 +179,7 @@ pub use config::{Config, ConfigError, ElectionConfig};
 pub use election::{CampaignError, Confirmed, ElectionEvent, QueryError, StepDown, Term};
 pub use engine::{Engine, Event};
 pub use groups::{GroupError, GroupEvent, LeaderChange};
-pub use stats::Stats;
+pub use stats::{Gauges, Metric, MetricKind, Stats};
 pub use swim::{Member, MemberEvent, MetadataError, Transmit};
 pub use wire::{Incarnation, NodeId, State};
 
@@ -194,8 +194,8 @@ pub use leader::{
 pub use lock::{Lock, LockError, LockGuard, LOCK_PREFIX};
 #[cfg(feature = "runtime")]
 pub use node::{
-    query_status, EventStream, GroupOpError, LeaveError, MemberStatus, Node, NodeConfig,
-    SetMetadataError, StartError, StatusError, StatusReport,
+    query_status, EventStream, GroupOpError, LeaveError, MemberStatus, MetricsError, Node,
+    NodeConfig, SetMetadataError, StartError, StatusError, StatusReport,
 };
 #[cfg(feature = "runtime")]
 pub use runtime::TransportStats;

@@ -15,10 +15,11 @@
 //!
 //! Each operation that can fail has its own error, whose variants say what state was
 //! left behind: [`StartError`] ([`Node::start`]), [`SetMetadataError`],
-//! [`GroupOpError`] (the tooz group operations), [`LeaveError`], and [`StatusError`]
-//! ([`query_status`]); the snapshots ([`Node::group_members`],
-//! [`Node::member_capabilities`]) return the protocol's own [`GroupError`]. Elections
-//! and locks have theirs in [`crate::leader`] and [`crate::lock`].
+//! [`GroupOpError`] (the tooz group operations), [`LeaveError`], [`MetricsError`]
+//! ([`Node::metrics`]) and [`StatusError`] ([`query_status`]); the snapshots
+//! ([`Node::group_members`], [`Node::member_capabilities`]) return the protocol's own
+//! [`GroupError`]. Elections and locks have theirs in [`crate::leader`] and
+//! [`crate::lock`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::engine::Event;
 use crate::groups::GroupError;
 use crate::runtime::handle::{GroupOp, RuntimeHandle, Stopped};
 use crate::runtime::TransportStats;
+use crate::stats::Metric;
 use crate::swim::{Member, MetadataError, Stats};
 use crate::wire::NodeId;
 
@@ -60,6 +62,15 @@ pub enum GroupOpError {
     #[error(transparent)]
     Refused(#[from] GroupError),
     /// The node has stopped (shut down, left, or its task ended); nothing was done.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why [`Node::metrics`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// The node has stopped (shut down, left, or its task ended): its engine is gone.
     #[error("the node has stopped")]
     Stopped,
 }
@@ -327,6 +338,18 @@ impl Node {
     pub fn transport_stats(&self) -> TransportStats {
         self.rt.transport_stats()
     }
+
+    /// Every counter and gauge of the node, by name: the protocol's counters
+    /// ([`Node::stats`]), the engine's gauges ([`crate::Gauges`]: members by state,
+    /// groups, campaigns, leaderships, queues) and the transport's counters
+    /// ([`Node::transport_stats`]). Asks the driver (the gauges are read now), so it
+    /// waits; names are unique and stable, for an exporter to loop over.
+    pub async fn metrics(&self) -> Result<Vec<Metric>, MetricsError> {
+        self.rt
+            .metrics()
+            .await
+            .map_err(|Stopped| MetricsError::Stopped)
+    }
 }
 
 #[cfg(test)]
@@ -341,5 +364,6 @@ mod tests {
         send_sync::<SetMetadataError>();
         send_sync::<GroupOpError>();
         send_sync::<LeaveError>();
+        send_sync::<MetricsError>();
     }
 }

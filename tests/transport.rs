@@ -11,7 +11,7 @@ use quorate::wire::{self, Message};
 use std::sync::Arc;
 
 use quorate::runtime::faults::{Faults, FaultySocket};
-use quorate::{ClusterCa, Node, NodeId};
+use quorate::{ClusterCa, MetricKind, Node, NodeId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_per_pair() -> Result<()> {
@@ -30,6 +30,41 @@ async fn one_connection_per_pair() -> Result<()> {
             .all(|n| n.transport_stats().open_connections == 2)
     })
     .await?;
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_list_every_counter_and_gauge_of_a_node_once() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let first = start(&ca, 1, &[], None).await;
+    let second = start(&ca, 2, &[first.local_addr()], None).await;
+    let nodes = vec![first, second];
+    wait_converged(&nodes).await?;
+    nodes[0].create_group("metrics").await?;
+    let all = nodes[0].metrics().await?;
+    let mut names = std::collections::HashSet::new();
+    for m in &all {
+        assert!(names.insert(m.name), "{} twice", m.name);
+        assert!(!m.help.is_empty(), "{} has no help", m.name);
+    }
+    let value = |name: &str| all.iter().find(|m| m.name == name).map(|m| m.value);
+    let stats = nodes[0].stats();
+    // Every protocol and transport counter is there, and the gauges the engine reads.
+    for m in stats.metrics().chain(nodes[0].transport_stats().metrics()) {
+        assert!(names.contains(m.name), "{} missing", m.name);
+    }
+    assert!(value("frames_out") >= Some(stats.frames_out) && stats.frames_out > 0);
+    assert_eq!(value("members"), Some(2));
+    assert_eq!(value("members_alive"), Some(2));
+    assert_eq!(value("groups"), Some(1));
+    assert_eq!(
+        all.iter().find(|m| m.name == "members").map(|m| m.kind),
+        Some(MetricKind::Gauge)
+    );
     for n in nodes {
         n.shutdown().await;
     }

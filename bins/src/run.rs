@@ -45,7 +45,7 @@ pub struct NodeArgs {
     /// With --json, also print `leadership_renewed` at every lease renewal.
     #[arg(long, requires = "json")]
     renewals: bool,
-    /// Also print this node's traffic counters every N seconds (0 = never).
+    /// Also print every counter and gauge of this node every N seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     stats_every: u64,
     /// Run for the leadership of this group (repeatable); needs voters in cluster.toml.
@@ -271,7 +271,7 @@ async fn serve(
                 }
                 None => return Ok(()),
             },
-            _ = stats_tick.tick(), if stats_every > 0 => out.stats(node),
+            _ = stats_tick.tick(), if stats_every > 0 => out.stats(node).await,
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
         }
@@ -367,18 +367,19 @@ impl Output {
         }
     }
 
-    fn stats(&mut self, node: &Node) {
-        let s = node.stats();
-        let mut f = Map::new();
-        f.insert("frames_out".into(), json!(s.frames_out));
-        f.insert("bytes_out".into(), json!(s.bytes_out));
-        f.insert("frames_in".into(), json!(s.frames_in));
-        f.insert(
-            "udp_bytes_out".into(),
-            json!(node.transport_stats().udp_bytes_out),
-        );
-        f.insert("members".into(), json!(node.members().len()));
-        self.line("stats", f);
+    /// Every metric of `node` (`Node::metrics`): one `stats` line, its fields named
+    /// as the metrics are. Nothing once the node stopped.
+    async fn stats(&mut self, node: &Node) {
+        let Ok(metrics) = node.metrics().await else {
+            return;
+        };
+        let line = if self.json {
+            view::json_line(self.id, "stats", view::metric_fields(&metrics))
+        } else {
+            let ts = view::clock(view::now_ms());
+            format!("{ts} stats {}", view::metric_text(&metrics))
+        };
+        self.printer.line(line);
     }
 }
 

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use quorate::{ElectionEvent, Event, LeaderChange, Member, MemberEvent, NodeId, State, StepDown};
+use quorate::{
+    ElectionEvent, Event, LeaderChange, Member, MemberEvent, Metric, NodeId, State, StepDown,
+};
 use serde_json::{json, Map, Value};
 
 /// Milliseconds since the Unix epoch.
@@ -176,6 +178,23 @@ pub fn json_line(node: NodeId, kind: &str, fields: Map<String, Value>) -> String
     Value::Object(obj).to_string()
 }
 
+/// Every metric as a JSON field, by name (the `stats` line).
+pub fn metric_fields(metrics: &[Metric]) -> Map<String, Value> {
+    metrics
+        .iter()
+        .map(|m| (m.name.to_owned(), json!(m.value)))
+        .collect()
+}
+
+/// Every metric as `name=value` (the `stats` line of the live view).
+pub fn metric_text(metrics: &[Metric]) -> String {
+    let pairs: Vec<String> = metrics
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.value))
+        .collect();
+    pairs.join(" ")
+}
+
 /// A human line for an event.
 pub fn human_line(kind: &str, fields: &Map<String, Value>) -> String {
     let text = |k: &str| match fields.get(k) {
@@ -293,6 +312,31 @@ mod tests {
         assert_eq!(v["node"], 2);
         assert_eq!(v["member"], 4);
         assert!(v["ts_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn stats_lines_carry_every_metric() {
+        let metrics: Vec<Metric> = quorate::Stats::default()
+            .metrics()
+            .chain(quorate::Gauges::default().metrics())
+            .chain(quorate::TransportStats::default().metrics())
+            .collect();
+        let fields = metric_fields(&metrics);
+        assert_eq!(fields.len(), metrics.len());
+        let v: Value = serde_json::from_str(&json_line(NodeId(1), "stats", fields)).unwrap();
+        assert_eq!(v["event"], "stats");
+        for key in [
+            "frames_out",
+            "bytes_out",
+            "frames_in",
+            "udp_bytes_out",
+            "members",
+        ] {
+            assert_eq!(v[key], 0, "{key}");
+        }
+        let text = metric_text(&metrics);
+        assert!(text.starts_with("malformed=0 "), "{text}");
+        assert!(text.contains(" frames_out=0 "), "{text}");
     }
 
     fn line(r: &mut Reporter, e: Event) -> Option<Value> {

@@ -27,7 +27,7 @@ use crate::election::{
     CampaignError, Election, ElectionEvent, Instance, Process, QueryError, Term,
 };
 use crate::groups::{check_name, GroupError, GroupEvent, Groups, LeaderChange, NodeState};
-use crate::stats::Stats;
+use crate::stats::{Gauges, Metric, Stats};
 use crate::swim::{Member, MemberEvent, MetadataError, Swim, Transmit};
 use crate::wire::{self, NodeId};
 
@@ -230,6 +230,38 @@ impl Engine {
         s.events_dropped += own.events_dropped;
         s.election_misrouted += own.election_misrouted;
         s
+    }
+
+    /// Levels of the engine's state: members by state, queues, groups, campaigns and
+    /// leaderships. Read now, in time linear in the member table and the groups.
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges::default();
+        for m in self.swim.members() {
+            g.members += 1;
+            match m.state {
+                wire::State::Alive => g.members_alive += 1,
+                wire::State::Suspect => g.members_suspect += 1,
+                wire::State::Dead => g.members_dead += 1,
+                wire::State::Left => g.members_left += 1,
+            }
+        }
+        g.health_score = u64::from(self.swim.health_score());
+        g.broadcasts_queued = self.swim.broadcasts_queued() as u64;
+        g.groups = self.groups.groups().len() as u64;
+        g.groups_led = self.groups.leaders().len() as u64;
+        if let Some(e) = &self.election {
+            for group in e.campaigns() {
+                g.campaigns += 1;
+                g.leaderships += u64::from(e.leadership(group).is_some());
+            }
+        }
+        g
+    }
+
+    /// Every counter ([`Engine::stats`]) and gauge ([`Engine::gauges`]), by name: what
+    /// an exporter lists.
+    pub fn metrics(&self) -> impl Iterator<Item = Metric> {
+        self.stats().metrics().chain(self.gauges().metrics())
     }
 
     /// Joins the cluster through `seeds`.

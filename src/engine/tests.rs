@@ -264,6 +264,14 @@ fn lowest_candidate_leads_fails_over_and_hands_over() {
     net.until(Duration::from_secs(3), |n| n.leaders("g") == vec![1]);
     net.run(Duration::from_millis(500));
     let (first_term, _) = net.node(1).leadership("g").unwrap();
+    let g = net.node(1).gauges();
+    assert_eq!((g.members, g.members_alive, g.members_dead), (5, 5, 0));
+    assert_eq!((g.campaigns, g.leaderships, g.groups_led), (1, 1, 1));
+    assert_eq!(net.node(2).gauges().leaderships, 0);
+    let metrics: Vec<_> = net.node(1).metrics().collect();
+    let value = |name| metrics.iter().find(|m| m.name == name).map(|m| m.value);
+    assert_eq!(value("leaderships"), Some(1));
+    assert_eq!(value("frames_out"), Some(net.node(1).stats().frames_out));
     for i in 1..=5 {
         assert_eq!(
             net.node(i).leader("g"),

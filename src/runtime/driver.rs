@@ -52,6 +52,10 @@ pub(crate) enum Command {
         id: u64,
         reply: Option<oneshot::Sender<()>>,
     },
+    /// Read every counter and gauge of the engine.
+    Metrics {
+        reply: oneshot::Sender<Vec<crate::stats::Metric>>,
+    },
     /// Ask the voters who leads `group`.
     QueryLeader { group: String, reply: QueryReply },
     /// Leave gracefully, then stop.
@@ -233,6 +237,9 @@ impl Driver {
             }
             Command::QueryLeader { group, reply } => {
                 self.elections.query(&mut self.engine, now, &group, reply);
+            }
+            Command::Metrics { reply } => {
+                let _ = reply.send(self.engine.metrics().collect());
             }
             Command::Leave { reply } => self.on_leave(now, reply),
             Command::Shutdown { reply } => return Some(Exit::Shutdown(Some(reply))),

@@ -17,6 +17,7 @@ use super::shared::{Shared, Snapshot, TransportStats};
 use crate::election::{CampaignError, Confirmed, QueryError, Term, Timing};
 use crate::engine::Event;
 use crate::groups::GroupError;
+use crate::stats::Metric;
 use crate::swim::{MetadataError, Stats};
 use crate::wire::NodeId;
 
@@ -65,6 +66,11 @@ impl Commands {
         let group = group.to_owned();
         self.ask(|reply| Command::Campaign { group, once, reply })
             .await
+    }
+
+    /// Every counter and gauge of the engine, read by the driver now.
+    pub async fn engine_metrics(&self) -> Result<Vec<Metric>, Stopped> {
+        self.ask(|reply| Command::Metrics { reply }).await
     }
 
     /// Asks the voters who leads `group`.
@@ -199,6 +205,14 @@ impl RuntimeHandle {
     /// The transport's counters.
     pub fn transport_stats(&self) -> TransportStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Every metric of the node: the engine's counters and gauges, then the
+    /// transport's.
+    pub async fn metrics(&self) -> Result<Vec<Metric>, Stopped> {
+        let mut all = self.cmds.engine_metrics().await?;
+        all.extend(self.transport_stats().metrics());
+        Ok(all)
     }
 
     /// Announces the departure, lingers while it goes out, and waits for the driver to

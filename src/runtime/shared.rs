@@ -83,50 +83,22 @@ impl GroupView {
     }
 }
 
-/// Counters of the transport (the protocol's own are in [`crate::Stats`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TransportStats {
-    /// Connections established, both directions.
-    pub connections_opened: u64,
-    /// Connections this node closed because they were idle.
-    pub idle_closed: u64,
-    /// Connections this node closed because a connection to the same peer won the
-    /// one-connection-per-pair tie-break, or another node took over the address.
-    pub duplicates_closed: u64,
-    /// Connections open now (pooled, active and standby).
-    pub open_connections: u64,
-    /// Outgoing handshakes that failed (peer unreachable, not of our CA, wrong node id).
-    pub dials_failed: u64,
-    /// Incoming handshakes refused (certificate not from the cluster CA, no identity).
-    pub handshakes_refused: u64,
-    /// Stream frames refused (over `max_stream_bytes`, truncated).
-    pub malformed_streams: u64,
-    /// Frames not sent: dial failed or queue full, stream send failed or too many at once.
-    pub send_dropped: u64,
-    /// Datagrams sent.
-    pub datagrams_out: u64,
-    /// Datagrams received.
-    pub datagrams_in: u64,
-    /// Stream frames sent (acknowledged by the peer).
-    pub streams_out: u64,
-    /// Stream frames received.
-    pub streams_in: u64,
-    /// Status queries answered.
-    pub status_queries: u64,
-    /// Client connections (client certificates, as `quorate status` uses) open now.
-    pub client_connections: u64,
-    /// Incoming connections refused because a limit was reached: handshakes under
-    /// way, client connections or node connections (see [`super::NodeConfig`]).
-    pub refused_busy: u64,
-    /// UDP bytes sent (QUIC headers, handshakes, acknowledgements and retransmissions
-    /// included) by the connections open now and by those this node closed; refreshed
-    /// at every housekeeping sweep.
-    pub udp_bytes_out: u64,
-}
-
+/// Declares [`TransportStats`] through [`crate::stats::metrics`] and its live twin
+/// [`Counters`] (one atomic per field), from one list.
 macro_rules! counters {
-    ($($field:ident),* $(,)?) => {
+    (
+        $(#[$meta:meta])*
+        pub struct TransportStats {
+            $( $(#[doc = $doc:literal])+ $field:ident : $kind:ident, )*
+        }
+    ) => {
+        crate::stats::metrics! {
+            $(#[$meta])*
+            pub struct TransportStats {
+                $( $(#[doc = $doc])+ $field: $kind, )*
+            }
+        }
+
         /// The live counters behind [`TransportStats`].
         #[derive(Debug, Default)]
         pub(crate) struct Counters { $(pub $field: AtomicU64,)* }
@@ -139,24 +111,49 @@ macro_rules! counters {
     };
 }
 
-counters!(
-    connections_opened,
-    idle_closed,
-    duplicates_closed,
-    open_connections,
-    dials_failed,
-    handshakes_refused,
-    malformed_streams,
-    send_dropped,
-    datagrams_out,
-    datagrams_in,
-    streams_out,
-    streams_in,
-    status_queries,
-    client_connections,
-    refused_busy,
-    udp_bytes_out,
-);
+counters! {
+    /// Counters of the transport (the protocol's own are in [`crate::Stats`]).
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct TransportStats {
+        /// Connections established, both directions.
+        connections_opened: Counter,
+        /// Connections this node closed because they were idle.
+        idle_closed: Counter,
+        /// Connections this node closed because a connection to the same peer won the
+        /// one-connection-per-pair tie-break, or another node took over the address.
+        duplicates_closed: Counter,
+        /// Connections open now (pooled, active and standby).
+        open_connections: Gauge,
+        /// Outgoing handshakes that failed (peer unreachable, not of our CA, wrong node id).
+        dials_failed: Counter,
+        /// Incoming handshakes refused (certificate not from the cluster CA, no identity).
+        handshakes_refused: Counter,
+        /// Stream frames refused (over `max_stream_bytes`, truncated).
+        malformed_streams: Counter,
+        /// Frames not sent: dial failed or queue full, stream send failed or too many at once.
+        send_dropped: Counter,
+        /// Datagrams sent.
+        datagrams_out: Counter,
+        /// Datagrams received.
+        datagrams_in: Counter,
+        /// Stream frames sent (acknowledged by the peer).
+        streams_out: Counter,
+        /// Stream frames received.
+        streams_in: Counter,
+        /// Status queries answered.
+        status_queries: Counter,
+        /// Client connections (client certificates, as `quorate status` uses) open now.
+        client_connections: Gauge,
+        /// Incoming connections refused because a limit was reached: handshakes under
+        /// way, client connections or node connections (see [`super::NodeConfig`]).
+        refused_busy: Counter,
+        /// UDP bytes sent (QUIC headers, handshakes, acknowledgements and retransmissions
+        /// included) by the connections open now and by those this node closed; refreshed
+        /// at every housekeeping sweep.
+        udp_bytes_out: Counter,
+    }
+}
 
 /// Adds one to a counter.
 pub(crate) fn inc(c: &AtomicU64) {
@@ -250,6 +247,37 @@ impl Timings {
             tick: p.clamp(Duration::from_millis(20), Duration::from_secs(1)),
             leave_linger: (cfg.gossip_interval * 3).max(p),
             leave_timeout: (p * 10).clamp(Duration::from_secs(1), Duration::from_secs(10)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::MetricKind;
+
+    #[test]
+    fn transport_counters_are_listed_once_with_their_values() {
+        let c = Counters::default();
+        add(&c.datagrams_out, 7);
+        inc(&c.open_connections);
+        let all: Vec<_> = c.snapshot().metrics().collect();
+        assert_eq!(all.len(), 16);
+        let mut names = std::collections::HashSet::new();
+        for m in &all {
+            assert!(names.insert(m.name), "{} twice", m.name);
+            assert!(!m.help.is_empty(), "{}", m.name);
+        }
+        let find = |n: &str| all.iter().find(|m| m.name == n).copied().unwrap();
+        assert_eq!(find("datagrams_out").value, 7);
+        assert_eq!(find("datagrams_out").kind, MetricKind::Counter);
+        assert_eq!(find("open_connections").value, 1);
+        assert_eq!(find("open_connections").kind, MetricKind::Gauge);
+        assert_eq!(find("client_connections").kind, MetricKind::Gauge);
+        // No name is also one of the engine's.
+        let engine = crate::Stats::default().metrics();
+        for m in engine.chain(crate::Gauges::default().metrics()) {
+            assert!(!names.contains(m.name), "{} also in the engine", m.name);
         }
     }
 }

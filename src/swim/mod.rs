@@ -277,6 +277,11 @@ impl Swim {
         self.awareness.score()
     }
 
+    /// Gossip updates waiting in the broadcast queue.
+    pub fn broadcasts_queued(&self) -> usize {
+        self.broadcasts.len()
+    }
+
     /// Counters.
     pub fn stats(&self) -> Stats {
         Stats {

@@ -337,52 +337,51 @@ impl Swim {
     }
 
     pub(super) fn on_dead(&mut self, now: Instant, id: NodeId, inc: Incarnation, from: NodeId) {
-        if id == self.me {
-            if inc >= self.incarnation && !self.leaving {
-                self.refute(now, inc, Some(from));
-            }
-            return;
-        }
-        let Some(cur) = self.members.get(id) else {
-            return;
-        };
-        if !overrides(cur.state, cur.incarnation, State::Dead, inc) {
-            return;
-        }
-        self.set_down(now, id, inc, State::Dead);
-        self.emit(MemberEvent::Failed {
-            id,
-            incarnation: inc,
-        });
-        self.broadcasts.push(Update::Dead {
-            id,
-            incarnation: inc,
-            from,
-        });
+        self.on_down(now, id, inc, Some(from));
     }
 
     pub(super) fn on_left(&mut self, now: Instant, id: NodeId, inc: Incarnation) {
+        self.on_down(now, id, inc, None);
+    }
+
+    /// News that member `id` is down at `inc`: declared dead by `dead_by`, or gone by
+    /// its own leave (`None`). Refuted when about this node; applied, reported and
+    /// passed on when it overrides what the table holds.
+    fn on_down(&mut self, now: Instant, id: NodeId, inc: Incarnation, dead_by: Option<NodeId>) {
         if id == self.me {
             if inc >= self.incarnation && !self.leaving {
-                self.refute(now, inc, None);
+                self.refute(now, inc, dead_by);
             }
             return;
         }
+        let state = match dead_by {
+            Some(_) => State::Dead,
+            None => State::Left,
+        };
         let Some(cur) = self.members.get(id) else {
             return;
         };
-        if !overrides(cur.state, cur.incarnation, State::Left, inc) {
+        if !overrides(cur.state, cur.incarnation, state, inc) {
             return;
         }
-        self.set_down(now, id, inc, State::Left);
-        self.emit(MemberEvent::Left {
-            id,
-            incarnation: inc,
-        });
-        self.broadcasts.push(Update::Left {
-            id,
-            incarnation: inc,
-        });
+        self.set_down(now, id, inc, state);
+        let incarnation = inc;
+        let (event, update) = match dead_by {
+            Some(from) => (
+                MemberEvent::Failed { id, incarnation },
+                Update::Dead {
+                    id,
+                    incarnation,
+                    from,
+                },
+            ),
+            None => (
+                MemberEvent::Left { id, incarnation },
+                Update::Left { id, incarnation },
+            ),
+        };
+        self.emit(event);
+        self.broadcasts.push(update);
     }
 
     fn set_down(&mut self, now: Instant, id: NodeId, inc: Incarnation, state: State) {

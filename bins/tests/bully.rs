@@ -227,13 +227,7 @@ fn scenario(node_args: &[&str], expect_breach: bool) -> Result<(Vec<Vacancy>, St
         ..Options::default()
     };
     let mut c = Cluster::with_options(Features::detect()?, faketime, opts)?;
-    for id in 1..=NODES {
-        c.spawn(id, false, 1.0)?;
-    }
-    if c.wait_leader(Duration::from_secs(60)).is_none() {
-        let errs: Vec<String> = (0..c.instances.len()).map(|s| c.stderr_of(s)).collect();
-        bail!("no leader within 60 s of starting; stderr: {errs:#?}");
-    }
+    c.start_all()?;
     let planned = run_plan(&mut c, expect_breach);
     c.shutdown()?;
     let report = checker::check(&c);

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use cluster::{Cluster, Features, NODES};
+use cluster::{Cluster, Features};
 use faults::Rng;
 use setup::{env_num, exclusive, require_root_and_tools};
 
@@ -56,13 +56,7 @@ fn leases_hold_under_process_and_network_faults() -> Result<()> {
     let mut rng = Rng::new(seed);
     let plan = faults::schedule(&mut rng, count);
     let mut c = Cluster::new(features, faketime)?;
-    for id in 1..=NODES {
-        c.spawn(id, false, 1.0)?;
-    }
-    if c.wait_leader(Duration::from_secs(60)).is_none() {
-        let errs: Vec<String> = (0..c.instances.len()).map(|s| c.stderr_of(s)).collect();
-        bail!("no leader within 60 s of starting; stderr: {errs:#?}");
-    }
+    c.start_all()?;
     let mut applied: BTreeMap<String, usize> = BTreeMap::new();
     for (i, f) in plan.iter().enumerate() {
         c.note(format!("fault {}/{count}: {f:?}", i + 1));

@@ -471,6 +471,21 @@ impl Cluster {
             .next()
     }
 
+    /// Starts nodes 1 to [`NODES`] and waits (a minute at most) for a first leader,
+    /// failing with every process's stderr when none comes.
+    pub fn start_all(&mut self) -> Result<()> {
+        for id in 1..=NODES {
+            self.spawn(id, false, 1.0)?;
+        }
+        if self.wait_leader(Duration::from_secs(60)).is_none() {
+            let errs: Vec<String> = (0..self.instances.len())
+                .map(|s| self.stderr_of(s))
+                .collect();
+            bail!("no leader within 60 s of starting; stderr: {errs:#?}");
+        }
+        Ok(())
+    }
+
     /// Waits up to `within` for a running leader.
     pub fn wait_leader(&self, within: Duration) -> Option<usize> {
         let end = Instant::now() + within;

@@ -116,13 +116,7 @@ fn the_leader_keeps_its_lease_while_follower_voters_stall() -> Result<()> {
     }
     let wall = std::time::Instant::now();
     let mut c = Cluster::new(features, faketime)?;
-    for id in 1..=NODES {
-        c.spawn(id, false, 1.0)?;
-    }
-    if c.wait_leader(Duration::from_secs(60)).is_none() {
-        let errs: Vec<String> = (0..c.instances.len()).map(|s| c.stderr_of(s)).collect();
-        bail!("no leader within 60 s of starting; stderr: {errs:#?}");
-    }
+    c.start_all()?;
     // Let the first election settle (every node campaigns), then take its leader.
     std::thread::sleep(Duration::from_secs(2));
     let Some(leader) = c.wait_leader(Duration::from_secs(10)) else {

@@ -12,7 +12,16 @@
 //!   no datagram loss is in force;
 //! - Y reaches (both ways, with no cut in force) a quorum of voters that are up, not
 //!   stalled and out of their restart quarantine;
-//! - no second process shares an id with any running node.
+//! - no second process shares an id with any running node;
+//! - no node with an id below Y's stopped running (crash, resignation, leave) in the
+//!   last [`settle`] unless it was leading: a leader's end is announced by every voter
+//!   (`Vacant` names it), but a waiting candidate that stops is learned only through
+//!   membership, and until then Y still counts it below itself and backs off;
+//! - no link is cut one way only between single nodes (a partial cut that is not a
+//!   whole side cut off): a voter that hears a candidate but cannot answer it grants
+//!   each of its rounds unheard and is taken again by every new one, so which candidate
+//!   gets that voter is a race no rank can settle. Such breaches are counted apart
+//!   (`bully_breaches_one_way_links`).
 //!
 //! Y is then "demonstrably able" to lead, and the rank back-off lets it ask first, so
 //! X winning means the ranks or the yielding are wrong. The metric is
@@ -24,7 +33,7 @@ use std::time::Duration;
 use quorate::{Config, ElectionEvent, Event, NodeId};
 
 use crate::check::{Checker, Report};
-use crate::net::NodeIdx;
+use crate::net::{Cut, NodeIdx};
 use crate::scenario::Action;
 use crate::sim::{Record, Sim};
 
@@ -48,6 +57,12 @@ pub struct BullyCheck {
     network_changed: Duration,
     /// Datagram loss is in force (who can reach whom is a matter of luck).
     lossy: bool,
+    /// A cut of single links one way only is in force.
+    one_way_links: bool,
+    /// Breaches while [`BullyCheck::one_way_links`]: counted, never violations.
+    one_way_breaches: u64,
+    /// When each node last stopped running while not leading.
+    quit: HashMap<NodeIdx, Duration>,
     violations: Vec<String>,
     count: u64,
     /// Second processes of a node, the last nodes of the simulation.
@@ -72,6 +87,9 @@ impl BullyCheck {
             stalled_until: HashMap::new(),
             network_changed: Duration::ZERO,
             lossy: false,
+            one_way_links: false,
+            one_way_breaches: 0,
+            quit: HashMap::new(),
             violations: Vec::new(),
             count: 0,
         }
@@ -90,6 +108,14 @@ impl BullyCheck {
                     .get(&i)
                     .map_or(true, |&u| now >= u + self.settle)
         };
+        let yid = sim.id_of(y);
+        let lower_quit = self
+            .quit
+            .iter()
+            .any(|(&i, &at)| sim.id_of(i) < yid && now < at + self.settle);
+        if lower_quit {
+            return false;
+        }
         let since = self.campaigning.get(&y).copied();
         if !steady(y) || since.map_or(true, |s| now < s + self.settle) {
             return false;
@@ -135,6 +161,10 @@ impl BullyCheck {
         let lower = (0..sim.len() as NodeIdx)
             .filter(|&y| sim.id_of(y) < xid)
             .find(|&y| self.able(sim, y, at));
+        if lower.is_some() && self.one_way_links {
+            self.one_way_breaches += 1;
+            return;
+        }
         if let Some(y) = lower {
             self.count += 1;
             if self.violations.len() < 3 {
@@ -188,6 +218,15 @@ impl Checker for BullyCheck {
             }
             Action::Crash(i) | Action::Resign(i) | Action::Leave(i) => {
                 self.campaigning.remove(i);
+                let leading = sim
+                    .node(*i)
+                    .engine()
+                    .and_then(|e| e.election())
+                    .and_then(|e| e.leadership(&self.group))
+                    .is_some();
+                if !leading {
+                    self.quit.insert(*i, now);
+                }
             }
             Action::Pause { node, duration } => {
                 self.stalled_until.insert(*node, now + *duration);
@@ -196,7 +235,15 @@ impl Checker for BullyCheck {
                 self.lossy = *p > 0.0;
                 self.network_changed = now;
             }
-            Action::Partition(_) | Action::Heal | Action::Slow { .. } | Action::Unslow(_) => {
+            Action::Partition(Cut::Links(links)) => {
+                self.one_way_links |= links.iter().any(|&(a, b)| !links.contains(&(b, a)));
+                self.network_changed = now;
+            }
+            Action::Heal => {
+                self.one_way_links = false;
+                self.network_changed = now;
+            }
+            Action::Partition(_) | Action::Slow { .. } | Action::Unslow(_) => {
                 self.network_changed = now
             }
             _ => {}
@@ -205,6 +252,7 @@ impl Checker for BullyCheck {
 
     fn finish(&mut self, _sim: &Sim, report: &mut Report) {
         report.metric("bully_violations", self.count);
+        report.metric("bully_breaches_one_way_links", self.one_way_breaches);
         if self.enforce {
             for v in self.violations.drain(..) {
                 report.violation(v);

@@ -38,6 +38,8 @@ pub const BULLY_ENFORCED: &[&str] = &[
     "voters-wiped",
     "lying-insider",
     "leader-stability",
+    "flapping-lowest",
+    "chaos",
 ];
 
 /// The group every node runs for.

@@ -70,6 +70,15 @@ pub enum Action {
         /// The term released.
         term: Term,
     },
+    /// Tell every voter to drop a promise at `term`, without freeing the group for
+    /// higher ids: sent when a lost round would have expired, for the voters whose
+    /// answer never came. A grant can be lost on the way back (a one-way cut); the
+    /// voter would be held for a lease, and again by every later round. A voter that
+    /// holds nothing of `term` ignores it.
+    ReleaseRound {
+        /// The term released.
+        term: Term,
+    },
     /// Tell every voter to drop its promise at `term` (resignation).
     ReleaseAll {
         /// The term released.
@@ -147,6 +156,9 @@ pub struct Candidacy {
     /// Rounds in a row given up because a voter had granted a higher term: past two,
     /// each waits twice as long as the one before (see [`Candidacy::stale_wait`]).
     stale_streak: u32,
+    /// A lost round some voter never answered: its term, and when to release every
+    /// voter of it (the round's expiry, when answers still on their way have come).
+    unheard: Option<(Term, Instant)>,
     /// Under the unsafe `gossip-terms` variant, gossiped terms raise the next term and
     /// wrap past the largest.
     gossip_terms: bool,
@@ -172,6 +184,7 @@ impl Candidacy {
             extra: Vec::new(),
             deferring: None,
             stale_streak: 0,
+            unheard: None,
             gossip_terms: false,
             highest_first: false,
         }
@@ -418,6 +431,11 @@ impl Candidacy {
 
     /// When [`Candidacy::on_timer`] must next run.
     pub fn next_timer(&self) -> Instant {
+        let phase = self.phase_timer();
+        self.unheard.map_or(phase, |(_, at)| at.min(phase))
+    }
+
+    fn phase_timer(&self) -> Instant {
         match &self.phase {
             Phase::Waiting { until } => *until,
             Phase::Asking { expires, .. } => *expires,
@@ -440,6 +458,18 @@ impl Candidacy {
     /// Runs what is due at `now`.
     pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
         self.forget_old(now);
+        let mut out = Vec::new();
+        if let Some((term, at)) = self.unheard {
+            if now >= at {
+                self.unheard = None;
+                out.push(Action::ReleaseRound { term });
+            }
+        }
+        out.extend(self.on_phase_timer(now));
+        out
+    }
+
+    fn on_phase_timer(&mut self, now: Instant) -> Vec<Action> {
         match &self.phase {
             Phase::Waiting { until } if now >= *until => vec![self.ask(now)],
             Phase::Asking { expires, .. } if now >= *expires => self.round_timed_out(now),
@@ -476,7 +506,13 @@ impl Candidacy {
                 vec![Action::ReleaseAll { term: tally.term() }],
                 self.timing.round_timeout,
             ),
-            false => (release_grants(tally), held.unwrap_or_default()),
+            false => {
+                let mut out = release_grants(tally);
+                if tally.unanswered() {
+                    out.push(Action::ReleaseRound { term: tally.term() });
+                }
+                (out, held.unwrap_or_default())
+            }
         };
         self.next_term = self.next_term.max(tally.next_term_hint());
         let until = now + pause + self.backoff();
@@ -608,10 +644,11 @@ impl Candidacy {
 
     /// Gives the round up on denial `v`: releases its grants and waits.
     fn give_up(&mut self, now: Instant, v: Verdict) -> Vec<Action> {
-        let Phase::Asking { tally, .. } = &self.phase else {
+        let Phase::Asking { tally, expires, .. } = &self.phase else {
             return Vec::new();
         };
         let out = release_grants(tally);
+        self.unheard = tally.unanswered().then_some((tally.term(), *expires));
         let wait = match v {
             Verdict::Denied(Denial::Held {
                 term, remaining, ..
@@ -636,7 +673,7 @@ impl Candidacy {
     /// Counts `voter`'s answer `v` to the round being asked: won, lost or pending.
     fn count(&mut self, now: Instant, voter: NodeId, v: Verdict) -> Vec<Action> {
         let (drift, margin) = (self.timing.drift, self.timing.margin);
-        let Phase::Asking { tally, .. } = &mut self.phase else {
+        let Phase::Asking { tally, expires, .. } = &mut self.phase else {
             return Vec::new();
         };
         match tally.record(voter, v, drift, margin) {
@@ -660,6 +697,7 @@ impl Candidacy {
                 next_term,
             } => {
                 let out = release_grants(tally);
+                self.unheard = tally.unanswered().then_some((tally.term(), *expires));
                 self.next_term = self.next_term.max(next_term);
                 // Voters that turned this node away tell it when their promise ends
                 // (`Vacant`, on their clock, the same for every waiting candidate, who
@@ -741,17 +779,27 @@ impl Candidacy {
 
     /// Stops running; a leader steps down first, then releases its promises.
     pub fn resign(self) -> Vec<Action> {
+        // A lost round's silent voters are released now: no timer will run.
+        let mut out: Vec<Action> = self
+            .unheard
+            .map(|(term, _)| Action::ReleaseRound { term })
+            .into_iter()
+            .collect();
         match self.phase {
-            Phase::Leading { term, .. } => vec![
+            Phase::Leading { term, .. } => out.extend([
                 Action::SteppedDown {
                     term,
                     reason: StepDown::Resigned,
                 },
                 Action::ReleaseAll { term },
-            ],
-            Phase::Asking { tally, .. } => release_grants(&tally),
-            Phase::Waiting { .. } => Vec::new(),
+            ]),
+            Phase::Asking { tally, .. } => {
+                out.extend(release_grants(&tally));
+                out.push(Action::ReleaseRound { term: tally.term() });
+            }
+            Phase::Waiting { .. } => {}
         }
+        out
     }
 }
 

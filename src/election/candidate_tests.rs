@@ -104,6 +104,10 @@ fn higher_rank_backs_off_and_denied_candidate_waits_for_the_holder() {
         out.is_empty(),
         "nothing granted, nothing to release: {out:?}"
     );
+    // A voter not heard yet is released when the round would have expired.
+    let expiry = at + timing().round_timeout;
+    assert_eq!(c2.next_timer(), expiry);
+    assert_eq!(c2.on_timer(expiry), vec![Action::ReleaseRound { term: 1 }]);
     // The voters tell it when their promises end (`Vacant`); failing that, it
     // retries a lease after its own estimate (800ms from now), plus its rank's
     // back-off, with a higher term.
@@ -302,7 +306,7 @@ fn unanswered_round_times_out_releases_every_voter_and_retries() {
 }
 
 #[test]
-fn a_round_answered_by_some_voter_releases_its_grants_only() {
+fn a_round_timed_out_releases_its_grants_and_its_silent_voters() {
     let t0 = Instant::now();
     let mut c = Candidacy::new(t0, timing(), 3, 0, 0).with_id(NodeId(1));
     c.on_timer(t0);
@@ -319,6 +323,7 @@ fn a_round_answered_by_some_voter_releases_its_grants_only() {
                 voter: NodeId(2),
                 term: 1
             },
+            Action::ReleaseRound { term: 1 },
             Action::Request { term: 2, round: 2 }
         ]
     );

@@ -454,6 +454,9 @@ impl Election {
                 c.gone(now, id);
             }
             c.waiting(now, &waiting);
+            if let Some(v) = self.voter.as_ref() {
+                c.observe_term(v.highest_term(&group));
+            }
             let rank = c.rank();
             let actions = c.on_vacant(now, from.id, resigned, rank);
             self.act(now, &group, actions);
@@ -534,6 +537,7 @@ impl Election {
             Action::Release { voter, term } => {
                 self.send(now, Process::new(voter, 0), release(term, false))
             }
+            Action::ReleaseRound { term } => self.send_to_voters(now, release(term, false)),
             Action::ReleaseAll { term } => self.send_to_voters(now, release(term, true)),
             Action::Elected { term, deadline } => self.events.push_back(ElectionEvent::Elected {
                 group: g,
@@ -579,11 +583,22 @@ impl Election {
             .map(|(g, _)| g.clone())
             .collect();
         for g in due {
+            self.own_voters_term(&g);
             if let Some(c) = self.campaigns.get_mut(&g) {
                 let actions = c.on_timer(now);
                 self.act(now, &g, actions);
             }
         }
+    }
+
+    /// Raises `group`'s next term above the highest this node's own voter granted: a
+    /// round below it is refused by the very voter that sits beside the candidate,
+    /// which then backs off as if another candidate had outbid it.
+    fn own_voters_term(&mut self, group: &str) {
+        let (Some(v), Some(c)) = (self.voter.as_ref(), self.campaigns.get_mut(group)) else {
+            return;
+        };
+        c.observe_term(v.highest_term(group));
     }
 
     /// The next candidacy or query deadline.

@@ -191,3 +191,72 @@ fn bad_config_and_campaigns_are_refused() {
         Err(CampaignError::AlreadyRunning(_))
     ));
 }
+
+#[test]
+fn a_lost_round_frees_the_voters_whose_answer_never_came() {
+    // A one-way cut: voter 3 hears candidate 5, but its grant never reaches it. Unless
+    // the lost round releases voter 3 too, node 5 holds it for a lease, and takes it
+    // again with every new round, keeping it from every other candidate.
+    let t0 = Instant::now();
+    let cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(2), NodeId(3)]);
+    let round_timeout = cfg.timing.round_timeout;
+    let mut c = Election::new(NodeId(5), 5, cfg.validated().unwrap(), t0).unwrap();
+    c.campaign(t0, "g", 0, 0).unwrap(); // rank 0: asks at once
+    let at = t0 + Duration::from_millis(1);
+    let Some((_, ElectionMsg::Request { term, round, .. })) = c.poll_message() else {
+        panic!("no request")
+    };
+    while c.poll_message().is_some() {}
+    let held = |id| ElectionMsg::Answer {
+        group: "g".into(),
+        round,
+        term,
+        verdict: WireVerdict::Held(NodeId(id), 7, Duration::from_millis(500)),
+    };
+    let p = |id| Process::new(NodeId(id), id);
+    c.handle(at, p(1), held(1));
+    c.handle(at, p(2), held(1)); // a quorum is out of reach: the round is lost
+    let released = |c: &mut Election| -> Vec<NodeId> {
+        std::iter::from_fn(|| c.poll_message())
+            .filter(|(_, m)| {
+                matches!(m, ElectionMsg::Release { term: t, vacate: false, .. } if *t == term)
+            })
+            .map(|(to, _)| to.id)
+            .collect()
+    };
+    // Nothing granted yet: an answer may still be on its way until the round expires.
+    assert!(released(&mut c).is_empty());
+    assert!(c.poll_timeout().unwrap() <= t0 + round_timeout);
+    c.handle_timeout(t0 + round_timeout);
+    assert!(released(&mut c).contains(&NodeId(3)));
+}
+
+#[test]
+fn a_candidate_asks_above_the_term_its_own_voter_granted() {
+    // Node 1's own voter granted node 2 term 40: a round of node 1 at a lower term
+    // would be refused by its own voter, and node 1 would back off as if outbid.
+    let t0 = Instant::now();
+    let cfg = ElectionConfig::lan(vec![NodeId(1), NodeId(2), NodeId(3)]);
+    let now = t0 + cfg.quarantine;
+    let lease = cfg.timing.lease;
+    let mut e = Election::new(NodeId(1), 1, cfg.validated().unwrap(), t0).unwrap();
+    let req = ElectionMsg::Request {
+        group: "g".into(),
+        term: 40,
+        round: 1,
+        lease,
+    };
+    e.handle(now, Process::new(NodeId(2), 2), req);
+    while e.poll_message().is_some() {}
+    e.campaign(now + lease * 2, "g", 0, 0).unwrap();
+    let asked: Vec<Term> = std::iter::from_fn(|| e.poll_message())
+        .filter_map(|(_, m)| match m {
+            ElectionMsg::Request { term, .. } => Some(term),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|t| *t > 40),
+        "{asked:?}"
+    );
+}

@@ -111,6 +111,11 @@ impl Tally {
         self.freed.contains(&(voter, holder))
     }
 
+    /// Whether some voter has not answered.
+    pub fn unanswered(&self) -> bool {
+        self.answers.len() < self.voters
+    }
+
     /// Whether `voter` granted this round.
     pub fn granted_by(&self, voter: NodeId) -> bool {
         matches!(self.answers.get(&voter), Some(Verdict::Granted { .. }))

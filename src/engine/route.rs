@@ -106,6 +106,11 @@ impl Engine {
             self.routes.clear();
         }
         self.routes.insert(who, from);
+        // A voter is reached where it last wrote from, even before membership (which
+        // may not have it yet, or not any more) knows it.
+        if e.config().voters.contains(&who.id) {
+            self.voter_addrs.insert(who.id, from);
+        }
         e.handle(now, who, msg);
     }
 

@@ -22,8 +22,8 @@ use crate::net::{Cut, NodeIdx};
 use crate::scenario::{Action, Cond, Scenario, Step};
 use crate::sim::node_id;
 
-/// The scenarios where a breach of the Bully rule is a violation; elsewhere it is
-/// counted (`bully_violations`) and the README gives the rates measured.
+/// The scenarios where a breach of the Bully rule is a violation: every election
+/// scenario (a scenario left out would only count its breaches, `bully_violations`).
 pub const BULLY_ENFORCED: &[&str] = &[
     "leader-crash",
     "leader-isolated",

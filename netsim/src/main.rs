@@ -391,11 +391,18 @@ fn run(
     Ok(ExitCode::from(1))
 }
 
+/// Runs `name` on every seed of `seeds`. With `json`, stdout carries only JSON: one
+/// object per seed, then a summary object (`"summary": true`); the human lines (failed
+/// seeds with their replay command, the medians) go to stderr.
 fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<ExitCode> {
     let entry = find(name)?;
     let total = seeds.end - seeds.start;
     let mut failed = Vec::new();
     let mut seen: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let say = |line: String| match json {
+        true => eprintln!("{line}"),
+        false => println!("{line}"),
+    };
     for seed in seeds {
         let p = opts.params(entry, seed)?;
         let o = entry.run(&p);
@@ -408,29 +415,41 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
             }
         }
         if !o.violations.is_empty() {
-            println!("seed {seed} FAILED: {}", o.violations.join("; "));
-            println!("  replay: {}", replay(entry, opts, seed));
+            say(format!("seed {seed} FAILED: {}", o.violations.join("; ")));
+            say(format!("  replay: {}", replay(entry, opts, seed)));
             failed.push(seed);
         }
     }
-    println!(
-        "{name}: {} of {total} seeds passed, {} failed{}",
+    let failed_list = match failed.is_empty() {
+        true => String::new(),
+        false => format!(" ({failed:?})"),
+    };
+    say(format!(
+        "{name}: {} of {total} seeds passed, {} failed{failed_list}",
         total - failed.len() as u64,
         failed.len(),
-        if failed.is_empty() {
-            String::new()
-        } else {
-            format!(" ({failed:?})")
-        }
-    );
+    ));
+    let mut metrics = serde_json::Map::new();
     for (k, mut v) in seen {
         v.sort_by(f64::total_cmp);
-        let (lo, hi) = (v[0], v[v.len() - 1]);
-        println!(
-            "  {k}: median {}, min {lo}, max {hi} ({} runs)",
-            v[v.len() / 2],
+        let (lo, mid, hi) = (v[0], v[v.len() / 2], v[v.len() - 1]);
+        say(format!(
+            "  {k}: median {mid}, min {lo}, max {hi} ({} runs)",
             v.len()
-        );
+        ));
+        let summary = serde_json::json!({"median": mid, "min": lo, "max": hi, "runs": v.len()});
+        metrics.insert(k.to_owned(), summary);
+    }
+    if json {
+        let summary = serde_json::json!({
+            "summary": true,
+            "scenario": name,
+            "seeds": total,
+            "passed": total - failed.len() as u64,
+            "failed": failed,
+            "metrics": metrics,
+        });
+        println!("{summary}");
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

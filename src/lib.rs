@@ -37,10 +37,10 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let ca = ClusterCa::generate("demo")?;
-//! let config = Config {
-//!     cluster_name: "demo".into(),
-//!     ..Config::local()
-//! };
+//! // Start from a preset and change what differs (configs are `#[non_exhaustive]`:
+//! // presets and field assignment, not struct literals).
+//! let mut config = Config::local();
+//! config.cluster_name = "demo".into();
 //!
 //! // The first node starts the cluster (no seeds); port 0 picks a free port.
 //! let mut cfg = NodeConfig::new(NodeId(1), "127.0.0.1:0".parse()?, ca.issue_node(NodeId(1))?);

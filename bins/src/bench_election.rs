@@ -143,15 +143,13 @@ pub async fn run(a: BenchElectionArgs) -> Result<()> {
     if a.trials == 0 {
         bail!("--trials must be at least 1");
     }
-    let config =
+    let mut config =
         crate::cluster::preset(&a.preset)?.with_voters(vec![NodeId(1), NodeId(2), NodeId(3)]);
+    config.cluster_name = "bench".into();
     let (elected_tx, elected) = mpsc::unbounded_channel();
     let mut b = Bench {
         ca: ClusterCa::generate("bench")?,
-        config: Config {
-            cluster_name: "bench".into(),
-            ..config
-        },
+        config,
         nodes: (0..a.nodes).map(|_| None).collect(),
         elected_tx,
         elected,

@@ -134,6 +134,7 @@ pub fn step_down_reason(reason: StepDown) -> &'static str {
     match reason {
         StepDown::LeaseExpired => "lease_expired",
         StepDown::Resigned => "resigned",
+        _ => "other",
     }
 }
 
@@ -165,6 +166,7 @@ fn describe_member(e: &MemberEvent) -> (&'static str, Map<String, Value>) {
             f.insert("newcomer".into(), json!(newcomer));
             ("duplicate_node", f)
         }
+        _ => ("member_other", Map::new()),
     }
 }
 
@@ -347,13 +349,8 @@ mod tests {
     #[test]
     fn election_events_become_leadership_lines() {
         let mut r = Reporter::default();
-        let change = |leader: Option<u64>| {
-            Event::Leader(LeaderChange {
-                group: "g".into(),
-                leader: leader.map(NodeId),
-                term: 7,
-            })
-        };
+        let change =
+            |leader: Option<u64>| Event::Leader(LeaderChange::new("g", leader.map(NodeId), 7));
         let v = line(&mut r, change(Some(3))).unwrap();
         assert_eq!(
             (&v["event"], &v["group"], &v["leader"], &v["term"]),
@@ -427,11 +424,7 @@ mod tests {
     #[test]
     fn human_lines_for_leaders() {
         let mut r = Reporter::default();
-        let e = Event::Leader(LeaderChange {
-            group: "g".into(),
-            leader: Some(NodeId(2)),
-            term: 5,
-        });
+        let e = Event::Leader(LeaderChange::new("g", Some(NodeId(2)), 5));
         let (kind, fields) = r.describe(&e).unwrap();
         assert_eq!(human_line(kind, &fields), "group g: node 2 leads (term 5)");
         let groups = ["a".to_owned(), "g".to_owned()];

@@ -13,11 +13,9 @@ pub type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
 /// The cluster config every example node shares.
 pub fn config() -> Config {
-    Config {
-        cluster_name: "examples".into(),
-        ..Config::local()
-    }
-    .with_voters(vec![NodeId(1), NodeId(2), NodeId(3)])
+    let mut c = Config::local();
+    c.cluster_name = "examples".into();
+    c.with_voters(vec![NodeId(1), NodeId(2), NodeId(3)])
 }
 
 /// Starts nodes `1..=n`, each joining through node 1, and waits until every node

@@ -381,10 +381,8 @@ fn partition_heal(p: &Params, exec: &mut Exec<'_>) -> Outcome {
 /// One node handles its messages 300–700 ms late for `duration` (default 2 min).
 pub fn slow_scenario(p: &Params, lifeguard: bool) -> Scenario {
     let d = p.duration.unwrap_or(Duration::from_secs(120));
-    let cfg = Config {
-        lifeguard,
-        ..p.config.clone()
-    };
+    let mut cfg = p.config.clone();
+    cfg.lifeguard = lifeguard;
     let q = Params {
         config: cfg,
         ..p.clone()

@@ -730,6 +730,8 @@ pub fn member_event_key(e: &MemberEvent) -> (u64, NodeId, u64) {
             let at = crate::sim::addr_idx(*addr, usize::MAX).map_or(0, u64::from);
             (6, NodeId(at), u64::from(*newcomer))
         }
+        // A kind added later: traced without a subject until given a key of its own.
+        _ => (7, NodeId(0), 0),
     }
 }
 

@@ -177,15 +177,13 @@ fn every_fault_kind_then_convergence() {
 /// configuration: suspicions that expire long before a refutation can arrive.
 #[test]
 fn checker_catches_absurdly_short_suspicion_under_loss() {
-    let broken = Config {
-        suspicion_mult: 1,
-        suspicion_max_mult: 1,
-        indirect_checks: 0,
-        fallback_ping: false,
-        lifeguard: false,
-        gossip_interval: Duration::from_secs(1),
-        ..Config::lan()
-    };
+    let mut broken = Config::lan();
+    broken.suspicion_mult = 1;
+    broken.suspicion_max_mult = 1;
+    broken.indirect_checks = 0;
+    broken.fallback_ping = false;
+    broken.lifeguard = false;
+    broken.gossip_interval = Duration::from_secs(1);
     let p = Params {
         loss: Some(0.10),
         duration: Some(Duration::from_secs(60)),
@@ -212,11 +210,9 @@ fn checker_catches_absurdly_short_suspicion_under_loss() {
 /// no anti-entropy, and reconnection attempts too rare to matter.
 #[test]
 fn checker_catches_a_partition_that_never_heals() {
-    let broken = Config {
-        push_pull_interval: Duration::ZERO,
-        reconnect_interval: Duration::from_secs(3600),
-        ..Config::lan()
-    };
+    let mut broken = Config::lan();
+    broken.push_pull_interval = Duration::ZERO;
+    broken.reconnect_interval = Duration::from_secs(3600);
     let mut s = Scenario::new("no-heal", 12, 3)
         .config(broken)
         .join_all(Duration::from_millis(20))

@@ -8,7 +8,11 @@ use super::{ConfigError, Validated};
 use crate::wire::NodeId;
 
 /// Election settings shared by every node of the cluster.
+///
+/// `#[non_exhaustive]`: start from [`ElectionConfig::lan`] (or a preset's `election`)
+/// and assign fields.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ElectionConfig {
     /// The voters (node ids); a majority of them is a quorum. Fixed cluster-wide.
     pub voters: Vec<NodeId>,
@@ -142,6 +146,7 @@ impl ElectionConfig {
 
 /// Timing of a candidacy (a subset of the election config).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Timing {
     /// Lease asked for (`L`).
     pub lease: Duration,

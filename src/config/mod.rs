@@ -46,8 +46,12 @@ impl Validated<Config> {
 /// Membership (SWIM + Lifeguard) configuration.
 ///
 /// Start from a preset ([`Config::lan`], [`Config::wan`], [`Config::local`]) and change
-/// fields; [`Config::validate`] says what is wrong, field by field.
+/// fields; [`Config::validate`] says what is wrong, field by field. The struct is
+/// `#[non_exhaustive]` so that a new setting is not a breaking change: build it from a
+/// preset and assign fields (`let mut c = Config::lan(); c.probe_interval = …;`), not
+/// with a struct literal.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// Cluster name carried in every frame; frames of another cluster are refused.
     /// Default `"quorate"`. At most 64 bytes.

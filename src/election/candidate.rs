@@ -37,6 +37,7 @@ pub fn is_renewal(round: u32) -> bool {
 
 /// Why a leadership ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StepDown {
     /// No renewal reached a quorum before the deadline.
     LeaseExpired,

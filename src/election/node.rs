@@ -16,6 +16,7 @@ pub use crate::wire::MAX_GROUP_NAME;
 
 /// A leadership change on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ElectionEvent {
     /// This node leads `group` with fencing token `term` until `deadline`.
     Elected {

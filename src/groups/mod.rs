@@ -103,6 +103,7 @@ pub enum GroupEvent {
 
 /// The leader of a group changed in this node's gossiped view.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LeaderChange {
     /// The group.
     pub group: String,
@@ -110,6 +111,17 @@ pub struct LeaderChange {
     pub leader: Option<NodeId>,
     /// The new leader's term, or the last leader's when there is none.
     pub term: Term,
+}
+
+impl LeaderChange {
+    /// A change of `group`'s leader to `leader` (`None`: no leader) at `term`.
+    pub fn new(group: impl Into<String>, leader: Option<NodeId>, term: Term) -> Self {
+        LeaderChange {
+            group: group.into(),
+            leader,
+            term,
+        }
+    }
 }
 
 /// Checks a group name.

@@ -18,6 +18,7 @@ use crate::wire::{Incarnation, MemberRecord, NodeId, State};
 
 /// A member as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Member {
     /// Its id.
     pub id: NodeId,

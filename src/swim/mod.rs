@@ -59,6 +59,7 @@ pub struct Transmit {
 
 /// A change in this node's view of the membership.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MemberEvent {
     /// A member was seen for the first time (or again after being forgotten).
     Joined(Member),

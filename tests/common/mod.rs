@@ -24,10 +24,9 @@ pub fn loopback() -> SocketAddr {
 
 /// `Config::local()` timings, cluster "test".
 pub fn config() -> Config {
-    Config {
-        cluster_name: "test".into(),
-        ..Config::local()
-    }
+    let mut c = Config::local();
+    c.cluster_name = "test".into();
+    c
 }
 
 pub fn node_config(ca: &ClusterCa, id: u64, seeds: &[SocketAddr]) -> NodeConfig {

@@ -5,8 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use std::collections::HashMap;
+
 use super::member::{overrides, Member};
 use super::suspicion::Suspicion;
+use super::timer::FixedState;
 use super::{MemberEvent, Swim, Timer};
 use crate::wire::{self, Incarnation, Message, Meta, NodeId, State, Update};
 
@@ -79,11 +82,11 @@ impl Swim {
             };
             self.send(old_addr, Some(id), false, &msg);
         }
-        self.suspicions.remove(&id);
+        self.merging.suspicions.remove(&id);
         self.timers.cancel(Timer::Suspicion(id));
         let (new_digest, fetch) = self.store_alive(now, id, addr, inc, &meta);
         let m = self.member(id).expect("known member");
-        if !prior.is_live() && !self.quiet {
+        if !prior.is_live() && !self.merging.quiet {
             self.note_learned(now);
         }
         if prior != State::Alive {
@@ -108,11 +111,11 @@ impl Swim {
             return;
         }
         let elsewhere = addr != self.addr;
-        let proven = elsewhere && self.claims.refuted_at.is_some_and(|r| inc >= r);
-        if elsewhere && self.claims.yielded {
+        let proven = elsewhere && self.merging.claims.refuted_at.is_some_and(|r| inc >= r);
+        if elsewhere && self.merging.claims.yielded {
             // The id belongs to the earlier process: stop the contest.
             self.stats.claims_elsewhere += 1;
-            self.claims.pending = true;
+            self.merging.claims.pending = true;
             return;
         }
         self.refute(now, inc, None);
@@ -234,7 +237,7 @@ impl Swim {
             self.send(addr, Some(id), true, &Message::MetaRequest);
         }
         self.emit(MemberEvent::Joined(m));
-        if !self.quiet {
+        if !self.merging.quiet {
             self.rebroadcast_alive(id, addr, inc, meta, digest);
             self.note_learned(now);
         }
@@ -289,7 +292,7 @@ impl Swim {
         };
         let s = Suspicion::new(inc, from, now, min, max, k);
         self.timers.set(Timer::Suspicion(id), s.deadline());
-        self.suspicions.insert(id, s);
+        self.merging.suspicions.insert(id, s);
         let t = self.members.stamp(now);
         self.members.update(id, |m| {
             m.state = State::Suspect;
@@ -308,7 +311,7 @@ impl Swim {
     }
 
     fn confirm_suspicion(&mut self, id: NodeId, from: NodeId) {
-        let Some(s) = self.suspicions.get_mut(&id) else {
+        let Some(s) = self.merging.suspicions.get_mut(&id) else {
             return;
         };
         if !s.confirm(from) {
@@ -324,7 +327,7 @@ impl Swim {
     }
 
     pub(super) fn on_suspicion_timeout(&mut self, now: Instant, id: NodeId) {
-        let Some(s) = self.suspicions.remove(&id) else {
+        let Some(s) = self.merging.suspicions.remove(&id) else {
             return;
         };
         let still = self
@@ -385,7 +388,7 @@ impl Swim {
     }
 
     fn set_down(&mut self, now: Instant, id: NodeId, inc: Incarnation, state: State) {
-        self.suspicions.remove(&id);
+        self.merging.suspicions.remove(&id);
         self.timers.cancel(Timer::Suspicion(id));
         let t = self.members.stamp(now);
         self.members.update(id, |m| {
@@ -400,10 +403,14 @@ impl Swim {
     /// one this node took to refute an earlier such claim.
     fn on_claim_elsewhere(&mut self, addr: SocketAddr, proven: bool) {
         self.stats.claims_elsewhere += 1;
-        self.claims.pending = true;
-        let newcomer = *self.claims.newcomer.get_or_insert(self.quiet);
-        self.claims.refuted_at = Some(self.incarnation);
-        let c = &mut self.claims;
+        self.merging.claims.pending = true;
+        let newcomer = *self
+            .merging
+            .claims
+            .newcomer
+            .get_or_insert(self.merging.quiet);
+        self.merging.claims.refuted_at = Some(self.incarnation);
+        let c = &mut self.merging.claims;
         c.yielded |= proven && newcomer;
         if proven && !c.reported.contains(&addr) && c.reported.len() < MAX_REPORTED {
             c.reported.push(addr);
@@ -446,6 +453,18 @@ const MAX_REPORTED: usize = 16;
 
 /// Claims of this node's own id at other addresses. The first proves nothing: it may
 /// be this node's previous life (a restart at a new address, not yet declared dead).
+/// What merging gossip keeps between messages: the suspicions running, the claims of
+/// this node's id seen elsewhere, and whether a join reply is being merged.
+#[derive(Debug, Default)]
+pub(super) struct Merging {
+    /// Suspected members and their Lifeguard timers' state.
+    pub(super) suspicions: HashMap<NodeId, Suspicion, FixedState>,
+    /// Claims of this node's id at other addresses: see [`Claims`].
+    pub(super) claims: Claims,
+    /// Set while merging a join reply: members learned from it are not re-gossiped.
+    pub(super) quiet: bool,
+}
+
 /// One at an incarnation at or above the one this node took to refute an earlier claim
 /// does: another live process raised its incarnation after it saw this node's.
 #[derive(Debug, Default)]

@@ -25,7 +25,7 @@ mod sync;
 mod tests;
 mod timer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -39,10 +39,10 @@ use awareness::Awareness;
 use broadcast::Broadcasts;
 pub use member::Member;
 use member::Members;
-use merge::Claims;
-use probe::{Probe, Relay};
-use suspicion::Suspicion;
-use timer::{FixedState, Timers};
+use merge::Merging;
+use probe::Prober;
+use sync::Exchange;
+use timer::Timers;
 
 /// A frame to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,34 +139,20 @@ pub struct Swim {
     incarnation: Incarnation,
     meta: Vec<u8>,
     members: Members,
-    suspicions: HashMap<NodeId, Suspicion, FixedState>,
     broadcasts: Broadcasts,
     awareness: Awareness,
     timers: Timers<Timer>,
     rng: SmallRng,
-    probe: Option<Probe>,
-    seq: u32,
-    relays: HashMap<u32, Relay, FixedState>,
-    seeds: Vec<SocketAddr>,
-    joined: bool,
     leaving: bool,
-    /// Set while merging a join reply: members learned from it are not re-gossiped.
-    quiet: bool,
-    /// Claims of this node's id at other addresses: see [`Claims`].
-    claims: Claims,
-    /// Members learned (or seen back alive) since the last full exchange, by gossip
-    /// or by that exchange itself (joins excepted).
-    learned: usize,
-    /// Table size at the last full exchange.
-    synced: usize,
-    /// When the last full exchange was sent or received.
-    last_sync: Option<Instant>,
+    /// The probe cycle's own state (`probe.rs`).
+    prober: Prober,
+    /// Joining and the full-state exchange's own state (`sync.rs`).
+    exchange: Exchange,
+    /// Suspicions and claims of this node's id, merged from gossip (`merge.rs`).
+    merging: Merging,
     /// The last gossip round (or the start): rounds fall every `gossip_interval` from
     /// it while there is news, and none is scheduled while there is not.
     gossip_tick: Instant,
-    /// Opaque state of the layers above, sent with every push-pull (what peers send
-    /// back goes to those layers straight from the engine).
-    shared_out: Vec<u8>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MemberEvent>,
     stats: Stats,
@@ -197,24 +183,15 @@ impl Swim {
         let awareness = Awareness::new(if cfg.lifeguard { cfg.awareness_max } else { 0 });
         let mut s = Swim {
             members: Members::new(&own),
-            suspicions: HashMap::default(),
             broadcasts: Broadcasts::new(cfg.max_broadcasts),
             awareness,
             timers: Timers::default(),
             rng: SmallRng::seed_from_u64(seed),
-            probe: None,
-            seq: 0,
-            relays: HashMap::default(),
-            seeds: Vec::new(),
-            joined: false,
             leaving: false,
-            quiet: false,
-            learned: 0,
-            synced: 1,
-            last_sync: None,
+            prober: Prober::default(),
+            exchange: Exchange::default(),
+            merging: Merging::default(),
             gossip_tick: now,
-            shared_out: Vec::new(),
-            claims: Claims::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -293,7 +270,7 @@ impl Swim {
 
     /// Whether a seed (or any member) has answered a join.
     pub fn is_joined(&self) -> bool {
-        self.joined
+        self.exchange.joined
     }
 
     /// Whether [`Swim::leave`] was called.
@@ -303,13 +280,13 @@ impl Swim {
 
     /// Joins through `seeds` (retried every `join_retry_interval` until one answers).
     pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
-        self.seeds = seeds.iter().copied().filter(|a| *a != self.addr).collect();
-        self.seeds.dedup();
-        if self.seeds.is_empty() {
-            self.joined = true;
+        self.exchange.seeds = seeds.iter().copied().filter(|a| *a != self.addr).collect();
+        self.exchange.seeds.dedup();
+        if self.exchange.seeds.is_empty() {
+            self.exchange.joined = true;
             return;
         }
-        self.joined = false;
+        self.exchange.joined = false;
         self.on_join_timer(now);
     }
 
@@ -350,7 +327,7 @@ impl Swim {
         ] {
             self.timers.cancel(t);
         }
-        self.probe = None;
+        self.prober.current = None;
         self.schedule_gossip(now);
     }
 
@@ -492,26 +469,26 @@ impl Swim {
 
     /// Sets the opaque state sent with every push-pull (the group registry).
     pub fn set_shared(&mut self, shared: Vec<u8>) {
-        self.shared_out = shared;
+        self.exchange.shared_out = shared;
     }
 
     /// Whether news said this node's id was alive at another address since the last
     /// call (a voter then stops voting for a quarantine).
     pub fn take_claim_elsewhere(&mut self) -> bool {
-        std::mem::take(&mut self.claims.pending)
+        std::mem::take(&mut self.merging.claims.pending)
     }
 
     /// Whether this process found another live process with its id that was there
     /// first (then it no longer contests the id, and must never vote).
     pub fn yielded_id(&self) -> bool {
-        self.claims.yielded
+        self.merging.claims.yielded
     }
 
     /// Whether this process found its own id alive at another address in the answer
     /// to its join: another process may still run with it (one stalled, say), so this
     /// one must never vote.
     pub fn found_id_taken(&self) -> bool {
-        self.claims.newcomer == Some(true)
+        self.merging.claims.newcomer == Some(true)
     }
 
     /// Where member `id` was last known to listen, whatever its state (dead and

@@ -6,8 +6,23 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use std::collections::HashMap;
+
+use super::timer::FixedState;
 use super::{Swim, Timer};
 use crate::wire::{Message, NodeId, State, Update};
+
+/// The probe cycle's state: the probe in flight, the last sequence number, and the
+/// indirect probes run for others.
+#[derive(Debug, Default)]
+pub(super) struct Prober {
+    /// The probe of this period, if one is in flight.
+    pub(super) current: Option<Probe>,
+    /// The last sequence number used (pings, ping-reqs and relays share it).
+    pub(super) seq: u32,
+    /// Indirect probes this node runs on behalf of others, by the sequence it used.
+    pub(super) relays: HashMap<u32, Relay, FixedState>,
+}
 
 /// The probe in flight (at most one per period).
 #[derive(Debug)]
@@ -31,13 +46,13 @@ pub(crate) struct Relay {
 
 impl Swim {
     fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
+        self.prober.seq = self.prober.seq.wrapping_add(1);
+        self.prober.seq
     }
 
     /// End of a probe period: judge the last probe, start the next one.
     pub(super) fn on_probe_timer(&mut self, now: Instant) {
-        if let Some(p) = self.probe.take() {
+        if let Some(p) = self.prober.current.take() {
             self.timers.cancel(Timer::ProbeTimeout);
             if !p.acked {
                 self.probe_failed(now, &p);
@@ -65,7 +80,7 @@ impl Swim {
             updates,
         });
         self.send(addr, Some(target), false, &msg);
-        self.probe = Some(Probe {
+        self.prober.current = Some(Probe {
             seq,
             target,
             acked: false,
@@ -102,7 +117,7 @@ impl Swim {
 
     /// No direct ack in time: ask `k` members to probe the target.
     pub(super) fn on_probe_timeout(&mut self, _now: Instant) {
-        let Some(p) = self.probe.as_ref().filter(|p| !p.acked) else {
+        let Some(p) = self.prober.current.as_ref().filter(|p| !p.acked) else {
             return;
         };
         let (seq, target) = (p.seq, p.target);
@@ -126,7 +141,7 @@ impl Swim {
             });
             self.send_to_member(h, false, &msg);
         }
-        if let Some(p) = self.probe.as_mut() {
+        if let Some(p) = self.prober.current.as_mut() {
             p.expected_nacks = if want_nack { helpers.len() as u32 } else { 0 };
         }
         if self.cfg.fallback_ping {
@@ -160,7 +175,12 @@ impl Swim {
     }
 
     pub(super) fn on_ack(&mut self, _now: Instant, seq: u32) {
-        if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq && !p.acked) {
+        if let Some(p) = self
+            .prober
+            .current
+            .as_mut()
+            .filter(|p| p.seq == seq && !p.acked)
+        {
             p.acked = true;
             self.timers.cancel(Timer::ProbeTimeout);
             if self.cfg.lifeguard {
@@ -168,7 +188,7 @@ impl Swim {
             }
             return;
         }
-        if let Some(r) = self.relays.remove(&seq) {
+        if let Some(r) = self.prober.relays.remove(&seq) {
             self.timers.cancel(Timer::Relay(seq));
             let msg = Message::Ack {
                 seq: r.origin_seq,
@@ -179,7 +199,7 @@ impl Swim {
     }
 
     pub(super) fn on_nack(&mut self, seq: u32) {
-        if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+        if let Some(p) = self.prober.current.as_mut().filter(|p| p.seq == seq) {
             p.nacks += 1;
         }
     }
@@ -195,7 +215,7 @@ impl Swim {
         addr: SocketAddr,
         want_nack: bool,
     ) {
-        if self.leaving || self.relays.len() >= self.cfg.max_pending_indirect {
+        if self.leaving || self.prober.relays.len() >= self.cfg.max_pending_indirect {
             self.stats.relays_refused += 1;
             return;
         }
@@ -206,7 +226,7 @@ impl Swim {
             updates: Vec::new(),
         };
         self.send(addr, Some(target), false, &msg);
-        self.relays.insert(
+        self.prober.relays.insert(
             seq,
             Relay {
                 origin: sender,
@@ -223,11 +243,11 @@ impl Swim {
 
     /// A relay's nack time (send the nack) or its expiry (forget it).
     pub(super) fn on_relay_timer(&mut self, now: Instant, seq: u32) {
-        let Some(r) = self.relays.get_mut(&seq) else {
+        let Some(r) = self.prober.relays.get_mut(&seq) else {
             return;
         };
         if r.nack_sent {
-            self.relays.remove(&seq);
+            self.prober.relays.remove(&seq);
             return;
         }
         r.nack_sent = true;

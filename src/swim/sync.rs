@@ -5,6 +5,39 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{digest, Swim, Timer};
+
+/// Joining and the full-state exchange (push-pull): the seeds, whether a seed has
+/// answered, and what decides when the next exchange is due.
+#[derive(Debug)]
+pub(super) struct Exchange {
+    /// The seeds joined through (retried until one answers).
+    pub(super) seeds: Vec<SocketAddr>,
+    /// Whether a seed answered (or there were none).
+    pub(super) joined: bool,
+    /// Members learned (or seen back alive) since the last full exchange, by gossip
+    /// or by that exchange itself (joins excepted).
+    pub(super) learned: usize,
+    /// Table size at the last full exchange.
+    pub(super) synced: usize,
+    /// When the last full exchange was sent or received.
+    pub(super) last_sync: Option<Instant>,
+    /// Opaque state of the layers above, sent with every push-pull (what peers send
+    /// back goes to those layers straight from the engine).
+    pub(super) shared_out: Vec<u8>,
+}
+
+impl Default for Exchange {
+    fn default() -> Self {
+        Exchange {
+            seeds: Vec::new(),
+            joined: false,
+            learned: 0,
+            synced: 1,
+            last_sync: None,
+            shared_out: Vec::new(),
+        }
+    }
+}
 use crate::wire::{MemberRecord, Message, Meta, NodeId, State, Update};
 
 impl Swim {
@@ -62,7 +95,7 @@ impl Swim {
         let msg = Message::SyncDigest {
             level,
             hashes: self.members.summary(level),
-            shared: self.shared_out.clone(),
+            shared: self.exchange.shared_out.clone(),
         };
         self.send_to_member(id, true, &msg);
     }
@@ -86,7 +119,7 @@ impl Swim {
             level,
             buckets,
             members,
-            shared: self.shared_out.clone(),
+            shared: self.exchange.shared_out.clone(),
         };
         self.send(from, Some(sender), true, &msg);
     }
@@ -118,12 +151,12 @@ impl Swim {
             };
             self.send(from, Some(sender), true, &msg);
         }
-        let before = self.learned;
+        let before = self.exchange.learned;
         self.merge_records(now, sender, members);
         // Members this exchange brought: we were behind, and may still be (gossip
         // under a storm loses news for some nodes). Exchange again soon, until an
         // exchange brings nothing; each costs a summary when the tables agree.
-        let behind = self.learned > before;
+        let behind = self.exchange.learned > before;
         self.synced_at(now);
         if behind {
             self.catch_up(now);
@@ -131,9 +164,9 @@ impl Swim {
     }
 
     fn synced_at(&mut self, now: Instant) {
-        self.learned = 0;
-        self.synced = self.members.len();
-        self.last_sync = Some(now);
+        self.exchange.learned = 0;
+        self.exchange.synced = self.members.len();
+        self.exchange.last_sync = Some(now);
     }
 
     /// Catch-up anti-entropy. Gossip carries a datagram's worth of news at a time, so
@@ -143,8 +176,8 @@ impl Swim {
     /// periods) instead of waiting out the push-pull period, which grows with the
     /// cluster. Members a join brings do not count.
     pub(super) fn note_learned(&mut self, now: Instant) {
-        self.learned += 1;
-        if self.learned * 4 >= self.synced.max(8) {
+        self.exchange.learned += 1;
+        if self.exchange.learned * 4 >= self.exchange.synced.max(8) {
             self.catch_up(now);
         }
     }
@@ -155,7 +188,7 @@ impl Swim {
             return;
         }
         let gap = self.cfg.probe_interval * 5;
-        let soonest = self.last_sync.map_or(now, |t| t + gap).max(now);
+        let soonest = self.exchange.last_sync.map_or(now, |t| t + gap).max(now);
         if self
             .timers
             .deadline(Timer::PushPull)
@@ -174,7 +207,7 @@ impl Swim {
             join,
             reply,
             members: self.table_records(members),
-            shared: self.shared_out.clone(),
+            shared: self.exchange.shared_out.clone(),
         }
     }
 
@@ -206,8 +239,8 @@ impl Swim {
         if !reply {
             let msg = self.push_pull_msg(false, true);
             self.send(from, Some(sender), true, &msg);
-        } else if !self.joined {
-            self.joined = true;
+        } else if !self.exchange.joined {
+            self.exchange.joined = true;
             self.timers.cancel(Timer::Join);
             quiet = true;
             if self.leaving {
@@ -226,9 +259,9 @@ impl Swim {
             }
         }
         let _ = join;
-        self.quiet = quiet;
+        self.merging.quiet = quiet;
         self.merge_records(now, sender, members);
-        self.quiet = false;
+        self.merging.quiet = false;
         self.synced_at(now);
     }
 
@@ -298,13 +331,13 @@ impl Swim {
 
     /// Join attempt: push-pull with every seed until one answers.
     pub(super) fn on_join_timer(&mut self, now: Instant) {
-        if self.joined || self.leaving || self.seeds.is_empty() {
+        if self.exchange.joined || self.leaving || self.exchange.seeds.is_empty() {
             return;
         }
         self.timers
             .set(Timer::Join, now + self.cfg.join_retry_interval);
         let msg = self.push_pull_msg(true, false);
-        for addr in self.seeds.clone() {
+        for addr in self.exchange.seeds.clone() {
             self.send(addr, None, true, &msg);
         }
     }
@@ -314,10 +347,10 @@ impl Swim {
     pub(super) fn on_reconnect_timer(&mut self, now: Instant) {
         self.timers
             .set(Timer::Reconnect, now + self.cfg.reconnect_interval);
-        if self.members.live() <= 1 && !self.seeds.is_empty() {
-            let i = rand::Rng::random_range(&mut self.rng, 0..self.seeds.len());
+        if self.members.live() <= 1 && !self.exchange.seeds.is_empty() {
+            let i = rand::Rng::random_range(&mut self.rng, 0..self.exchange.seeds.len());
             let msg = self.push_pull_msg(true, false);
-            self.send(self.seeds[i], None, true, &msg);
+            self.send(self.exchange.seeds[i], None, true, &msg);
             return;
         }
         if let Some(id) = self.members.random_dead(&mut self.rng) {

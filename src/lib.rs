@@ -137,31 +137,54 @@
 //! An admin tool asks any node for its view with [`query_status`], using a client
 //! identity ([`ClusterCa::issue_client`]) that can never become a member. Tests inject
 //! loss, delay and partitions under the real QUIC stack with
-//! [`runtime::faults::Faults`] ([`NodeConfig::faults`]).
+//! `runtime::faults::Faults` ([`NodeConfig::faults`], with the `internals` feature).
 //!
 //! # Layers
 //!
-//! The protocol is a sans-IO state machine ([`Engine`], which routes between
-//! [`swim`], [`groups`] and [`election`]; [`wire`] and [`config`] below them): time
-//! and randomness come in as arguments, frames to send and events come out. The
-//! `runtime` feature (on by default) adds the I/O: [`runtime`] (identities, TLS, QUIC
+//! The protocol is a sans-IO state machine ([`Engine`], which routes between the
+//! membership, groups and election layers, with the wire codec and [`config`] below
+//! them): time and randomness come in as arguments, frames to send and events come
+//! out. The `runtime` feature (on by default) adds the I/O (identities, TLS, QUIC
 //! transport, the tokio driver and its wiring) and, above it, [`node`], [`leader`] and
 //! [`lock`] (the async API, a thin layer over the runtime's handle). Every async
 //! operation has its own error type saying what state a failure left behind
 //! ([`StartError`], [`GroupOpError`], [`StartCampaignError`], [`LockError`], ...).
 //! Without it (`default-features = false`) the crate is the core alone, which is what
-//! the deterministic simulator drives. ARCHITECTURE.md, at the root of the repository,
-//! says what each layer may import and follows one datagram from socket to event.
+//! the deterministic simulator drives. The inner layers (`swim`, `groups`, `election`,
+//! `wire`, `engine`, `runtime`) are public modules only with the `internals` feature,
+//! which the simulator, the fuzzers and the command-line tool use; they carry no
+//! stability promise. ARCHITECTURE.md, at the root of the repository, says what each
+//! layer may import and follows one datagram from socket to event.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Declares the protocol's inner layers: public with the `internals` feature (the
+/// simulator, the fuzzers and wire-compatibility tests drive them; no stability
+/// promise), crate-private otherwise, so that a user's documentation and imports are
+/// the re-exports below.
+macro_rules! internal_mods {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code, unused_imports)]
+        mod $name;
+    )*};
+}
+
 pub mod config;
-pub mod election;
-pub mod engine;
-pub mod groups;
 mod stats;
-pub mod swim;
-pub mod wire;
+internal_mods! {
+    election;
+    engine;
+    groups;
+    swim;
+    wire;
+    #[cfg(feature = "runtime")]
+    runtime;
+}
 
 #[cfg(feature = "runtime")]
 pub mod leader;
@@ -169,19 +192,17 @@ pub mod leader;
 pub mod lock;
 #[cfg(feature = "runtime")]
 pub mod node;
-#[cfg(feature = "runtime")]
-pub mod runtime;
 
 #[cfg(feature = "runtime")]
 pub use runtime::identity;
 
 pub use config::{Config, ConfigError, ElectionConfig};
 pub use election::{CampaignError, Confirmed, ElectionEvent, QueryError, StepDown, Term};
-pub use engine::{Engine, Event};
+pub use engine::{term_floor_at, Engine, Event};
 pub use groups::{GroupError, GroupEvent, LeaderChange};
 pub use stats::{Gauges, Metric, MetricKind, Stats};
 pub use swim::{Member, MemberEvent, MetadataError, Transmit};
-pub use wire::{Incarnation, NodeId, State};
+pub use wire::{Incarnation, NodeId, State, MAX_GROUP_NAME};
 
 #[cfg(feature = "runtime")]
 pub use identity::{ClusterCa, Identity, IdentityError};

@@ -11,7 +11,7 @@
 //! and leadership handles do not keep it running.
 //!
 //! The wiring (socket, QUIC endpoint, channels, the driver task) is the runtime's
-//! ([`crate::runtime`]); this module is a thin layer over the handle it returns.
+//! (the crate's `runtime` module); this module is a thin layer over the handle it returns.
 //!
 //! Each operation that can fail has its own error, whose variants say what state was
 //! left behind: [`StartError`] ([`Node::start`]), [`SetMetadataError`],

@@ -4,7 +4,7 @@
 //!
 //! A config is checked once, where it enters: [`crate::Engine::new`] turns it into a
 //! [`Validated`] config ([`Config::validated`]), and the layers below
-//! ([`crate::swim::Swim::new`], [`crate::election::Election::new`]) take only that, so
+//! (`Swim::new`, `Election::new`) take only that, so
 //! an invalid config never reaches a running node and nothing checks it twice.
 
 pub mod election;

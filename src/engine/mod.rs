@@ -160,10 +160,11 @@ impl Engine {
 
     /// Every campaign this process starts asks a term above `floor`. The driver
     /// passes a reading of a clock that survives the loss of every disk (the wall
-    /// clock: [`term_floor_at`](crate::term_floor_at) of the Unix time in milliseconds): should every voter
-    /// lose its persisted terms at once, the first leadership after the restart still
-    /// gets a fencing token above every earlier one, as long as wall clocks do not go
-    /// back. Terms then start high, and rise by one per round from there.
+    /// clock: [`term_floor_at`](crate::term_floor_at) of the Unix time in
+    /// milliseconds): should every voter lose its persisted terms at once, the first
+    /// leadership after the restart still gets a fencing token above every earlier
+    /// one, as long as wall clocks do not go back. Terms then start high, and rise by
+    /// one per round from there.
     pub fn set_term_floor(&mut self, floor: Term) {
         self.term_floor = floor;
     }
@@ -179,6 +180,8 @@ impl Engine {
     }
 
     /// This process life's instance (drawn at start from the seed; never 0).
+    /// (Inner layer: for the simulator and tests, with the `internals` feature.)
+    #[doc(hidden)]
     pub fn instance(&self) -> Instance {
         self.instance
     }
@@ -190,11 +193,15 @@ impl Engine {
 
     /// The membership layer (read-only). Its members' metadata is the raw node state;
     /// [`Engine::members`] gives the application's metadata.
+    /// (Inner layer: for the simulator and tests, with the `internals` feature.)
+    #[doc(hidden)]
     pub fn swim(&self) -> &Swim {
         &self.swim
     }
 
     /// The group layer (read-only).
+    /// (Inner layer: for the simulator and tests, with the `internals` feature.)
+    #[doc(hidden)]
     pub fn groups(&self) -> &Groups {
         &self.groups
     }
@@ -207,6 +214,8 @@ impl Engine {
     }
 
     /// The election layer, when elections are on.
+    /// (Inner layer: for the simulator and tests, with the `internals` feature.)
+    #[doc(hidden)]
     pub fn election(&self) -> Option<&Election> {
         self.election.as_ref()
     }

@@ -8,6 +8,7 @@
 //! Any two majorities share a voter, so at most one candidate leads at any instant, and
 //! each new leader's term (its fencing token) is higher than every earlier one.
 
+mod action;
 pub mod candidate;
 pub mod lease;
 pub mod node;

@@ -67,7 +67,7 @@ pub enum ElectionEvent {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CampaignError {
-    /// The group name is empty or longer than [`MAX_GROUP_NAME`](crate::MAX_GROUP_NAME).
+    /// The group name is empty or longer than [`crate::MAX_GROUP_NAME`].
     #[error("invalid group name (1..={MAX_GROUP_NAME} bytes)")]
     BadName,
     /// This node already runs for the group.

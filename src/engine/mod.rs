@@ -160,7 +160,7 @@ impl Engine {
 
     /// Every campaign this process starts asks a term above `floor`. The driver
     /// passes a reading of a clock that survives the loss of every disk (the wall
-    /// clock: [`term_floor_at`](crate::term_floor_at) of the Unix time in
+    /// clock: [`crate::term_floor_at`] of the Unix time in
     /// milliseconds): should every voter lose its persisted terms at once, the first
     /// leadership after the restart still gets a fencing token above every earlier
     /// one, as long as wall clocks do not go back. Terms then start high, and rise by

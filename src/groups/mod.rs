@@ -25,7 +25,7 @@ pub use crate::wire::MAX_GROUP_NAME;
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GroupError {
-    /// The name is empty, longer than [`MAX_GROUP_NAME`](crate::MAX_GROUP_NAME) bytes, or has control
+    /// The name is empty, longer than [`crate::MAX_GROUP_NAME`] bytes, or has control
     /// characters.
     #[error("invalid group name (1..={MAX_GROUP_NAME} bytes, no control characters)")]
     BadName,

@@ -35,8 +35,14 @@ enum Cmd {
     Init(init::InitArgs),
     /// Run one node until SIGINT/SIGTERM (which leave the cluster gracefully).
     Node(run::NodeArgs),
-    /// Ask a running node for its view of the cluster.
-    Status(status::StatusArgs),
+    /// Ask a running node for its view: members, voters and quorum, groups and leaders.
+    Status(status::QueryArgs),
+    /// Print a group's leader and term as a running node sees it ("none" without one).
+    Leader(status::GroupArgs),
+    /// List every group a running node knows, with leader, members and candidates.
+    Groups(status::QueryArgs),
+    /// List a group's members and their capabilities.
+    Members(status::GroupArgs),
     /// Start a local cluster, crash a node and report what happened, with timings.
     Demo(demo::DemoArgs),
     /// Measure real node processes on loopback and print a table.
@@ -74,7 +80,10 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Init(a) => init::run(a),
         Cmd::Node(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
-        Cmd::Status(a) => runtime().and_then(|rt| rt.block_on(status::run(a))),
+        Cmd::Status(a) => runtime().and_then(|rt| rt.block_on(status::status(a))),
+        Cmd::Leader(a) => runtime().and_then(|rt| rt.block_on(status::leader(a))),
+        Cmd::Groups(a) => runtime().and_then(|rt| rt.block_on(status::groups(a))),
+        Cmd::Members(a) => runtime().and_then(|rt| rt.block_on(status::members(a))),
         Cmd::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
         Cmd::Bench(a) => bench::run(a),
         Cmd::BenchElection(a) => runtime().and_then(|rt| rt.block_on(bench_election::run(a))),

@@ -1,26 +1,32 @@
-//! `quorate status`: ask a running node for its view, over mutual TLS with the client
-//! certificate that `quorate init` wrote.
+//! `quorate status`, `leader`, `groups` and `members`: ask a running node for its
+//! view, over mutual TLS with the client certificate that `quorate init` wrote. Every
+//! command prints text, or one JSON object with `--json`; metadata and capabilities
+//! are text when they are UTF-8, hex otherwise; member states are named alive,
+//! suspect, failed and left everywhere.
 
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use quorate::{query_status, GroupStatus, Identity, StatusReport};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
-use clap::Args;
-use quorate::{query_status, Identity};
+use serde_json::{json, Value};
 
 use crate::cluster::{ClusterFile, Paths};
-use crate::view::meta_text;
+use crate::view::{meta_text, state_name};
 
-/// Arguments of `quorate status`.
+/// Which node to ask, and how.
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub struct QueryArgs {
     /// The cluster directory written by `quorate init`.
     #[arg(long, value_parser = crate::parse_dir)]
     dir: PathBuf,
     /// The node to ask (default: the first that answers, in id order).
     #[arg(long)]
     node: Option<u64>,
-    /// Print the report as one JSON object.
+    /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
     /// Seconds to wait for an answer.
@@ -28,8 +34,79 @@ pub struct StatusArgs {
     timeout: u64,
 }
 
-/// Queries one node and prints its view.
-pub async fn run(a: StatusArgs) -> Result<()> {
+/// Arguments of `quorate leader` and `quorate members`.
+#[derive(Args, Debug)]
+pub struct GroupArgs {
+    /// The group.
+    group: String,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+/// `quorate status`: the node's whole view.
+pub async fn status(a: QueryArgs) -> Result<()> {
+    let report = ask(&a).await?;
+    let mut o = String::new();
+    match a.json {
+        true => writeln!(o, "{}", report_json(&report))?,
+        false => print_status(&mut o, &report)?,
+    }
+    out(&o)
+}
+
+/// `quorate groups`: every group with its leader, members and candidates.
+pub async fn groups(a: QueryArgs) -> Result<()> {
+    let report = ask(&a).await?;
+    let mut o = String::new();
+    if a.json {
+        let groups: Vec<Value> = report.groups.iter().map(group_json).collect();
+        writeln!(o, "{}", json!({ "node": report.node.0, "groups": groups }))?;
+        return out(&o);
+    }
+    if report.groups.is_empty() {
+        writeln!(o, "node {} knows no group", report.node)?;
+    }
+    for g in &report.groups {
+        writeln!(o, "{}", group_line(g))?;
+    }
+    out(&o)
+}
+
+/// `quorate leader GROUP`: the group's gossiped leader and term.
+pub async fn leader(a: GroupArgs) -> Result<()> {
+    let report = ask(&a.query).await?;
+    let mut o = String::new();
+    let g = find_group(&report, &a.group)?;
+    if a.query.json {
+        let (leader, term) = g.leader.map_or((None, None), |(l, t)| (Some(l.0), Some(t)));
+        let v = json!({ "node": report.node.0, "group": g.name, "leader": leader, "term": term });
+        writeln!(o, "{v}")?;
+        return out(&o);
+    }
+    match g.leader {
+        Some((l, t)) => writeln!(o, "{l} (term {t})")?,
+        None => writeln!(o, "none")?,
+    }
+    out(&o)
+}
+
+/// `quorate members GROUP`: the group's members and their capabilities.
+pub async fn members(a: GroupArgs) -> Result<()> {
+    let report = ask(&a.query).await?;
+    let mut o = String::new();
+    let g = find_group(&report, &a.group)?;
+    if a.query.json {
+        writeln!(o, "{}", group_json(g))?;
+        return out(&o);
+    }
+    for m in &g.members {
+        writeln!(o, "{:>6}  {}", m.id.0, meta_text(&m.capabilities))?;
+    }
+    out(&o)
+}
+
+/// Queries the chosen node, or the first that answers in id order.
+async fn ask(a: &QueryArgs) -> Result<StatusReport> {
     let file = ClusterFile::load(&a.dir)?;
     let paths = Paths(a.dir.clone());
     let identity = Identity::load(&paths.client_cert(), &paths.client_key(), &paths.ca_cert())?;
@@ -41,7 +118,7 @@ pub async fn run(a: StatusArgs) -> Result<()> {
     for t in targets {
         let q = query_status(&identity, t.addr, &file.cluster_name);
         match tokio::time::timeout(Duration::from_secs(a.timeout), q).await {
-            Ok(Ok(report)) => return print(&report, a.json),
+            Ok(Ok(report)) => return Ok(report),
             Ok(Err(e)) => {
                 last_err = anyhow::Error::new(e).context(format!("node {} at {}", t.id, t.addr))
             }
@@ -58,32 +135,132 @@ pub async fn run(a: StatusArgs) -> Result<()> {
     Err(last_err).context("no node answered")
 }
 
-fn print(report: &quorate::StatusReport, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(report)?);
-        return Ok(());
+fn find_group<'a>(report: &'a StatusReport, name: &str) -> Result<&'a GroupStatus> {
+    match report.groups.iter().find(|g| g.name == name) {
+        Some(g) => Ok(g),
+        None => bail!("node {} knows no group {name:?}", report.node),
     }
-    println!(
+}
+
+/// The report as JSON: states by name, metadata and capabilities as text (or hex).
+fn report_json(r: &StatusReport) -> Value {
+    let members: Vec<Value> = r
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id.0,
+                "addr": m.addr.to_string(),
+                "state": state_name(m.state),
+                "incarnation": m.incarnation,
+                "meta": meta_text(&m.meta),
+            })
+        })
+        .collect();
+    let groups: Vec<Value> = r.groups.iter().map(group_json).collect();
+    json!({
+        "cluster": r.cluster,
+        "node": r.node.0,
+        "addr": r.addr.to_string(),
+        "incarnation": r.incarnation,
+        "members": members,
+        "groups": groups,
+        "voters": r.voters.iter().map(|v| v.0).collect::<Vec<_>>(),
+        "voters_alive": r.voters_alive,
+        "quorum": r.quorum,
+    })
+}
+
+fn group_json(g: &GroupStatus) -> Value {
+    let members: Vec<Value> = g
+        .members
+        .iter()
+        .map(|m| json!({ "id": m.id.0, "capabilities": meta_text(&m.capabilities) }))
+        .collect();
+    let (leader, term) = g.leader.map_or((None, None), |(l, t)| (Some(l.0), Some(t)));
+    json!({
+        "name": g.name,
+        "leader": leader,
+        "term": term,
+        "members": members,
+        "candidates": g.candidates.iter().map(|c| c.0).collect::<Vec<_>>(),
+    })
+}
+
+fn ids(ids: impl Iterator<Item = u64>) -> String {
+    let v: Vec<String> = ids.map(|i| i.to_string()).collect();
+    match v.is_empty() {
+        true => "none".into(),
+        false => v.join(","),
+    }
+}
+
+fn group_line(g: &GroupStatus) -> String {
+    let leader = g.leader.map_or("no leader".to_owned(), |(l, t)| {
+        format!("leader {l} (term {t})")
+    });
+    format!(
+        "{}: {leader}; members {}; candidates {}",
+        g.name,
+        ids(g.members.iter().map(|m| m.id.0)),
+        ids(g.candidates.iter().map(|c| c.0)),
+    )
+}
+
+fn print_status(o: &mut String, report: &StatusReport) -> std::fmt::Result {
+    writeln!(
+        o,
         "node {} (incarnation {}) sees {} members:",
         report.node,
         report.incarnation,
         report.members.len()
-    );
-    println!(
+    )?;
+    writeln!(
+        o,
         "{:>6}  {:<22} {:<8} {:>5}  meta",
         "id", "addr", "state", "inc"
-    );
-    let mut members = report.members.clone();
-    members.sort_by_key(|m| m.id);
-    for m in members {
-        println!(
+    )?;
+    for m in &report.members {
+        writeln!(
+            o,
             "{:>6}  {:<22} {:<8} {:>5}  {}",
-            m.id,
+            m.id.0,
             m.addr.to_string(),
-            format!("{:?}", m.state).to_lowercase(),
+            state_name(m.state),
             m.incarnation,
             meta_text(&m.meta)
-        );
+        )?;
+    }
+    if report.voters.is_empty() {
+        writeln!(o, "elections off (no voters)")?;
+    } else {
+        let quorum = match report.quorum {
+            true => "a quorum",
+            false => "no quorum",
+        };
+        writeln!(
+            o,
+            "voters {}: {} of {} alive here, {quorum}",
+            ids(report.voters.iter().map(|v| v.0)),
+            report.voters_alive,
+            report.voters.len()
+        )?;
+    }
+    for g in &report.groups {
+        writeln!(o, "group {}", group_line(g))?;
     }
     Ok(())
+}
+
+/// Writes `text` to stdout. A reader that went away (`| head`) is not an error: the
+/// query changed nothing, and nothing is left to say.
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
 }

@@ -262,17 +262,21 @@ pub fn human_line(kind: &str, fields: &Map<String, Value>) -> String {
     line
 }
 
+/// A member state's one name, the same in every output: alive, suspect, failed, left.
+pub fn state_name(state: State) -> &'static str {
+    match state {
+        State::Alive => "alive",
+        State::Suspect => "suspect",
+        State::Dead => "failed",
+        State::Left => "left",
+    }
+}
+
 /// One line summing up the view: members grouped by state.
 pub fn summary(members: &[Member]) -> String {
     let mut by: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for m in members {
-        let s = match m.state {
-            State::Alive => "alive",
-            State::Suspect => "suspect",
-            State::Dead => "failed",
-            State::Left => "left",
-        };
-        by.entry(s).or_default().push(m.id.0);
+        by.entry(state_name(m.state)).or_default().push(m.id.0);
     }
     let mut parts = Vec::new();
     for (state, mut ids) in by {

@@ -104,6 +104,7 @@ fn five_candidates_elect_one_leader_fail_over_and_hand_over() {
     let (first, t1) = successor(&rx, &mut log, &alive, 0, 0, "a leader all five agree on");
     let acquirers: BTreeSet<u64> = acquisitions(&log).iter().map(|a| a.0).collect();
     assert_eq!(acquirers, BTreeSet::from([first]), "{log:#?}");
+    operator_commands_name_the_leader(&dir, first, t1);
 
     // kill -9 of the leader: another node is elected with a higher term.
     drop(procs.remove(&first));
@@ -197,6 +198,77 @@ fn five_candidates_elect_one_leader_fail_over_and_hand_over() {
 
 /// Every term this log shows held in the group: acquired, renewed, or gossiped as a
 /// node's leadership.
+/// `quorate NAME ARGS --dir DIR --node 1 --json`, as JSON (the command must succeed).
+fn ask(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = std::process::Command::new(common::BIN)
+        .args(args)
+        .args(["--dir", dir.to_str().unwrap(), "--node", "1", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// `status`, `leader`, `groups` and `members` name the leader every process agreed
+/// on, the voters and the quorum; an unknown group is an error.
+fn operator_commands_name_the_leader(dir: &std::path::Path, leader: u64, term: u64) {
+    let status = ask(dir, &["status"]);
+    assert_eq!(
+        status["voters"],
+        serde_json::json!([1, 2, 3, 4, 5]),
+        "{status}"
+    );
+    assert_eq!(
+        (&status["voters_alive"], &status["quorum"]),
+        (&5.into(), &true.into())
+    );
+    let g = &status["groups"][0];
+    assert_eq!(
+        (&g["name"], &g["leader"], &g["term"]),
+        (&GROUP.into(), &leader.into(), &term.into()),
+        "{status}"
+    );
+    assert!(
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "alive"),
+        "{status}"
+    );
+    let l = ask(dir, &["leader", GROUP]);
+    assert_eq!(
+        (&l["leader"], &l["term"]),
+        (&leader.into(), &term.into()),
+        "{l}"
+    );
+    let groups = ask(dir, &["groups"]);
+    assert_eq!(
+        groups["groups"][0]["candidates"].as_array().unwrap().len(),
+        5,
+        "{groups}"
+    );
+    let members = ask(dir, &["members", GROUP]);
+    assert_eq!(members["name"], GROUP, "{members}");
+    let unknown = std::process::Command::new(common::BIN)
+        .args([
+            "leader",
+            "no-such-group",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--node",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !unknown.status.success() && stderr.contains("no-such-group"),
+        "{stderr}"
+    );
+}
+
 fn terms_seen(log: &[Value]) -> Vec<u64> {
     log.iter()
         .filter(|v| v["group"] == GROUP)

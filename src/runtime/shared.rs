@@ -170,6 +170,8 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
 pub(crate) struct Shared {
     pub me: NodeId,
     pub cluster: String,
+    /// The voters of the cluster's elections (empty: elections off).
+    pub voters: Vec<NodeId>,
     pub max_stream_bytes: usize,
     /// Bytes of stream frames being read at once, all connections together.
     pub stream_budget: tokio::sync::Semaphore,

@@ -15,10 +15,11 @@ use super::frame::{read_frame, write_frame};
 use super::identity::{Identity, IdentityError, MEMBER_SERVER_NAME};
 use super::shared::{inc, Shared};
 use super::tls;
+use crate::election::{quorum, Term};
 use crate::wire::{Incarnation, NodeId, State};
 
-/// Version of the status message set.
-const STATUS_VERSION: u16 = 1;
+/// Version of the status message set (2: groups, leaders and voters in the report).
+const STATUS_VERSION: u16 = 2;
 /// Largest request accepted.
 const MAX_REQUEST: usize = 1024;
 /// Largest report a client accepts.
@@ -101,6 +102,40 @@ pub struct StatusReport {
     pub incarnation: Incarnation,
     /// Every member in its table (itself included), sorted by id.
     pub members: Vec<MemberStatus>,
+    /// Every group it knows of (created, led or run for), sorted by name.
+    pub groups: Vec<GroupStatus>,
+    /// The voters of the cluster's elections (empty when elections are off).
+    pub voters: Vec<NodeId>,
+    /// How many of the voters are alive in its view (itself included).
+    pub voters_alive: usize,
+    /// Whether those are a quorum of the voters: a candidate here could be elected.
+    pub quorum: bool,
+}
+
+/// One group in a [`StatusReport`], as the answering node's gossiped view has it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GroupStatus {
+    /// The group's name.
+    pub name: String,
+    /// Its members (ids and capabilities), by id; empty for a group that was never
+    /// created (only led or run for: an election or a lock).
+    pub members: Vec<GroupMember>,
+    /// Its gossiped leader and that leader's term (a hint: `confirmed_leader` asks
+    /// the voters).
+    pub leader: Option<(NodeId, Term)>,
+    /// The live candidates running for it, by id.
+    pub candidates: Vec<NodeId>,
+}
+
+/// A member of a group in a [`GroupStatus`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GroupMember {
+    /// Its node id.
+    pub id: NodeId,
+    /// The capabilities it joined (or last updated) with.
+    pub capabilities: Vec<u8>,
 }
 
 /// One member in a [`StatusReport`].
@@ -133,13 +168,49 @@ fn report(shared: &Shared) -> StatusReport {
         })
         .collect();
     members.sort_by_key(|m| m.id);
+    let alive = |id: &NodeId| {
+        members
+            .iter()
+            .any(|m| m.id == *id && m.state == State::Alive)
+    };
+    let voters_alive = shared.voters.iter().filter(|v| alive(v)).count();
     StatusReport {
         cluster: shared.cluster.clone(),
         node: shared.me,
         addr: snap.addr,
         incarnation: snap.incarnation,
+        groups: groups(&snap.groups),
+        voters: shared.voters.clone(),
+        voters_alive,
+        quorum: !shared.voters.is_empty() && voters_alive >= quorum(shared.voters.len()),
         members,
     }
+}
+
+/// Every group of `view`: created ones, and those only led or run for.
+fn groups(view: &super::shared::GroupView) -> Vec<GroupStatus> {
+    let names: std::collections::BTreeSet<&String> = view
+        .groups
+        .keys()
+        .chain(view.leaders.keys())
+        .chain(view.candidates.keys())
+        .collect();
+    names
+        .into_iter()
+        .map(|name| GroupStatus {
+            name: name.clone(),
+            members: view.groups.get(name).map_or_else(Vec::new, |ms| {
+                ms.iter()
+                    .map(|(id, c)| GroupMember {
+                        id: *id,
+                        capabilities: c.clone(),
+                    })
+                    .collect()
+            }),
+            leader: view.leaders.get(name).copied(),
+            candidates: view.candidates.get(name).cloned().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Answers one status request on a bidirectional stream.

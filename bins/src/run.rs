@@ -30,6 +30,10 @@ pub struct NodeArgs {
     /// Listen address (default: the node's address in cluster.toml).
     #[arg(long, value_parser = crate::parse_addr)]
     listen: Option<SocketAddr>,
+    /// The address peers reach this node at (default: the listen address; when that is
+    /// a wildcard such as 0.0.0.0, the node's address in cluster.toml).
+    #[arg(long, value_parser = crate::parse_addr)]
+    advertise: Option<SocketAddr>,
     /// Join through this address instead of cluster.toml's seeds (repeatable).
     #[arg(long = "seed", value_parser = crate::parse_addr)]
     seeds: Vec<SocketAddr>,
@@ -128,6 +132,9 @@ fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
     let identity = Identity::load(&paths.node_cert(id), &paths.node_key(id), &paths.ca_cert())?;
     let cfg = file.config_with(a.preset.as_deref().unwrap_or(&file.preset))?;
     let mut nc = NodeConfig::new(id, a.listen.unwrap_or(entry.addr), identity);
+    nc.advertise = a
+        .advertise
+        .or_else(|| nc.listen.ip().is_unspecified().then_some(entry.addr));
     nc.seeds = if a.seeds.is_empty() {
         file.seeds.clone()
     } else {

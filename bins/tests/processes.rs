@@ -77,6 +77,49 @@ fn five_processes_converge_detect_crash_and_leave() {
 }
 
 #[test]
+fn nodes_listening_on_a_wildcard_advertise_a_reachable_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let base = free_base(2);
+    init(&dir, 2, base, &[]);
+    let (tx, rx) = mpsc::channel();
+    // Node 1 binds every interface and advertises its cluster.toml address by default;
+    // node 2 binds every interface and says what to advertise.
+    let any1 = format!("0.0.0.0:{base}");
+    let (any2, adv2) = (
+        format!("0.0.0.0:{}", base + 1),
+        format!("127.0.0.1:{}", base + 1),
+    );
+    let _a = spawn(&dir, 1, &["--listen", &any1], tx.clone());
+    let _b = spawn(
+        &dir,
+        2,
+        &["--listen", &any2, "--advertise", &adv2],
+        tx.clone(),
+    );
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "the pair to converge", |log| {
+        seen(log, 1, "member_joined", 2) && seen(log, 2, "member_joined", 1)
+    });
+    for (asked, other, addr) in [(1, 2, adv2.clone()), (2, 1, format!("127.0.0.1:{base}"))] {
+        let out = Command::new(BIN)
+            .args(["status", "--dir", dir.to_str().unwrap(), "--json"])
+            .args(["--node", &asked.to_string()])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let m = report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == other)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(m["addr"], Value::from(addr), "{report}");
+    }
+}
+
+#[test]
 fn a_node_of_another_ca_is_never_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));

@@ -179,6 +179,12 @@ impl Node {
         self.rt.local_addr()
     }
 
+    /// The address the Prometheus endpoint ([`NodeConfig::metrics`]) is bound to, or
+    /// `None` without one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.rt.metrics_addr()
+    }
+
     /// The address peers know this node by.
     pub fn advertised_addr(&self) -> SocketAddr {
         self.rt.snapshot().borrow().addr

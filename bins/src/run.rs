@@ -34,6 +34,10 @@ pub struct NodeArgs {
     /// a wildcard such as 0.0.0.0, the node's address in cluster.toml).
     #[arg(long, value_parser = crate::parse_addr)]
     advertise: Option<SocketAddr>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (plain HTTP, no authentication:
+    /// bind it where only the monitoring network reaches).
+    #[arg(long, value_parser = crate::parse_addr)]
+    metrics: Option<SocketAddr>,
     /// Join through this address instead of cluster.toml's seeds (repeatable).
     #[arg(long = "seed", value_parser = crate::parse_addr)]
     seeds: Vec<SocketAddr>,
@@ -132,6 +136,7 @@ fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
     let identity = Identity::load(&paths.node_cert(id), &paths.node_key(id), &paths.ca_cert())?;
     let cfg = file.config_with(a.preset.as_deref().unwrap_or(&file.preset))?;
     let mut nc = NodeConfig::new(id, a.listen.unwrap_or(entry.addr), identity);
+    nc.metrics = a.metrics;
     nc.advertise = a
         .advertise
         .or_else(|| nc.listen.ip().is_unspecified().then_some(entry.addr));

@@ -144,6 +144,7 @@ impl WeakCommands {
 pub(crate) struct RuntimeHandle {
     pub(super) id: NodeId,
     pub(super) local_addr: SocketAddr,
+    pub(super) metrics_addr: Option<SocketAddr>,
     pub(super) cmds: Commands,
     pub(super) events: broadcast::Receiver<Event>,
     /// Subscribed at start, handed to the first [`RuntimeHandle::first_events`] caller.
@@ -164,6 +165,11 @@ impl RuntimeHandle {
     /// The address the node's socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the metrics endpoint is bound to, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The driver's command channel.

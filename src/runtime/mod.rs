@@ -24,6 +24,7 @@ pub(crate) mod elect;
 pub mod faults;
 mod frame;
 pub(crate) mod handle;
+mod metrics;
 pub mod identity;
 pub(crate) mod pool;
 pub(crate) mod shared;

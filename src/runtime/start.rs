@@ -132,6 +132,16 @@ pub struct NodeConfig {
     /// and retries). A handshake lasts at most ten probe intervals (at least 1 s), so
     /// the cap also bounds the handshake rate an attacker can make this node pay for.
     pub max_handshakes: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`, plain HTTP over TCP), or
+    /// `None` (the default) for no endpoint. Every counter and gauge of
+    /// `Node::metrics`, each group's gossiped leader and term and whether this node
+    /// leads it, and the voters alive in its view. Bind it to an address only the
+    /// monitoring network reaches: it has no authentication. A port that cannot be
+    /// bound fails [`start`](crate::Node::start) with `StartError::Bind`.
+    pub metrics: Option<SocketAddr>,
+    /// Most metrics scrapes served at once (each bounded to 10 s); at least 1.
+    /// Default 4. Others wait in the listen backlog.
+    pub max_metrics_scrapes: usize,
 }
 
 impl NodeConfig {
@@ -154,6 +164,8 @@ impl NodeConfig {
             client_lifetime: Duration::from_secs(10),
             max_node_connections: 4096,
             max_handshakes: 64,
+            metrics: None,
+            max_metrics_scrapes: 4,
         }
     }
 }
@@ -229,6 +241,7 @@ pub(crate) async fn start_with_socket(
         runtime,
     )
     .map_err(bind_err)?;
+    let metrics = bind_metrics(cfg.metrics)?;
     let terms = restore_terms(&cfg, &mut engine)?;
     engine.join(now, &cfg.seeds);
     let elections = Elections::new(terms);
@@ -239,8 +252,22 @@ pub(crate) async fn start_with_socket(
         client,
         local,
         advertise,
+        metrics,
     };
     Ok(spawn(cfg, parts))
+}
+
+/// Binds the metrics endpoint's listener, if one is asked for.
+fn bind_metrics(addr: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>, StartError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let bind_err = |source| StartError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    tokio::net::TcpListener::from_std(listener)
+        .map(Some)
+        .map_err(bind_err)
 }
 
 /// Reads the terms this node granted before, if it has a data directory.
@@ -264,6 +291,7 @@ struct Parts {
     client: quinn::ClientConfig,
     local: SocketAddr,
     advertise: SocketAddr,
+    metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Creates the channels, spawns the accept loop and the driver, and returns the handle
@@ -276,6 +304,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         client,
         local,
         advertise,
+        metrics,
     } = parts;
     // Unbounded so that a campaign handle's drop can resign without waiting, in order
     // with the commands before it; every other command awaits its answer, so the queue
@@ -305,6 +334,16 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         limits: Limits::of(&cfg),
     });
     tokio::spawn(super::conn::accept_loop(endpoint.clone(), shared.clone()));
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = metrics {
+        let serve = super::metrics::serve(
+            listener,
+            cmd_tx.downgrade(),
+            shared.clone(),
+            cfg.max_metrics_scrapes,
+        );
+        tokio::spawn(serve);
+    }
     let transport = Transport::new(endpoint, client, shared.clone());
     let inputs = Inputs {
         cmds,
@@ -323,6 +362,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
     RuntimeHandle {
         id: cfg.id,
         local_addr: local,
+        metrics_addr,
         cmds: cmd_tx.into(),
         first_events: std::sync::Mutex::new(Some(events_rx.resubscribe())),
         events: events_rx,

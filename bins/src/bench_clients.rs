@@ -156,7 +156,7 @@ async fn measure(a: &BenchClientsArgs, dir: &Path) -> Result<()> {
     let file = ClusterFile::load(dir)?;
     let paths = Paths(dir.to_owned());
     let identity = Identity::load(&paths.client_cert(), &paths.client_key(), &paths.ca_cert())?;
-    let addr = file.node(1)?.addr;
+    let addr = file.node(1)?.addr.resolve()?;
     wait_up(&identity, addr, &file.cluster_name).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_mib(pid)?;

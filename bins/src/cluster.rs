@@ -2,8 +2,10 @@
 //! `cluster.toml` plus PEM files (CA, one certificate and key per node, a client
 //! certificate for `quorate status`).
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use quorate::{Config, NodeId};
@@ -17,8 +19,8 @@ pub struct ClusterFile {
     pub cluster_name: String,
     /// Timing preset: `lan`, `wan` or `local`.
     pub preset: String,
-    /// Addresses a starting node joins through.
-    pub seeds: Vec<SocketAddr>,
+    /// Addresses a starting node joins through (IPs or host names, with ports).
+    pub seeds: Vec<HostPort>,
     /// Node ids that vote in elections (a majority is the quorum).
     pub voters: Vec<u64>,
     /// Every node: its id and listen address.
@@ -32,8 +34,80 @@ pub struct ClusterFile {
 pub struct NodeEntry {
     /// The node id (bound to its certificate).
     pub id: u64,
-    /// Where it listens.
-    pub addr: SocketAddr,
+    /// Where it listens (an IP or a host name, with the port).
+    pub addr: HostPort,
+}
+
+/// An address in `cluster.toml` or on the command line: an IP or a host name, and a
+/// port (`10.0.0.2:7101`, `edge-2.plant.lan:7101`, `[fe80::1]:7101`). Names are
+/// resolved when a command starts ([`HostPort::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostPort(String);
+
+impl HostPort {
+    /// The address it names now: an IP as written, or what the host name resolves to
+    /// (the system resolver: `/etc/hosts`, DNS), its first IPv4 address if it has one
+    /// (so that `localhost` means the same on every machine), else its first.
+    pub fn resolve(&self) -> Result<SocketAddr> {
+        if let Ok(a) = self.0.parse::<SocketAddr>() {
+            return Ok(a);
+        }
+        let addrs: Vec<SocketAddr> = self
+            .0
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {}", self.0))?
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .with_context(|| format!("{} resolves to no address", self.0))
+    }
+}
+
+impl FromStr for HostPort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not an address like 10.0.0.2:7101 or host-2:7101");
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name_ok = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+        if host.is_empty() || !name_ok || port.parse::<u16>().is_err() {
+            return Err(bad());
+        }
+        Ok(HostPort(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for HostPort {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<HostPort> for String {
+    fn from(h: HostPort) -> String {
+        h.0
+    }
+}
+
+impl From<SocketAddr> for HostPort {
+    fn from(a: SocketAddr) -> Self {
+        HostPort(a.to_string())
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl ClusterFile {
@@ -101,7 +175,7 @@ struct NodeSpans {
 #[derive(Deserialize)]
 struct NodeSpan {
     id: toml::Spanned<u64>,
-    addr: toml::Spanned<SocketAddr>,
+    addr: toml::Spanned<String>,
 }
 
 /// The 1-based line of byte offset `at` in `text`.
@@ -124,7 +198,7 @@ fn check_unique(text: &str) -> Result<()> {
         if let Some(first) = ids.insert(id, id_line) {
             bail!("line {id_line}: node id {id} is given twice (first on line {first})");
         }
-        let (addr, addr_line) = (*n.addr.get_ref(), line_of(text, n.addr.span().start));
+        let (addr, addr_line) = (n.addr.get_ref(), line_of(text, n.addr.span().start));
         if let Some(first) = addrs.insert(addr, addr_line) {
             bail!("line {addr_line}: address {addr} is given to two nodes (first on line {first})");
         }
@@ -174,12 +248,15 @@ mod tests {
         ClusterFile {
             cluster_name: "quorate".into(),
             preset: "lan".into(),
-            seeds: vec!["127.0.0.1:7101".parse().unwrap()],
+            seeds: vec![
+                "127.0.0.1:7101".parse().unwrap(),
+                "edge-1.lan:7101".parse().unwrap(),
+            ],
             voters: vec![1, 2, 3],
             nodes: (1..=3)
                 .map(|id| NodeEntry {
                     id,
-                    addr: ([127, 0, 0, 1], 7100 + id as u16).into(),
+                    addr: SocketAddr::from(([127, 0, 0, 1], 7100 + id as u16)).into(),
                 })
                 .collect(),
         }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use quorate::{ClusterCa, NodeId};
 
-use crate::cluster::{preset, ClusterFile, NodeEntry, Paths};
+use crate::cluster::{preset, ClusterFile, HostPort, NodeEntry, Paths};
 
 /// Arguments of `quorate init`.
 #[derive(Args, Debug)]
@@ -17,9 +17,18 @@ pub struct InitArgs {
     /// Number of nodes (ids 1..=N).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     nodes: u64,
-    /// Port of node 1; node k listens on 127.0.0.1:(P + k - 1).
+    /// Port of node 1; node k listens on 127.0.0.1:(P + k - 1). With --hosts, every
+    /// node listens on port P of its own host.
     #[arg(long, default_value_t = 7101)]
     base_port: u16,
+    /// The nodes' hosts (names or IPs), comma-separated, one per node in id order:
+    /// node k listens on the k-th host at --base-port.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<String>,
+    /// One node's address, as K=HOST:PORT (repeatable); overrides --hosts and the
+    /// loopback default for that node.
+    #[arg(long = "addr", value_parser = parse_node_addr)]
+    addrs: Vec<(u64, HostPort)>,
     /// Voter ids, comma-separated (default: the first three nodes, or all if fewer).
     #[arg(long, value_delimiter = ',')]
     voters: Vec<u64>,
@@ -90,22 +99,57 @@ fn plan(a: &InitArgs) -> Result<ClusterFile> {
     if let Some(v) = voters.iter().find(|v| **v == 0 || **v > a.nodes) {
         bail!("voter {v} is not a node id (1..={})", a.nodes);
     }
-    let nodes: Vec<NodeEntry> = (1..=a.nodes)
-        .map(|id| NodeEntry {
-            id,
-            addr: ([127, 0, 0, 1], (u64::from(a.base_port) + id - 1) as u16).into(),
-        })
-        .collect();
+    let nodes = addresses(a)?;
     let file = ClusterFile {
         cluster_name: a.name.clone(),
         preset: a.preset.clone(),
-        seeds: nodes.iter().take(3).map(|n| n.addr).collect(),
+        seeds: nodes.iter().take(3).map(|n| n.addr.clone()).collect(),
         voters,
         nodes,
     };
     preset(&a.preset)?;
     file.config()?;
     Ok(file)
+}
+
+/// Every node's address: `--addr K=…` first, then the K-th of `--hosts` at the base
+/// port, else loopback at base port + K - 1.
+fn addresses(a: &InitArgs) -> Result<Vec<NodeEntry>> {
+    if !a.hosts.is_empty() && a.hosts.len() as u64 != a.nodes {
+        bail!(
+            "--hosts names {} hosts for {} nodes (one per node)",
+            a.hosts.len(),
+            a.nodes
+        );
+    }
+    if let Some((k, _)) = a.addrs.iter().find(|(k, _)| *k == 0 || *k > a.nodes) {
+        bail!("--addr {k}=…: {k} is not a node id (1..={})", a.nodes);
+    }
+    (1..=a.nodes)
+        .map(|id| {
+            let given = a.addrs.iter().rev().find(|(k, _)| *k == id);
+            let addr = match (given, a.hosts.get(id as usize - 1)) {
+                (Some((_, addr)), _) => addr.clone(),
+                (None, Some(host)) => format!("{host}:{}", a.base_port)
+                    .parse()
+                    .map_err(anyhow::Error::msg)?,
+                (None, None) => {
+                    let port = (u64::from(a.base_port) + id - 1) as u16;
+                    std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()
+                }
+            };
+            Ok(NodeEntry { id, addr })
+        })
+        .collect()
+}
+
+/// `--addr` values: `K=HOST:PORT`.
+fn parse_node_addr(s: &str) -> Result<(u64, HostPort), String> {
+    let (k, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not K=HOST:PORT"))?;
+    let k = k.parse().map_err(|_| format!("{k:?} is not a node id"))?;
+    Ok((k, addr.parse()?))
 }
 
 #[cfg(test)]
@@ -118,6 +162,8 @@ mod tests {
             nodes,
             base_port,
             voters,
+            hosts: Vec::new(),
+            addrs: Vec::new(),
             name: "quorate".into(),
             preset: "lan".into(),
             force: false,
@@ -127,10 +173,29 @@ mod tests {
     #[test]
     fn plan_assigns_ports_seeds_and_voters() {
         let f = plan(&args(5, 7101, vec![])).unwrap();
-        assert_eq!(f.nodes[4].addr, "127.0.0.1:7105".parse().unwrap());
+        assert_eq!(f.nodes[4].addr.to_string(), "127.0.0.1:7105");
         assert_eq!(f.seeds.len(), 3);
         assert_eq!(f.voters, vec![1, 2, 3]);
         assert_eq!(plan(&args(2, 7101, vec![])).unwrap().voters, vec![1, 2]);
+    }
+
+    #[test]
+    fn hosts_and_addresses_name_each_node() {
+        let mut a = args(3, 7101, vec![]);
+        a.hosts = vec!["edge-1".into(), "edge-2".into(), "10.0.0.3".into()];
+        a.addrs = vec![parse_node_addr("2=edge-2.plant.lan:7200").unwrap()];
+        let f = plan(&a).unwrap();
+        let addrs: Vec<String> = f.nodes.iter().map(|n| n.addr.to_string()).collect();
+        assert_eq!(
+            addrs,
+            ["edge-1:7101", "edge-2.plant.lan:7200", "10.0.0.3:7101"]
+        );
+        a.hosts.pop();
+        assert!(plan(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("2 hosts for 3 nodes"));
+        assert!(parse_node_addr("x=h:1").is_err() && parse_node_addr("1=h").is_err());
     }
 
     #[test]

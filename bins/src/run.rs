@@ -14,7 +14,7 @@ use quorate::{Event, EventStream, Identity, LeaderChange, MemberEvent, Node, Nod
 use serde_json::{json, Map};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cluster::{ClusterFile, Paths};
+use crate::cluster::{ClusterFile, HostPort, Paths};
 use crate::printer::{self, Printer};
 use crate::view::{self, Reporter};
 
@@ -27,20 +27,23 @@ pub struct NodeArgs {
     /// This node's id (its certificate is DIR/node-ID.pem).
     #[arg(long)]
     id: u64,
-    /// Listen address (default: the node's address in cluster.toml).
-    #[arg(long, value_parser = crate::parse_addr)]
-    listen: Option<SocketAddr>,
+    /// Listen address, an IP or a host name with the port (default: the node's address
+    /// in cluster.toml).
+    #[arg(long)]
+    listen: Option<HostPort>,
     /// The address peers reach this node at (default: the listen address; when that is
-    /// a wildcard such as 0.0.0.0, the node's address in cluster.toml).
-    #[arg(long, value_parser = crate::parse_addr)]
-    advertise: Option<SocketAddr>,
+    /// a wildcard such as 0.0.0.0, the node's address in cluster.toml). Host names are
+    /// resolved at start.
+    #[arg(long)]
+    advertise: Option<HostPort>,
     /// Serve Prometheus metrics on http://ADDR/metrics (plain HTTP, no authentication:
     /// bind it where only the monitoring network reaches).
     #[arg(long, value_parser = crate::parse_addr)]
     metrics: Option<SocketAddr>,
-    /// Join through this address instead of cluster.toml's seeds (repeatable).
-    #[arg(long = "seed", value_parser = crate::parse_addr)]
-    seeds: Vec<SocketAddr>,
+    /// Join through this address (IP or host name, with the port) instead of
+    /// cluster.toml's seeds (repeatable).
+    #[arg(long = "seed")]
+    seeds: Vec<HostPort>,
     /// Metadata to publish (text, at most the configured limit).
     #[arg(long, default_value = "")]
     meta: String,
@@ -128,6 +131,26 @@ fn check_campaigns(campaigns: &[String], file: &ClusterFile) -> Result<()> {
     Ok(())
 }
 
+/// The seeds' addresses now. A seed whose name does not resolve is skipped with a
+/// warning (the others may answer); none resolving is an error naming them.
+fn resolve_seeds(seeds: &[HostPort]) -> Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    for s in seeds {
+        match s.resolve() {
+            Ok(a) => out.push(a),
+            Err(e) => {
+                eprintln!("warning: seed {s}: {e:#}");
+                failed.push(s.to_string());
+            }
+        }
+    }
+    if out.is_empty() && !failed.is_empty() {
+        anyhow::bail!("no seed resolves: {}", failed.join(", "));
+    }
+    Ok(out)
+}
+
 /// The library's configuration of the node `a` describes.
 fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
     let entry = file.node(a.id)?;
@@ -135,16 +158,19 @@ fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
     let paths = Paths(a.dir.clone());
     let identity = Identity::load(&paths.node_cert(id), &paths.node_key(id), &paths.ca_cert())?;
     let cfg = file.config_with(a.preset.as_deref().unwrap_or(&file.preset))?;
-    let mut nc = NodeConfig::new(id, a.listen.unwrap_or(entry.addr), identity);
+    let listen = a.listen.as_ref().unwrap_or(&entry.addr).resolve()?;
+    let mut nc = NodeConfig::new(id, listen, identity);
     nc.metrics = a.metrics;
-    nc.advertise = a
-        .advertise
-        .or_else(|| nc.listen.ip().is_unspecified().then_some(entry.addr));
-    nc.seeds = if a.seeds.is_empty() {
-        file.seeds.clone()
-    } else {
-        a.seeds.clone()
+    nc.advertise = match &a.advertise {
+        Some(h) => Some(h.resolve()?),
+        None if listen.ip().is_unspecified() => Some(entry.addr.resolve()?),
+        None => None,
     };
+    let seeds = match a.seeds.is_empty() {
+        true => &file.seeds,
+        false => &a.seeds,
+    };
+    nc.seeds = resolve_seeds(seeds)?;
     nc.config = cfg;
     nc.config.election.unsafe_variant = a.unsafe_variant;
     nc.metadata = a.meta.clone().into_bytes();

@@ -116,7 +116,14 @@ async fn ask(a: &QueryArgs) -> Result<StatusReport> {
     };
     let mut last_err = anyhow!("cluster.toml lists no node");
     for t in targets {
-        let q = query_status(&identity, t.addr, &file.cluster_name);
+        let addr = match t.addr.resolve() {
+            Ok(a) => a,
+            Err(e) => {
+                last_err = e.context(format!("node {}", t.id));
+                continue;
+            }
+        };
+        let q = query_status(&identity, addr, &file.cluster_name);
         match tokio::time::timeout(Duration::from_secs(a.timeout), q).await {
             Ok(Ok(report)) => return Ok(report),
             Ok(Err(e)) => {

@@ -120,6 +120,47 @@ fn nodes_listening_on_a_wildcard_advertise_a_reachable_address() {
 }
 
 #[test]
+fn cluster_files_may_name_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let base = free_base(2);
+    let (a1, a2) = (
+        format!("1=localhost:{base}"),
+        format!("2=localhost:{}", base + 1),
+    );
+    init(&dir, 2, base, &["--addr", &a1, "--addr", &a2]);
+    let text = std::fs::read_to_string(dir.join("cluster.toml")).unwrap();
+    assert!(text.contains(&format!("\"localhost:{base}\"")), "{text}");
+    let (tx, rx) = mpsc::channel();
+    let _a = spawn(&dir, 1, &[], tx.clone());
+    let _b = spawn(&dir, 2, &[], tx.clone());
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "the pair to converge", |log| {
+        seen(log, 1, "member_joined", 2) && seen(log, 2, "member_joined", 1)
+    });
+    let out = Command::new(BIN)
+        .args(["status", "--dir", dir.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let addrs: Vec<&Value> = report["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["addr"])
+        .collect();
+    let want = [
+        format!("127.0.0.1:{base}"),
+        format!("127.0.0.1:{}", base + 1),
+    ];
+    assert_eq!(
+        addrs,
+        want.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_node_of_another_ca_is_never_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));

@@ -11,6 +11,29 @@ use std::time::{Duration, Instant};
 use common::{free_base, init, seen, sigterm, spawn, wait_for, Proc, BIN};
 use serde_json::Value;
 
+/// `quorate status --json` of the cluster in `dir` (asking node `node`, else the first
+/// that answers).
+fn status_json(dir: &std::path::Path, node: Option<u64>) -> Value {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["status", "--dir", dir.to_str().unwrap(), "--json"]);
+    if let Some(n) = node {
+        cmd.args(["--node", &n.to_string()]);
+    }
+    let out = cmd.output().unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Field `field` of every member in a status report.
+fn members_field<'a>(report: &'a Value, field: &str) -> Vec<&'a Value> {
+    report["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m[field])
+        .collect()
+}
+
 #[test]
 fn five_processes_converge_detect_crash_and_leave() {
     let tmp = tempfile::tempdir().unwrap();
@@ -102,12 +125,7 @@ fn nodes_listening_on_a_wildcard_advertise_a_reachable_address() {
         seen(log, 1, "member_joined", 2) && seen(log, 2, "member_joined", 1)
     });
     for (asked, other, addr) in [(1, 2, adv2.clone()), (2, 1, format!("127.0.0.1:{base}"))] {
-        let out = Command::new(BIN)
-            .args(["status", "--dir", dir.to_str().unwrap(), "--json"])
-            .args(["--node", &asked.to_string()])
-            .output()
-            .unwrap();
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = status_json(&dir, Some(asked));
         let m = report["members"]
             .as_array()
             .unwrap()
@@ -138,17 +156,8 @@ fn cluster_files_may_name_hosts() {
     wait_for(&rx, &mut log, "the pair to converge", |log| {
         seen(log, 1, "member_joined", 2) && seen(log, 2, "member_joined", 1)
     });
-    let out = Command::new(BIN)
-        .args(["status", "--dir", dir.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let addrs: Vec<&Value> = report["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| &m["addr"])
-        .collect();
+    let report = status_json(&dir, None);
+    let addrs = members_field(&report, "addr");
     let want = [
         format!("127.0.0.1:{base}"),
         format!("127.0.0.1:{}", base + 1),
@@ -190,17 +199,8 @@ fn a_node_of_another_ca_is_never_listed() {
         !seen(&log, 1, "member_joined", 3) && !seen(&log, 2, "member_joined", 3),
         "{log:#?}"
     );
-    let status = Command::new(BIN)
-        .args(["status", "--dir", ours.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
-    let ids: Vec<&Value> = report["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| &m["id"])
-        .collect();
+    let report = status_json(&ours, None);
+    let ids = members_field(&report, "id");
     assert!(!ids.contains(&&Value::from(3)), "{report}");
 }
 

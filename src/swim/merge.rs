@@ -14,6 +14,25 @@ use super::{MemberEvent, Swim, Timer};
 use crate::wire::{self, Incarnation, Message, Meta, NodeId, State, Update};
 
 impl Swim {
+    /// Whether news said this node's id was alive at another address since the last
+    /// call (a voter then stops voting for a quarantine).
+    pub fn take_claim_elsewhere(&mut self) -> bool {
+        std::mem::take(&mut self.merging.claims.pending)
+    }
+
+    /// Whether this process found another live process with its id that was there
+    /// first (then it no longer contests the id, and must never vote).
+    pub fn yielded_id(&self) -> bool {
+        self.merging.claims.yielded
+    }
+
+    /// Whether this process found its own id alive at another address in the answer
+    /// to its join: another process may still run with it (one stalled, say), so this
+    /// one must never vote.
+    pub fn found_id_taken(&self) -> bool {
+        self.merging.claims.newcomer == Some(true)
+    }
+
     pub(super) fn apply_all(&mut self, now: Instant, sender: NodeId, updates: Vec<Update>) {
         for u in updates {
             self.apply(now, sender, u);
@@ -458,11 +477,18 @@ const MAX_REPORTED: usize = 16;
 #[derive(Debug, Default)]
 pub(super) struct Merging {
     /// Suspected members and their Lifeguard timers' state.
-    pub(super) suspicions: HashMap<NodeId, Suspicion, FixedState>,
+    suspicions: HashMap<NodeId, Suspicion, FixedState>,
     /// Claims of this node's id at other addresses: see [`Claims`].
-    pub(super) claims: Claims,
+    claims: Claims,
     /// Set while merging a join reply: members learned from it are not re-gossiped.
-    pub(super) quiet: bool,
+    quiet: bool,
+}
+
+impl Merging {
+    /// Marks whether what is merged next comes in a join reply (not re-gossiped).
+    pub(super) fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
 }
 
 /// One at an incarnation at or above the one this node took to refute an earlier claim

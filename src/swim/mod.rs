@@ -268,26 +268,9 @@ impl Swim {
         }
     }
 
-    /// Whether a seed (or any member) has answered a join.
-    pub fn is_joined(&self) -> bool {
-        self.exchange.joined
-    }
-
     /// Whether [`Swim::leave`] was called.
     pub fn is_leaving(&self) -> bool {
         self.leaving
-    }
-
-    /// Joins through `seeds` (retried every `join_retry_interval` until one answers).
-    pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
-        self.exchange.seeds = seeds.iter().copied().filter(|a| *a != self.addr).collect();
-        self.exchange.seeds.dedup();
-        if self.exchange.seeds.is_empty() {
-            self.exchange.joined = true;
-            return;
-        }
-        self.exchange.joined = false;
-        self.on_join_timer(now);
     }
 
     /// Announces a graceful departure: `Left` is sent reliably to a few members and
@@ -327,7 +310,7 @@ impl Swim {
         ] {
             self.timers.cancel(t);
         }
-        self.prober.current = None;
+        self.prober.stop();
         self.schedule_gossip(now);
     }
 
@@ -465,30 +448,6 @@ impl Swim {
             self.events.shrink_to(64);
         }
         e
-    }
-
-    /// Sets the opaque state sent with every push-pull (the group registry).
-    pub fn set_shared(&mut self, shared: Vec<u8>) {
-        self.exchange.shared_out = shared;
-    }
-
-    /// Whether news said this node's id was alive at another address since the last
-    /// call (a voter then stops voting for a quarantine).
-    pub fn take_claim_elsewhere(&mut self) -> bool {
-        std::mem::take(&mut self.merging.claims.pending)
-    }
-
-    /// Whether this process found another live process with its id that was there
-    /// first (then it no longer contests the id, and must never vote).
-    pub fn yielded_id(&self) -> bool {
-        self.merging.claims.yielded
-    }
-
-    /// Whether this process found its own id alive at another address in the answer
-    /// to its join: another process may still run with it (one stalled, say), so this
-    /// one must never vote.
-    pub fn found_id_taken(&self) -> bool {
-        self.merging.claims.newcomer == Some(true)
     }
 
     /// Where member `id` was last known to listen, whatever its state (dead and

@@ -17,11 +17,11 @@ use crate::wire::{Message, NodeId, State, Update};
 #[derive(Debug, Default)]
 pub(super) struct Prober {
     /// The probe of this period, if one is in flight.
-    pub(super) current: Option<Probe>,
+    current: Option<Probe>,
     /// The last sequence number used (pings, ping-reqs and relays share it).
-    pub(super) seq: u32,
+    seq: u32,
     /// Indirect probes this node runs on behalf of others, by the sequence it used.
-    pub(super) relays: HashMap<u32, Relay, FixedState>,
+    relays: HashMap<u32, Relay, FixedState>,
 }
 
 /// The probe in flight (at most one per period).
@@ -42,6 +42,13 @@ pub(crate) struct Relay {
     origin_seq: u32,
     want_nack: bool,
     nack_sent: bool,
+}
+
+impl Prober {
+    /// Drops the probe in flight (this node is leaving: no suspicion comes of it).
+    pub(super) fn stop(&mut self) {
+        self.current = None;
+    }
 }
 
 impl Swim {

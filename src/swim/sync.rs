@@ -11,19 +11,19 @@ use super::{digest, Swim, Timer};
 #[derive(Debug)]
 pub(super) struct Exchange {
     /// The seeds joined through (retried until one answers).
-    pub(super) seeds: Vec<SocketAddr>,
+    seeds: Vec<SocketAddr>,
     /// Whether a seed answered (or there were none).
-    pub(super) joined: bool,
+    joined: bool,
     /// Members learned (or seen back alive) since the last full exchange, by gossip
     /// or by that exchange itself (joins excepted).
-    pub(super) learned: usize,
+    learned: usize,
     /// Table size at the last full exchange.
-    pub(super) synced: usize,
+    synced: usize,
     /// When the last full exchange was sent or received.
-    pub(super) last_sync: Option<Instant>,
+    last_sync: Option<Instant>,
     /// Opaque state of the layers above, sent with every push-pull (what peers send
     /// back goes to those layers straight from the engine).
-    pub(super) shared_out: Vec<u8>,
+    shared_out: Vec<u8>,
 }
 
 impl Default for Exchange {
@@ -41,6 +41,28 @@ impl Default for Exchange {
 use crate::wire::{MemberRecord, Message, Meta, NodeId, State, Update};
 
 impl Swim {
+    /// Whether a seed (or any member) has answered a join.
+    pub fn is_joined(&self) -> bool {
+        self.exchange.joined
+    }
+
+    /// Joins through `seeds` (retried every `join_retry_interval` until one answers).
+    pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        self.exchange.seeds = seeds.iter().copied().filter(|a| *a != self.addr).collect();
+        self.exchange.seeds.dedup();
+        if self.exchange.seeds.is_empty() {
+            self.exchange.joined = true;
+            return;
+        }
+        self.exchange.joined = false;
+        self.on_join_timer(now);
+    }
+
+    /// Sets the opaque state sent with every push-pull (the group registry).
+    pub fn set_shared(&mut self, shared: Vec<u8>) {
+        self.exchange.shared_out = shared;
+    }
+
     /// Gossip round: pending updates go to `gossip_nodes` random members (recently dead
     /// ones included, so a falsely declared member hears of it and refutes).
     /// Rounds run only while there is news (see `Swim::schedule_gossip`).
@@ -259,9 +281,9 @@ impl Swim {
             }
         }
         let _ = join;
-        self.merging.quiet = quiet;
+        self.merging.set_quiet(quiet);
         self.merge_records(now, sender, members);
-        self.merging.quiet = false;
+        self.merging.set_quiet(false);
         self.synced_at(now);
     }
 

@@ -215,8 +215,9 @@ pub use leader::{
 pub use lock::{Lock, LockError, LockGuard, LOCK_PREFIX};
 #[cfg(feature = "runtime")]
 pub use node::{
-    query_status, EventStream, GroupMember, GroupOpError, GroupStatus, LeaveError, MemberStatus,
-    MetricsError, Node, NodeConfig, SetMetadataError, StartError, StatusError, StatusReport,
+    query_confirmed_leader, query_status, EventStream, GroupMember, GroupOpError, GroupStatus,
+    LeaveError, MemberStatus, MetricsError, Node, NodeConfig, SetMetadataError, StartError,
+    StatusError, StatusReport,
 };
 #[cfg(feature = "runtime")]
 pub use runtime::TransportStats;

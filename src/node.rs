@@ -36,8 +36,8 @@ use crate::swim::{Member, MetadataError, Stats};
 use crate::wire::NodeId;
 
 pub use crate::runtime::{
-    query_status, GroupMember, GroupStatus, MemberStatus, NodeConfig, StartError, StatusError,
-    StatusReport,
+    query_confirmed_leader, query_status, GroupMember, GroupStatus, MemberStatus, NodeConfig,
+    StartError, StatusError, StatusReport,
 };
 
 /// Why [`Node::set_metadata`] failed.

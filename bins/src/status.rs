@@ -6,7 +6,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use quorate::{query_status, GroupStatus, Identity, StatusReport};
+use quorate::{query_confirmed_leader, query_status, GroupStatus, Identity, StatusReport};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cluster::{ClusterFile, Paths};
+use crate::cluster::{ClusterFile, NodeEntry, Paths};
 use crate::view::{meta_text, state_name};
 
 /// Which node to ask, and how.
@@ -39,6 +39,10 @@ pub struct QueryArgs {
 pub struct GroupArgs {
     /// The group.
     group: String,
+    /// (`leader` only) Ask a quorum of voters through the node, not its gossiped view:
+    /// slower, and fails when no quorum answers.
+    #[arg(long)]
+    confirmed: bool,
     #[command(flatten)]
     query: QueryArgs,
 }
@@ -74,16 +78,27 @@ pub async fn groups(a: QueryArgs) -> Result<()> {
 
 /// `quorate leader GROUP`: the group's gossiped leader and term.
 pub async fn leader(a: GroupArgs) -> Result<()> {
-    let report = ask(&a.query).await?;
+    let (node, found) = match a.confirmed {
+        true => confirmed(&a).await?,
+        false => {
+            let report = ask(&a.query).await?;
+            (report.node.0, find_group(&report, &a.group)?.leader)
+        }
+    };
     let mut o = String::new();
-    let g = find_group(&report, &a.group)?;
     if a.query.json {
-        let (leader, term) = g.leader.map_or((None, None), |(l, t)| (Some(l.0), Some(t)));
-        let v = json!({ "node": report.node.0, "group": g.name, "leader": leader, "term": term });
+        let (leader, term) = found.map_or((None, None), |(l, t)| (Some(l.0), Some(t)));
+        let v = json!({
+            "node": node,
+            "group": a.group,
+            "leader": leader,
+            "term": term,
+            "confirmed": a.confirmed,
+        });
         writeln!(o, "{v}")?;
         return out(&o);
     }
-    match g.leader {
+    match found {
         Some((l, t)) => writeln!(o, "{l} (term {t})")?,
         None => writeln!(o, "none")?,
     }
@@ -105,15 +120,44 @@ pub async fn members(a: GroupArgs) -> Result<()> {
     out(&o)
 }
 
-/// Queries the chosen node, or the first that answers in id order.
-async fn ask(a: &QueryArgs) -> Result<StatusReport> {
+/// The cluster file, the client identity, and the nodes to ask in order.
+fn targets(a: &QueryArgs) -> Result<(ClusterFile, Identity, Vec<NodeEntry>)> {
     let file = ClusterFile::load(&a.dir)?;
     let paths = Paths(a.dir.clone());
     let identity = Identity::load(&paths.client_cert(), &paths.client_key(), &paths.ca_cert())?;
-    let targets: Vec<_> = match a.node {
+    let targets = match a.node {
         Some(id) => vec![file.node(id)?.clone()],
         None => file.nodes.clone(),
     };
+    Ok((file, identity, targets))
+}
+
+/// Asks the chosen node (or the first that answers) to have the voters confirm who
+/// leads the group: (the node asked, the confirmed leader and term).
+async fn confirmed(a: &GroupArgs) -> Result<(u64, quorate::Confirmed)> {
+    let (file, identity, targets) = targets(&a.query)?;
+    let mut last_err = anyhow!("cluster.toml lists no node");
+    for t in targets {
+        let addr = match t.addr.resolve() {
+            Ok(addr) => addr,
+            Err(e) => {
+                last_err = e.context(format!("node {}", t.id));
+                continue;
+            }
+        };
+        let q = query_confirmed_leader(&identity, addr, &file.cluster_name, &a.group);
+        match tokio::time::timeout(Duration::from_secs(a.query.timeout), q).await {
+            Ok(Ok(c)) => return Ok((t.id, c)),
+            Ok(Err(e)) => last_err = anyhow::Error::new(e).context(format!("node {}", t.id)),
+            Err(_) => last_err = anyhow!("node {} did not answer in {}s", t.id, a.query.timeout),
+        }
+    }
+    Err(last_err).context("no node confirmed a leader")
+}
+
+/// Queries the chosen node, or the first that answers in id order.
+async fn ask(a: &QueryArgs) -> Result<StatusReport> {
+    let (file, identity, targets) = targets(a)?;
     let mut last_err = anyhow!("cluster.toml lists no node");
     for t in targets {
         let addr = match t.addr.resolve() {

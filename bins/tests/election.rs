@@ -237,6 +237,9 @@ fn operator_commands_name_the_leader(dir: &std::path::Path, leader: u64, term: u
             .all(|m| m["state"] == "alive"),
         "{status}"
     );
+    let c = ask(dir, &["leader", GROUP, "--confirmed"]);
+    let got = (&c["leader"], &c["term"], &c["confirmed"]);
+    assert_eq!(got, (&leader.into(), &term.into(), &true.into()), "{c}");
     let l = ask(dir, &["leader", GROUP]);
     assert_eq!(
         (&l["leader"], &l["term"]),

@@ -38,6 +38,9 @@ pub use frame::{write_frame, LEN_PREFIX};
 pub use shared::TransportStats;
 pub(crate) use start::{start, start_with_socket};
 pub use start::{NodeConfig, StartError};
-pub use status::{query_status, GroupMember, GroupStatus, MemberStatus, StatusError, StatusReport};
+pub use status::{
+    query_confirmed_leader, query_status, GroupMember, GroupStatus, MemberStatus, StatusError,
+    StatusReport,
+};
 pub use tls::{client_crypto, peer_of, ALPN};
 pub use transport::client_config;

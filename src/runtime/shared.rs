@@ -172,6 +172,9 @@ pub(crate) struct Shared {
     pub cluster: String,
     /// The voters of the cluster's elections (empty: elections off).
     pub voters: Vec<NodeId>,
+    /// The driver's command channel, weak: what holds it does not keep the driver
+    /// alive (status queries that ask the voters use it).
+    pub commands: mpsc::WeakUnboundedSender<super::driver::Command>,
     pub max_stream_bytes: usize,
     /// Bytes of stream frames being read at once, all connections together.
     pub stream_budget: tokio::sync::Semaphore,

@@ -324,6 +324,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         me: cfg.id,
         cluster: cfg.config.cluster_name.clone(),
         voters: cfg.config.election.voters.clone(),
+        commands: cmd_tx.downgrade(),
         max_stream_bytes: cfg.config.max_stream_bytes,
         stream_budget: tokio::sync::Semaphore::new(stream_budget(&cfg.config)),
         timings: Timings::new(&cfg.config),

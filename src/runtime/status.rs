@@ -15,11 +15,13 @@ use super::frame::{read_frame, write_frame};
 use super::identity::{Identity, IdentityError, MEMBER_SERVER_NAME};
 use super::shared::{inc, Shared};
 use super::tls;
-use crate::election::{quorum, Term};
+use super::handle::Commands;
+use crate::election::{quorum, Confirmed, Term};
 use crate::wire::{Incarnation, NodeId, State};
 
-/// Version of the status message set (2: groups, leaders and voters in the report).
-const STATUS_VERSION: u16 = 2;
+/// Version of the status message set (2: groups, leaders and voters in the report;
+/// 3: confirmed-leader queries).
+const STATUS_VERSION: u16 = 3;
 /// Largest request accepted.
 const MAX_REQUEST: usize = 1024;
 /// Largest report a client accepts.
@@ -80,12 +82,15 @@ pub enum StatusError {
 struct StatusRequest {
     version: u16,
     cluster: String,
+    /// Ask the voters who leads this group, instead of the report.
+    confirm: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 enum StatusResponse {
     Report(StatusReport),
     Refused(String),
+    Confirmed(Confirmed),
 }
 
 /// One node's view of the cluster, as answered to a status query.
@@ -221,19 +226,7 @@ pub(crate) async fn serve(mut send: SendStream, mut recv: RecvStream, shared: Ar
             .map_err(|e| e.to_string())?
             .ok_or("empty request")?;
         let req: StatusRequest = postcard::from_bytes(&req).map_err(|e| e.to_string())?;
-        let resp = if req.version != STATUS_VERSION {
-            StatusResponse::Refused(format!(
-                "status version {} is not supported (this node speaks {STATUS_VERSION})",
-                req.version
-            ))
-        } else if req.cluster != shared.cluster {
-            StatusResponse::Refused(format!(
-                "this node is in cluster {:?}, not {:?}",
-                shared.cluster, req.cluster
-            ))
-        } else {
-            StatusResponse::Report(report(&shared))
-        };
+        let resp = respond(req, &shared).await;
         let bytes = postcard::to_stdvec(&resp).map_err(|e| e.to_string())?;
         write_frame(&mut send, &bytes)
             .await
@@ -249,6 +242,34 @@ pub(crate) async fn serve(mut send: SendStream, mut recv: RecvStream, shared: Ar
     }
 }
 
+/// The answer to `req`: a refusal, the report, or a leader the voters confirm.
+async fn respond(req: StatusRequest, shared: &Shared) -> StatusResponse {
+    if req.version != STATUS_VERSION {
+        return StatusResponse::Refused(format!(
+            "status version {} is not supported (this node speaks {STATUS_VERSION})",
+            req.version
+        ));
+    }
+    if req.cluster != shared.cluster {
+        return StatusResponse::Refused(format!(
+            "this node is in cluster {:?}, not {:?}",
+            shared.cluster, req.cluster
+        ));
+    }
+    let Some(group) = req.confirm else {
+        return StatusResponse::Report(report(shared));
+    };
+    // A weak sender: a query in flight must not keep a stopping node's driver alive.
+    let Some(tx) = shared.commands.upgrade() else {
+        return StatusResponse::Refused("the node is stopping".into());
+    };
+    match Commands::from(tx).query_leader(&group).await {
+        Ok(Ok(confirmed)) => StatusResponse::Confirmed(confirmed),
+        Ok(Err(e)) => StatusResponse::Refused(e.to_string()),
+        Err(_) => StatusResponse::Refused("the node is stopping".into()),
+    }
+}
+
 /// Asks the node at `addr` for its view of cluster `cluster_name`, as `identity` (a
 /// client identity issued by [`crate::ClusterCa::issue_client`], or a node's).
 ///
@@ -261,17 +282,59 @@ pub async fn query_status(
     addr: SocketAddr,
     cluster_name: &str,
 ) -> Result<StatusReport, StatusError> {
-    let query = query(identity, addr, cluster_name);
-    tokio::time::timeout(QUERY_TIMEOUT, query)
-        .await
-        .map_err(|_| StatusError::Timeout { addr })?
+    match ask(identity, addr, cluster_name, None).await? {
+        StatusResponse::Report(report) => Ok(report),
+        _ => Err(StatusError::Protocol {
+            addr,
+            reason: "answered another question".into(),
+        }),
+    }
+}
+
+/// Asks the node at `addr` which node leads `group` as a quorum of voters confirms it
+/// (as [`crate::Node::confirmed_leader`] does there): `None` when none does. Fails as
+/// [`query_status`] does, and with [`StatusError::Refused`] when the voters could not
+/// confirm (no quorum answered in time, elections off).
+pub async fn query_confirmed_leader(
+    identity: &Identity,
+    addr: SocketAddr,
+    cluster_name: &str,
+    group: &str,
+) -> Result<Confirmed, StatusError> {
+    match ask(identity, addr, cluster_name, Some(group.to_owned())).await? {
+        StatusResponse::Confirmed(c) => Ok(c),
+        _ => Err(StatusError::Protocol {
+            addr,
+            reason: "answered another question".into(),
+        }),
+    }
+}
+
+/// One request to the node at `addr`, within the query time bound.
+async fn ask(
+    identity: &Identity,
+    addr: SocketAddr,
+    cluster: &str,
+    confirm: Option<String>,
+) -> Result<StatusResponse, StatusError> {
+    let req = StatusRequest {
+        version: STATUS_VERSION,
+        cluster: cluster.to_owned(),
+        confirm,
+    };
+    let query = query(identity, addr, req);
+    match tokio::time::timeout(QUERY_TIMEOUT, query).await {
+        Err(_) => Err(StatusError::Timeout { addr }),
+        Ok(Ok(StatusResponse::Refused(reason))) => Err(StatusError::Refused { addr, reason }),
+        Ok(r) => r,
+    }
 }
 
 async fn query(
     identity: &Identity,
     addr: SocketAddr,
-    cluster: &str,
-) -> Result<StatusReport, StatusError> {
+    req: StatusRequest,
+) -> Result<StatusResponse, StatusError> {
     let connect = |reason: String| StatusError::Connect { addr, reason };
     let bind: SocketAddr = if addr.is_ipv6() {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
@@ -290,10 +353,6 @@ async fn query(
         .map_err(|e| connect(e.to_string()))?;
     let protocol = |reason: String| StatusError::Protocol { addr, reason };
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connect(e.to_string()))?;
-    let req = StatusRequest {
-        version: STATUS_VERSION,
-        cluster: cluster.to_owned(),
-    };
     let bytes = postcard::to_stdvec(&req).map_err(|e| protocol(e.to_string()))?;
     write_frame(&mut send, &bytes)
         .await
@@ -305,8 +364,5 @@ async fn query(
         .ok_or_else(|| protocol("no answer".into()))?;
     conn.close(0u32.into(), b"done");
     endpoint.close(0u32.into(), b"done");
-    match postcard::from_bytes(&resp).map_err(|e| protocol(e.to_string()))? {
-        StatusResponse::Report(report) => Ok(report),
-        StatusResponse::Refused(reason) => Err(StatusError::Refused { addr, reason }),
-    }
+    postcard::from_bytes(&resp).map_err(|e| protocol(e.to_string()))
 }

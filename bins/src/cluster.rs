@@ -223,8 +223,13 @@ impl Paths {
     pub fn ca_cert(&self) -> PathBuf {
         self.0.join("ca.pem")
     }
+    /// The CA's key, apart from what any node needs (`DIR/ca/`).
     pub fn ca_key(&self) -> PathBuf {
-        self.0.join("ca.key")
+        self.0.join("ca").join("ca.key")
+    }
+    /// Node `id`'s bundle: the one folder its host needs.
+    pub fn bundle(&self, id: NodeId) -> PathBuf {
+        self.0.join("nodes").join(id.0.to_string())
     }
     pub fn node_cert(&self, id: NodeId) -> PathBuf {
         self.0.join(format!("node-{id}.pem"))

@@ -43,7 +43,8 @@ pub struct InitArgs {
     force: bool,
 }
 
-/// Writes the CA, the node and client certificates and `cluster.toml`.
+/// Writes the CA (its key apart, in `DIR/ca/`), the node and client certificates,
+/// `cluster.toml`, and one bundle per node (`DIR/nodes/K/`: what host K needs).
 pub fn run(a: InitArgs) -> Result<()> {
     let file = plan(&a)?;
     let paths = Paths(a.dir.clone());
@@ -53,23 +54,40 @@ pub fn run(a: InitArgs) -> Result<()> {
             paths.0.display()
         );
     }
-    std::fs::create_dir_all(&a.dir)
-        .with_context(|| format!("cannot create {}", a.dir.display()))?;
+    let ca_dir = paths
+        .ca_key()
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    std::fs::create_dir_all(&ca_dir)
+        .with_context(|| format!("cannot create {}", ca_dir.display()))?;
     let ca = ClusterCa::generate(&a.name)?;
-    ca.save(&paths.ca_cert(), &paths.ca_key())?;
+    ca.save(&ca_dir.join("ca.pem"), &paths.ca_key())?;
+    ca.save_cert(&paths.ca_cert())?;
+    file.save(&a.dir)?;
     for n in &file.nodes {
         let id = NodeId(n.id);
-        ca.issue_node(id)?
-            .save(&paths.node_cert(id), &paths.node_key(id))?;
+        let node = ca.issue_node(id)?;
+        node.save(&paths.node_cert(id), &paths.node_key(id))?;
+        let bundle = Paths(paths.bundle(id));
+        std::fs::create_dir_all(&bundle.0)
+            .with_context(|| format!("cannot create {}", bundle.0.display()))?;
+        node.save(&bundle.node_cert(id), &bundle.node_key(id))?;
+        ca.save_cert(&bundle.ca_cert())?;
+        file.save(&bundle.0)?;
     }
     ca.issue_client("admin")?
         .save(&paths.client_cert(), &paths.client_key())?;
-    file.save(&a.dir)?;
     println!(
         "wrote cluster {:?} with {} nodes to {}",
         a.name,
         file.nodes.len(),
         a.dir.display()
+    );
+    println!(
+        "host K needs only {}/nodes/K/ (the CA key stays in {})",
+        a.dir.display(),
+        ca_dir.display()
     );
     println!("start each node in its own terminal:");
     for n in file.nodes.iter().take(3) {

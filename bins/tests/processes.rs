@@ -170,6 +170,36 @@ fn cluster_files_may_name_hosts() {
 }
 
 #[test]
+fn a_node_runs_from_its_bundle_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let base = free_base(2);
+    init(&dir, 2, base, &[]);
+    // The CA key is apart; a bundle holds exactly what its host needs.
+    assert!(dir.join("ca/ca.key").exists() && !dir.join("ca.key").exists());
+    let bundle = tmp.path().join("host-2");
+    std::fs::rename(dir.join("nodes/2"), &bundle).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["ca.pem", "cluster.toml", "node-2.key", "node-2.pem"]
+    );
+    let (tx, rx) = mpsc::channel();
+    let _a = spawn(&dir, 1, &[], tx.clone());
+    let _b = spawn(&bundle, 2, &[], tx.clone());
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "the pair to converge", |log| {
+        seen(log, 1, "member_joined", 2) && seen(log, 2, "member_joined", 1)
+    });
+    // Its durable state lands in the bundle's own data folder.
+    assert!(bundle.join("data/node-2").is_dir());
+}
+
+#[test]
 fn a_node_of_another_ca_is_never_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));

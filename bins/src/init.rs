@@ -66,15 +66,7 @@ pub fn run(a: InitArgs) -> Result<()> {
     ca.save_cert(&paths.ca_cert())?;
     file.save(&a.dir)?;
     for n in &file.nodes {
-        let id = NodeId(n.id);
-        let node = ca.issue_node(id)?;
-        node.save(&paths.node_cert(id), &paths.node_key(id))?;
-        let bundle = Paths(paths.bundle(id));
-        std::fs::create_dir_all(&bundle.0)
-            .with_context(|| format!("cannot create {}", bundle.0.display()))?;
-        node.save(&bundle.node_cert(id), &bundle.node_key(id))?;
-        ca.save_cert(&bundle.ca_cert())?;
-        file.save(&bundle.0)?;
+        crate::cert::write_node(&paths, &ca, NodeId(n.id), &file)?;
     }
     ca.issue_client("admin")?
         .save(&paths.client_cert(), &paths.client_key())?;

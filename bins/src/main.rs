@@ -4,6 +4,7 @@
 mod bench;
 mod bench_clients;
 mod bench_election;
+mod cert;
 mod cluster;
 mod demo;
 mod init;
@@ -33,6 +34,9 @@ struct Cli {
 enum Cmd {
     /// Write a cluster directory: CA, node certificates and keys, cluster.toml.
     Init(init::InitArgs),
+    /// Certificates of an existing cluster: add a node, renew one.
+    #[command(subcommand)]
+    Cert(cert::CertCmd),
     /// Run one node until SIGINT/SIGTERM (which leave the cluster gracefully).
     Node(run::NodeArgs),
     /// Ask a running node for its view: members, voters and quorum, groups and leaders.
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.cmd {
         Cmd::Init(a) => init::run(a),
+        Cmd::Cert(c) => cert::run(c),
         Cmd::Node(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
         Cmd::Status(a) => runtime().and_then(|rt| rt.block_on(status::status(a))),
         Cmd::Leader(a) => runtime().and_then(|rt| rt.block_on(status::leader(a))),

@@ -200,6 +200,57 @@ fn a_node_runs_from_its_bundle_alone() {
 }
 
 #[test]
+fn cert_issue_adds_a_node_that_joins_and_renew_keeps_it_a_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let base = free_base(3);
+    init(&dir, 2, base, &[]);
+    let (tx, rx) = mpsc::channel();
+    let _a = spawn(&dir, 1, &[], tx.clone());
+    let _b = spawn(&dir, 2, &[], tx.clone());
+    let before = std::fs::read(dir.join("nodes/1/cluster.toml")).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), text)
+    };
+    let d = dir.to_str().unwrap();
+    let addr = format!("127.0.0.1:{}", base + 2);
+    let (ok, err) = cli(&["cert", "issue", "--dir", d, "--id", "3", "--addr", &addr]);
+    assert!(ok, "{err}");
+    // Another node's bundle is untouched; the cluster file names node 3.
+    assert_eq!(
+        std::fs::read(dir.join("nodes/1/cluster.toml")).unwrap(),
+        before
+    );
+    let text = std::fs::read_to_string(dir.join("cluster.toml")).unwrap();
+    assert!(text.contains(&addr), "{text}");
+    let (ok, err) = cli(&["cert", "issue", "--dir", d, "--id", "3", "--addr", &addr]);
+    assert!(!ok && err.contains("already"), "{err}");
+    let _c = spawn(&dir.join("nodes/3"), 3, &[], tx.clone());
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "node 3 to join", |log| {
+        seen(log, 1, "member_joined", 3) && seen(log, 3, "member_joined", 2)
+    });
+    // A renewed certificate is of the same CA: node 2 restarted with it joins again.
+    let old_cert = std::fs::read(dir.join("nodes/2/node-2.pem")).unwrap();
+    let (ok, err) = cli(&["cert", "renew", "--dir", d, "--id", "2"]);
+    assert!(ok, "{err}");
+    assert_ne!(
+        std::fs::read(dir.join("nodes/2/node-2.pem")).unwrap(),
+        old_cert
+    );
+    drop(_b);
+    let _b = spawn(&dir.join("nodes/2"), 2, &[], tx.clone());
+    let mut after = Vec::new();
+    wait_for(&rx, &mut after, "renewed node 2 to join", |log| {
+        seen(log, 2, "member_joined", 1) && seen(log, 2, "member_joined", 3)
+    });
+    let report = status_json(&dir, Some(1));
+    assert_eq!(members_field(&report, "id").len(), 3, "{report}");
+}
+
+#[test]
 fn a_node_of_another_ca_is_never_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));

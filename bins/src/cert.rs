@@ -1,0 +1,127 @@
+//! `quorate cert issue` and `quorate cert renew`: certificates for a cluster that
+//! exists, signed with the CA key kept in `DIR/ca/`. Issuing adds a node (its bundle,
+//! and its line in `DIR/cluster.toml`) without touching any other node's files;
+//! renewing gives a node a new key and certificate, in `DIR` and in its bundle.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use quorate::{ClusterCa, NodeId};
+
+use crate::cluster::{ClusterFile, HostPort, NodeEntry, Paths};
+
+/// `quorate cert …`.
+#[derive(Subcommand, Debug)]
+pub enum CertCmd {
+    /// Add node K to an existing cluster: its certificate, its bundle
+    /// (DIR/nodes/K/) and its line in DIR/cluster.toml.
+    Issue(IssueArgs),
+    /// Give node K a new key and certificate (in DIR and in its bundle).
+    Renew(RenewArgs),
+}
+
+/// Arguments of `quorate cert issue`.
+#[derive(Args, Debug)]
+pub struct IssueArgs {
+    /// The cluster directory written by `quorate init` (with the CA key in DIR/ca/).
+    #[arg(long, value_parser = crate::parse_dir)]
+    dir: PathBuf,
+    /// The new node's id.
+    #[arg(long)]
+    id: u64,
+    /// Its address, HOST:PORT (an IP or a host name).
+    #[arg(long)]
+    addr: HostPort,
+}
+
+/// Arguments of `quorate cert renew`.
+#[derive(Args, Debug)]
+pub struct RenewArgs {
+    /// The cluster directory written by `quorate init` (with the CA key in DIR/ca/).
+    #[arg(long, value_parser = crate::parse_dir)]
+    dir: PathBuf,
+    /// The node whose certificate is renewed.
+    #[arg(long)]
+    id: u64,
+}
+
+/// Runs a `quorate cert` command.
+pub fn run(cmd: CertCmd) -> Result<()> {
+    match cmd {
+        CertCmd::Issue(a) => issue(a),
+        CertCmd::Renew(a) => renew(a),
+    }
+}
+
+fn load_ca(paths: &Paths) -> Result<ClusterCa> {
+    let key = paths.ca_key();
+    let cert = key.with_file_name("ca.pem");
+    ClusterCa::load(&cert, &key).with_context(|| {
+        format!(
+            "cannot load the cluster CA from {} (the CA key stays on the machine that ran \
+             `quorate init`)",
+            key.display()
+        )
+    })
+}
+
+fn issue(a: IssueArgs) -> Result<()> {
+    let paths = Paths(a.dir.clone());
+    let mut file = ClusterFile::load(&a.dir)?;
+    if a.id == 0 {
+        bail!("node ids start at 1");
+    }
+    if file.node(a.id).is_ok() {
+        bail!(
+            "node {} is already in cluster.toml (renew it instead)",
+            a.id
+        );
+    }
+    if let Some(n) = file.nodes.iter().find(|n| n.addr == a.addr) {
+        bail!("address {} is node {}'s already", a.addr, n.id);
+    }
+    let ca = load_ca(&paths)?;
+    file.nodes.push(NodeEntry {
+        id: a.id,
+        addr: a.addr.clone(),
+    });
+    file.config()?;
+    let id = NodeId(a.id);
+    write_node(&paths, &ca, id, &file)?;
+    file.save(&a.dir)?;
+    println!(
+        "node {id} at {}: copy {} to its host; the other nodes need no change",
+        a.addr,
+        paths.bundle(id).display()
+    );
+    Ok(())
+}
+
+fn renew(a: RenewArgs) -> Result<()> {
+    let paths = Paths(a.dir.clone());
+    let file = ClusterFile::load(&a.dir)?;
+    file.node(a.id)?;
+    let ca = load_ca(&paths)?;
+    let id = NodeId(a.id);
+    write_node(&paths, &ca, id, &file)?;
+    println!(
+        "node {id}: new key and certificate in {} and {}",
+        paths.node_cert(id).display(),
+        paths.bundle(id).display()
+    );
+    Ok(())
+}
+
+/// Issues node `id` a certificate and writes it to `DIR` and to its bundle, with the
+/// CA certificate and `file`.
+pub fn write_node(paths: &Paths, ca: &ClusterCa, id: NodeId, file: &ClusterFile) -> Result<()> {
+    let node = ca.issue_node(id)?;
+    node.save(&paths.node_cert(id), &paths.node_key(id))?;
+    let bundle = Paths(paths.bundle(id));
+    std::fs::create_dir_all(&bundle.0)
+        .with_context(|| format!("cannot create {}", bundle.0.display()))?;
+    node.save(&bundle.node_cert(id), &bundle.node_key(id))?;
+    ca.save_cert(&bundle.ca_cert())?;
+    file.save(&bundle.0)
+}

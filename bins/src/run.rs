@@ -189,6 +189,7 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     check_campaigns(&a.campaigns, &file)?;
     let nc = node_config(&a, &file)?;
     let id = nc.id;
+    let voters = nc.config.election.voters.clone();
     let printer = Printer::stdout(a.output_queue).context("cannot set up stdout")?;
     let node = Node::start(nc)
         .await
@@ -198,9 +199,12 @@ pub async fn run(a: NodeArgs) -> Result<()> {
         json: a.json,
         reporter: Reporter::new(a.renewals),
         leaders: a.campaigns.iter().map(|g| (g.clone(), None)).collect(),
+        campaigning: !a.campaigns.is_empty(),
+        voters,
         printer,
     };
     out.started(&node);
+    out.view(&node);
     if let Some(v) = a.unsafe_variant {
         eprintln!(
             "node {id}: elections run under the unsafe variant {:?} (tests only)",
@@ -323,6 +327,10 @@ struct Output {
     /// Groups shown in the live view (those this node runs for or saw a leader of),
     /// with their latest leader change (`None`: none seen yet).
     leaders: BTreeMap<String, Option<LeaderChange>>,
+    /// This node runs for some group: the view says whether it reaches a quorum.
+    campaigning: bool,
+    /// The voters of the cluster's elections.
+    voters: Vec<NodeId>,
     /// Where every line goes (stdout, through a bounded queue).
     printer: Printer,
 }
@@ -394,8 +402,15 @@ impl Output {
             return;
         }
         let ts = view::clock(view::now_ms());
-        let summary = format!("{ts}   {}", view::summary(&node.members()));
+        let members = node.members();
+        let summary = format!("{ts}   {}", view::summary(&members));
         self.printer.line(summary);
+        if self.campaigning {
+            let states: Vec<_> = members.iter().map(|m| (m.id, m.state)).collect();
+            if let Some(q) = view::quorum_line(&self.voters, &states) {
+                self.printer.line(format!("{ts}   {q}"));
+            }
+        }
         if !self.leaders.is_empty() {
             let line = view::leaders(self.leaders.keys(), |g| match &self.leaders[g] {
                 Some(c) => c.leader.map(|l| (l, c.term)),

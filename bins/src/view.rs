@@ -272,6 +272,24 @@ pub fn state_name(state: State) -> &'static str {
     }
 }
 
+/// Whether the voters alive in `members` make a quorum, as one line
+/// ("voters: 3 of 3 alive, a quorum" or "no quorum: 1 of 3 voters reachable");
+/// `None` when elections are off.
+pub fn quorum_line(voters: &[NodeId], members: &[(NodeId, State)]) -> Option<String> {
+    if voters.is_empty() {
+        return None;
+    }
+    let alive = voters
+        .iter()
+        .filter(|v| members.contains(&(**v, State::Alive)))
+        .count();
+    let need = voters.len() / 2 + 1;
+    Some(match alive >= need {
+        true => format!("voters: {alive} of {} alive, a quorum", voters.len()),
+        false => format!("no quorum: {alive} of {} voters reachable", voters.len()),
+    })
+}
+
 /// One line summing up the view: members grouped by state.
 pub fn summary(members: &[Member]) -> String {
     let mut by: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
@@ -434,6 +452,21 @@ mod tests {
         let groups = ["a".to_owned(), "g".to_owned()];
         let l = leaders(&groups, |g| (g == "g").then_some((NodeId(2), 5)));
         assert_eq!(l, "leaders: a: none  g: node 2 (term 5)");
+    }
+
+    #[test]
+    fn the_quorum_line_counts_live_voters() {
+        let m = |id, state| (NodeId(id), state);
+        let voters = [NodeId(1), NodeId(2), NodeId(3)];
+        let lone = [m(1, State::Alive), m(2, State::Dead)];
+        let line = quorum_line(&voters, &lone).unwrap();
+        assert_eq!(line, "no quorum: 1 of 3 voters reachable");
+        let two = [m(1, State::Alive), m(3, State::Alive)];
+        assert_eq!(
+            quorum_line(&voters, &two).unwrap(),
+            "voters: 2 of 3 alive, a quorum"
+        );
+        assert_eq!(quorum_line(&[], &two), None);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use tokio::sync::broadcast;
 use crate::engine::Event;
 use crate::groups::GroupError;
 use crate::runtime::handle::{GroupOp, RuntimeHandle, Stopped};
+use crate::runtime::identity::Identity;
 use crate::runtime::TransportStats;
 use crate::stats::Metric;
 use crate::swim::{Member, MetadataError, Stats};
@@ -72,6 +73,28 @@ pub enum GroupOpError {
 #[non_exhaustive]
 pub enum MetricsError {
     /// The node has stopped (shut down, left, or its task ended): its engine is gone.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why [`Node::reload_identity`] failed. The node kept its previous identity in every
+/// case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The new identity is not this node's (its certificate binds another node id, or
+    /// none).
+    #[error("the identity binds {cert:?}, not node {id}")]
+    Mismatch {
+        /// This node's id.
+        id: NodeId,
+        /// What the certificate binds.
+        cert: Option<NodeId>,
+    },
+    /// The identity cannot be used to build TLS.
+    #[error(transparent)]
+    Identity(#[from] crate::runtime::identity::IdentityError),
+    /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
 }
@@ -177,6 +200,25 @@ impl Node {
     /// The address the node's socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.rt.local_addr()
+    }
+
+    /// Presents `identity` (a renewed certificate and key of this node, under the same
+    /// cluster CA) in every handshake from now on, both as server and as client,
+    /// without leaving the cluster: connections already open keep the identity they
+    /// were made with until they close (idle ones close after
+    /// `Config::connection_idle`). `quorate node` calls it on SIGHUP.
+    pub async fn reload_identity(&self, identity: Identity) -> Result<(), ReloadError> {
+        if identity.node_id() != Some(self.rt.id()) {
+            return Err(ReloadError::Mismatch {
+                id: self.rt.id(),
+                cert: identity.node_id(),
+            });
+        }
+        match self.rt.reload_identity(&identity).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(Stopped) => Err(ReloadError::Stopped),
+        }
     }
 
     /// The address the Prometheus endpoint ([`NodeConfig::metrics`]) is bound to, or

@@ -230,7 +230,7 @@ pub async fn run(a: NodeArgs) -> Result<()> {
             }
         }
     }
-    if let Err(e) = serve(&node, &mut events, &mut out, a.stats_every).await {
+    if let Err(e) = serve(&node, &mut events, &mut out, a.stats_every, &a.dir).await {
         // Another process had this id first: stop without a word (a departure would
         // be announced under the other one's id), resigning what this one may hold.
         for campaign in campaigns {
@@ -279,14 +279,17 @@ fn later_duplicate(ev: &Event) -> Option<std::net::SocketAddr> {
 }
 
 /// Reports events until SIGINT or SIGTERM (or the node stops by itself); an error
-/// when another process runs with this node's id and was there first.
+/// when another process runs with this node's id and was there first. SIGHUP reloads
+/// the node's certificate and key from `dir` (a renewal) without leaving.
 async fn serve(
     node: &Node,
     events: &mut EventStream,
     out: &mut Output,
     stats_every: u64,
+    dir: &std::path::Path,
 ) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let mut stats_tick = tokio::time::interval(Duration::from_secs(stats_every.max(1)));
     stats_tick.tick().await;
     loop {
@@ -316,6 +319,30 @@ async fn serve(
             _ = stats_tick.tick(), if stats_every > 0 => out.stats(node).await,
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
+            _ = hup.recv() => reload(node, out, dir).await,
+        }
+    }
+}
+
+/// Reloads node `node`'s identity from the files in `dir`, and says how it went
+/// (`identity_reloaded`, or `identity_reload_failed` with the reason: the node keeps
+/// its previous identity then).
+async fn reload(node: &Node, out: &mut Output, dir: &std::path::Path) {
+    let paths = Paths(dir.to_owned());
+    let id = node.id();
+    let result = match Identity::load(&paths.node_cert(id), &paths.node_key(id), &paths.ca_cert()) {
+        Ok(identity) => node
+            .reload_identity(identity)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::Error::from(e)),
+    };
+    let mut f = Map::new();
+    match result {
+        Ok(()) => out.line("identity_reloaded", f),
+        Err(e) => {
+            f.insert("reason".into(), json!(format!("{e:#}")));
+            out.line("identity_reload_failed", f);
         }
     }
 }

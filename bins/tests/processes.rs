@@ -251,6 +251,56 @@ fn cert_issue_adds_a_node_that_joins_and_renew_keeps_it_a_member() {
 }
 
 #[test]
+fn sighup_reloads_a_renewed_certificate_without_leaving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    init(&dir, 2, free_base(2), &[]);
+    let (tx, rx) = mpsc::channel();
+    let _a = spawn(&dir, 1, &[], tx.clone());
+    let b = spawn(&dir.join("nodes/2"), 2, &[], tx.clone());
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "the pair to converge", |log| {
+        seen(log, 1, "member_joined", 2) && seen(log, 2, "member_joined", 1)
+    });
+    let hup = |p: &Proc| {
+        let pid = p.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let d = dir.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["cert", "renew", "--dir", d, "--id", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hup(&b);
+    let event =
+        |log: &[Value], kind: &str| log.iter().any(|v| v["node"] == 2 && v["event"] == kind);
+    wait_for(&rx, &mut log, "the reload", |log| {
+        event(log, "identity_reloaded")
+    });
+    // A key file that cannot be read is refused; the node keeps its identity.
+    std::fs::write(dir.join("nodes/2/node-2.key"), "not a key").unwrap();
+    hup(&b);
+    wait_for(&rx, &mut log, "the refused reload", |log| {
+        event(log, "identity_reload_failed")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    while let Ok(v) = rx.try_recv() {
+        log.push(v);
+    }
+    let gone = |kind: &str| (1..=2).any(|n| seen(&log, n, kind, 1) || seen(&log, n, kind, 2));
+    assert!(!gone("member_failed") && !gone("member_left"), "{log:#?}");
+}
+
+#[test]
 fn a_node_of_another_ca_is_never_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));

@@ -62,6 +62,13 @@ pub(crate) enum Command {
     Leave { reply: oneshot::Sender<()> },
     /// Stop now.
     Shutdown { reply: oneshot::Sender<()> },
+    /// Present a new identity (renewed certificate) from now on: new handshakes, both
+    /// ways, use these; connections already open keep theirs.
+    ReloadTls {
+        server: Box<quinn::ServerConfig>,
+        client: Box<quinn::ClientConfig>,
+        reply: oneshot::Sender<()>,
+    },
     /// Publish a leadership of `group` at `term` that no voter granted (a lying
     /// member, for tests of what the others make of it).
     ClaimLeadershipUnsafe {
@@ -243,6 +250,14 @@ impl Driver {
             }
             Command::Leave { reply } => self.on_leave(now, reply),
             Command::Shutdown { reply } => return Some(Exit::Shutdown(Some(reply))),
+            Command::ReloadTls {
+                server,
+                client,
+                reply,
+            } => {
+                self.transport.reload_tls(*server, *client);
+                let _ = reply.send(());
+            }
             Command::ClaimLeadershipUnsafe { group, term, reply } => {
                 self.engine.claim_leadership_unsafe(now, &group, term);
                 self.groups_dirty = true;

@@ -153,6 +153,9 @@ pub(crate) struct RuntimeHandle {
     pub(super) stats: watch::Receiver<Stats>,
     pub(super) shared: Arc<Shared>,
     pub(super) election_timing: Timing,
+    /// What a reloaded identity's TLS configs are built with: the protocol config and
+    /// the handshake bound.
+    pub(super) tls: (crate::config::Config, usize),
     pub(super) driver: JoinHandle<()>,
 }
 
@@ -165,6 +168,29 @@ impl RuntimeHandle {
     /// The address the node's socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Builds TLS configs for `identity` and has the driver present them from now on.
+    pub async fn reload_identity(
+        &self,
+        identity: &super::identity::Identity,
+    ) -> Result<Result<(), super::identity::IdentityError>, Stopped> {
+        let (cfg, max_handshakes) = &self.tls;
+        let built = super::transport::server_config(identity, cfg, *max_handshakes)
+            .and_then(|s| Ok((s, super::transport::client_config(identity, cfg)?)));
+        let (server, client) = match built {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (server, client) = (Box::new(server), Box::new(client));
+        self.cmds
+            .ask(|reply| Command::ReloadTls {
+                server,
+                client,
+                reply,
+            })
+            .await?;
+        Ok(Ok(()))
     }
 
     /// The address the metrics endpoint is bound to, if there is one.

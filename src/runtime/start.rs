@@ -371,6 +371,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         stats: stats_rx,
         shared,
         election_timing: cfg.config.election.timing.clone(),
+        tls: (cfg.config.clone(), cfg.max_handshakes.max(1)),
         driver: tokio::spawn(driver.run()),
     }
 }

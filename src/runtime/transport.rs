@@ -112,6 +112,13 @@ impl Transport {
         }
     }
 
+    /// Handshakes from now on present the identity these configs hold (a renewed
+    /// certificate); open connections keep theirs until they close.
+    pub fn reload_tls(&mut self, server: quinn::ServerConfig, client: quinn::ClientConfig) {
+        self.endpoint.set_server_config(Some(server));
+        self.client = client;
+    }
+
     /// Executes one transmit of the engine.
     pub fn send(&mut self, t: Transmit, now: Instant) {
         let (to, peer) = (t.to, t.peer);

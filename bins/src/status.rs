@@ -132,10 +132,17 @@ fn targets(a: &QueryArgs) -> Result<(ClusterFile, Identity, Vec<NodeEntry>)> {
     Ok((file, identity, targets))
 }
 
-/// Asks the chosen node (or the first that answers) to have the voters confirm who
-/// leads the group: (the node asked, the confirmed leader and term).
-async fn confirmed(a: &GroupArgs) -> Result<(u64, quorate::Confirmed)> {
-    let (file, identity, targets) = targets(&a.query)?;
+/// Runs `query` against each of `targets` in turn (each within `timeout` seconds)
+/// and returns the first answer with the id of the node that gave it; the last
+/// failure when none answers.
+async fn first_answer<T, Fut>(
+    targets: Vec<NodeEntry>,
+    timeout: u64,
+    query: impl Fn(std::net::SocketAddr) -> Fut,
+) -> Result<(u64, T)>
+where
+    Fut: std::future::Future<Output = Result<T, quorate::StatusError>>,
+{
     let mut last_err = anyhow!("cluster.toml lists no node");
     for t in targets {
         let addr = match t.addr.resolve() {
@@ -145,45 +152,39 @@ async fn confirmed(a: &GroupArgs) -> Result<(u64, quorate::Confirmed)> {
                 continue;
             }
         };
-        let q = query_confirmed_leader(&identity, addr, &file.cluster_name, &a.group);
-        match tokio::time::timeout(Duration::from_secs(a.query.timeout), q).await {
-            Ok(Ok(c)) => return Ok((t.id, c)),
-            Ok(Err(e)) => last_err = anyhow::Error::new(e).context(format!("node {}", t.id)),
-            Err(_) => last_err = anyhow!("node {} did not answer in {}s", t.id, a.query.timeout),
+        match tokio::time::timeout(Duration::from_secs(timeout), query(addr)).await {
+            Ok(Ok(answer)) => return Ok((t.id, answer)),
+            Ok(Err(e)) => {
+                last_err = anyhow::Error::new(e).context(format!("node {} at {}", t.id, addr))
+            }
+            Err(_) => last_err = anyhow!("node {} at {addr} did not answer in {timeout}s", t.id),
         }
     }
-    Err(last_err).context("no node confirmed a leader")
+    Err(last_err)
+}
+
+/// Asks the chosen node (or the first that answers) to have the voters confirm who
+/// leads the group: (the node asked, the confirmed leader and term).
+async fn confirmed(a: &GroupArgs) -> Result<(u64, quorate::Confirmed)> {
+    let (file, identity, targets) = targets(&a.query)?;
+    let (cluster, group) = (&file.cluster_name, &a.group);
+    first_answer(targets, a.query.timeout, |addr| {
+        query_confirmed_leader(&identity, addr, cluster, group)
+    })
+    .await
+    .context("no node confirmed a leader")
 }
 
 /// Queries the chosen node, or the first that answers in id order.
 async fn ask(a: &QueryArgs) -> Result<StatusReport> {
     let (file, identity, targets) = targets(a)?;
-    let mut last_err = anyhow!("cluster.toml lists no node");
-    for t in targets {
-        let addr = match t.addr.resolve() {
-            Ok(a) => a,
-            Err(e) => {
-                last_err = e.context(format!("node {}", t.id));
-                continue;
-            }
-        };
-        let q = query_status(&identity, addr, &file.cluster_name);
-        match tokio::time::timeout(Duration::from_secs(a.timeout), q).await {
-            Ok(Ok(report)) => return Ok(report),
-            Ok(Err(e)) => {
-                last_err = anyhow::Error::new(e).context(format!("node {} at {}", t.id, t.addr))
-            }
-            Err(_) => {
-                last_err = anyhow!(
-                    "node {} at {} did not answer in {}s",
-                    t.id,
-                    t.addr,
-                    a.timeout
-                )
-            }
-        }
-    }
-    Err(last_err).context("no node answered")
+    let cluster = &file.cluster_name;
+    let (_, report) = first_answer(targets, a.timeout, |addr| {
+        query_status(&identity, addr, cluster)
+    })
+    .await
+    .context("no node answered")?;
+    Ok(report)
 }
 
 fn find_group<'a>(report: &'a StatusReport, name: &str) -> Result<&'a GroupStatus> {

@@ -283,7 +283,7 @@ pub fn quorum_line(voters: &[NodeId], members: &[(NodeId, State)]) -> Option<Str
         .iter()
         .filter(|v| members.contains(&(**v, State::Alive)))
         .count();
-    let need = voters.len() / 2 + 1;
+    let need = quorate::election::quorum(voters.len());
     Some(match alive >= need {
         true => format!("voters: {alive} of {} alive, a quorum", voters.len()),
         false => format!("no quorum: {alive} of {} voters reachable", voters.len()),

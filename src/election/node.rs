@@ -447,6 +447,7 @@ impl Election {
         if !self.cfg.voters.contains(&from.id) {
             return;
         }
+        self.own_voters_term(&group);
         if let Some(c) = self.campaigns.get_mut(&group) {
             // The resigner (or the holder whose promise ran out) no longer counts in
             // the rank, once, however many voters say so; the candidates the voter
@@ -455,9 +456,6 @@ impl Election {
                 c.gone(now, id);
             }
             c.waiting(now, &waiting);
-            if let Some(v) = self.voter.as_ref() {
-                c.observe_term(v.highest_term(&group));
-            }
             let rank = c.rank();
             let actions = c.on_vacant(now, from.id, resigned, rank);
             self.act(now, &group, actions);

@@ -23,7 +23,6 @@ use super::driver::Command;
 use super::handle::Commands;
 use super::shared::Shared;
 use crate::stats::{Metric, MetricKind};
-use crate::wire::State;
 
 /// Largest request head read (a scraper's is a few hundred bytes).
 const MAX_REQUEST: usize = 8192;
@@ -152,20 +151,11 @@ impl Scrape {
                 leading: *l == shared.me,
             })
             .collect();
-        let voters_alive = shared
-            .voters
-            .iter()
-            .filter(|v| {
-                snap.members
-                    .iter()
-                    .any(|m| m.id == **v && m.state == State::Alive)
-            })
-            .count();
         Scrape {
             metrics,
             groups,
             voters: shared.voters.len(),
-            voters_alive,
+            voters_alive: snap.voters_alive(&shared.voters),
         }
     }
 }

@@ -56,6 +56,18 @@ pub(crate) struct Snapshot {
     pub groups: Arc<GroupView>,
 }
 
+impl Snapshot {
+    /// How many of `voters` are alive in this view.
+    pub fn voters_alive(&self, voters: &[NodeId]) -> usize {
+        let alive = |v: &&NodeId| {
+            self.members
+                .iter()
+                .any(|m| m.id == **v && m.state == crate::wire::State::Alive)
+        };
+        voters.iter().filter(alive).count()
+    }
+}
+
 /// The groups as this node sees them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct GroupView {

@@ -173,12 +173,7 @@ fn report(shared: &Shared) -> StatusReport {
         })
         .collect();
     members.sort_by_key(|m| m.id);
-    let alive = |id: &NodeId| {
-        members
-            .iter()
-            .any(|m| m.id == *id && m.state == State::Alive)
-    };
-    let voters_alive = shared.voters.iter().filter(|v| alive(v)).count();
+    let voters_alive = snap.voters_alive(&shared.voters);
     StatusReport {
         cluster: shared.cluster.clone(),
         node: shared.me,

@@ -335,16 +335,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         limits: Limits::of(&cfg),
     });
     tokio::spawn(super::conn::accept_loop(endpoint.clone(), shared.clone()));
-    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
-    if let Some(listener) = metrics {
-        let serve = super::metrics::serve(
-            listener,
-            cmd_tx.downgrade(),
-            shared.clone(),
-            cfg.max_metrics_scrapes,
-        );
-        tokio::spawn(serve);
-    }
+    let metrics_addr = serve_metrics(metrics, &cmd_tx, &shared, cfg.max_metrics_scrapes);
     let transport = Transport::new(endpoint, client, shared.clone());
     let inputs = Inputs {
         cmds,
@@ -374,6 +365,21 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         tls: (cfg.config.clone(), cfg.max_handshakes.max(1)),
         driver: tokio::spawn(driver.run()),
     }
+}
+
+/// Spawns the metrics endpoint on `listener`, if there is one, and returns where it
+/// listens.
+fn serve_metrics(
+    listener: Option<tokio::net::TcpListener>,
+    cmds: &mpsc::UnboundedSender<super::driver::Command>,
+    shared: &Arc<Shared>,
+    scrapes: usize,
+) -> Option<SocketAddr> {
+    let listener = listener?;
+    let addr = listener.local_addr().ok();
+    let serve = super::metrics::serve(listener, cmds.downgrade(), shared.clone(), scrapes);
+    tokio::spawn(serve);
+    addr
 }
 
 /// The wall clock in milliseconds since the Unix epoch (0 if it reads before it).

@@ -220,6 +220,7 @@ pub fn preset(name: &str) -> Result<Config> {
 pub struct Paths(pub PathBuf);
 
 impl Paths {
+    /// The CA certificate every node and client trusts.
     pub fn ca_cert(&self) -> PathBuf {
         self.0.join("ca.pem")
     }
@@ -231,15 +232,19 @@ impl Paths {
     pub fn bundle(&self, id: NodeId) -> PathBuf {
         self.0.join("nodes").join(id.0.to_string())
     }
+    /// Node `id`'s certificate.
     pub fn node_cert(&self, id: NodeId) -> PathBuf {
         self.0.join(format!("node-{id}.pem"))
     }
+    /// Node `id`'s private key.
     pub fn node_key(&self, id: NodeId) -> PathBuf {
         self.0.join(format!("node-{id}.key"))
     }
+    /// The operator's client certificate (`quorate status` and friends).
     pub fn client_cert(&self) -> PathBuf {
         self.0.join("client.pem")
     }
+    /// The client certificate's key.
     pub fn client_key(&self) -> PathBuf {
         self.0.join("client.key")
     }

@@ -5,13 +5,13 @@ mod bench;
 mod bench_clients;
 mod bench_election;
 mod cert;
-mod cluster;
 mod demo;
 mod init;
 mod printer;
 mod run;
 mod status;
-mod view;
+
+use quorate_cli::{cluster, view};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

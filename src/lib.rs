@@ -216,8 +216,8 @@ pub use lock::{Lock, LockError, LockGuard, LOCK_PREFIX};
 #[cfg(feature = "runtime")]
 pub use node::{
     query_confirmed_leader, query_status, EventStream, GroupMember, GroupOpError, GroupStatus,
-    LeaveError, MemberStatus, MetricsError, Node, NodeConfig, ReloadError, SetMetadataError,
-    StartError, StatusError, StatusReport,
+    JoinError, LeaveError, MemberStatus, MetricsError, Node, NodeConfig, ReloadError,
+    SetMetadataError, StartError, StatusError, StatusReport, SyncError,
 };
 #[cfg(feature = "runtime")]
 pub use runtime::TransportStats;

@@ -23,6 +23,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use quinn::{AsyncUdpSocket, Runtime};
 use tokio::sync::broadcast;
@@ -63,9 +64,59 @@ pub enum GroupOpError {
     /// gossiped, and the node keeps running.
     #[error(transparent)]
     Refused(#[from] GroupError),
+    /// The change was made on this node and spreads by gossip, but a quorum of voters
+    /// did not confirm holding it within [`NodeConfig::write_timeout`]: a read on
+    /// another node may not see it yet, even after that node's [`Node::sync`].
+    #[error("the change was made but not confirmed by a quorum of voters: {0}")]
+    Unconfirmed(SyncError),
     /// The node has stopped (shut down, left, or its task ended); nothing was done.
     #[error("the node has stopped")]
     Stopped,
+}
+
+/// Why [`Node::sync`] failed. Nothing changed on this node; what it learned from the
+/// voters that did answer is kept.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// A quorum of voters did not answer within the wait (voters down or cut off).
+    #[error("a quorum of voters did not answer within {waited:?}")]
+    NoQuorum {
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The cluster config names no voters: there is no quorum to synchronise with.
+    #[error("the cluster config names no voters")]
+    Disabled,
+    /// `Config::max_barriers` synchronisations are waiting already; retry later.
+    #[error("too many synchronisations pending")]
+    Busy,
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why [`Node::wait_joined`] failed. The node keeps running and keeps retrying its
+/// seeds in the background.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// No seed answered within the wait.
+    #[error("no seed answered within {waited:?} (seeds: {})", addr_list(seeds))]
+    Timeout {
+        /// The seeds tried.
+        seeds: Vec<SocketAddr>,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+fn addr_list(addrs: &[SocketAddr]) -> String {
+    let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    list.join(", ")
 }
 
 /// Why [`Node::metrics`] failed.
@@ -197,6 +248,40 @@ impl Node {
         self.rt.id()
     }
 
+    /// Waits until a seed has answered this node's join (at once for a node started
+    /// without seeds), at most `timeout`: the "is it connected?" check that
+    /// [`Node::start`] does not make (it returns as soon as the socket is bound).
+    /// Errors: [`JoinError::Timeout`] naming the seeds; the node keeps retrying them.
+    pub async fn wait_joined(&self, timeout: Duration) -> Result<(), JoinError> {
+        let mut snapshot = self.rt.snapshot().clone();
+        let joined = async move { snapshot.wait_for(|s| s.joined).await.map(|_| ()) };
+        match tokio::time::timeout(timeout, joined).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(JoinError::Stopped),
+            Err(_) => Err(JoinError::Timeout {
+                seeds: self.rt.seeds().to_vec(),
+                waited: timeout,
+            }),
+        }
+    }
+
+    /// Synchronises with a quorum of voters (read-your-writes across nodes): once it
+    /// returns, this node's snapshots ([`Node::groups`], [`Node::group_members`],
+    /// [`Node::members`], ...) hold every group write that any node completed before
+    /// this call began. It exchanges this node's whole member table with every voter
+    /// (one round trip on a stream). Errors: [`SyncError::NoQuorum`] after `timeout`,
+    /// [`SyncError::Disabled`] without voters.
+    pub async fn sync(&self, timeout: Duration) -> Result<(), SyncError> {
+        let ask = self.rt.commands().barrier();
+        match tokio::time::timeout(timeout, ask).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(crate::engine::BarrierError::Busy))) => Err(SyncError::Busy),
+            Ok(Ok(Err(_))) => Err(SyncError::Disabled),
+            Ok(Err(Stopped)) => Err(SyncError::Stopped),
+            Err(_) => Err(SyncError::NoQuorum { waited: timeout }),
+        }
+    }
+
     /// The address the node's socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.rt.local_addr()
@@ -302,6 +387,11 @@ impl Node {
     // ---- groups (tooz) ----
 
     /// Creates `group` (tooz `create_group`). Every node learns it through gossip.
+    ///
+    /// Every group write returns once a quorum of voters holds the change (when the
+    /// cluster has voters): a read on another node after its [`Node::sync`] sees it.
+    /// [`GroupOpError::Unconfirmed`] when they do not answer within
+    /// [`NodeConfig::write_timeout`] (the change is made all the same).
     pub async fn create_group(&self, group: &str) -> Result<(), GroupOpError> {
         self.group_op(group, GroupOp::Create).await
     }
@@ -335,8 +425,13 @@ impl Node {
 
     async fn group_op(&self, group: &str, op: GroupOp) -> Result<(), GroupOpError> {
         match self.rt.commands().group(group, op).await {
-            Ok(result) => Ok(result?),
-            Err(Stopped) => Err(GroupOpError::Stopped),
+            Ok(result) => result?,
+            Err(Stopped) => return Err(GroupOpError::Stopped),
+        }
+        match self.sync(self.rt.write_timeout()).await {
+            Ok(()) | Err(SyncError::Disabled) => Ok(()),
+            Err(SyncError::Stopped) => Err(GroupOpError::Stopped),
+            Err(e) => Err(GroupOpError::Unconfirmed(e)),
         }
     }
 

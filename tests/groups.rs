@@ -1,6 +1,9 @@
 //! Groups over real QUIC on 127.0.0.1 (tooz's group API): create, join with
 //! capabilities, update, leave, delete; events on every node; a member that stops
-//! leaves its groups; tooz's error cases as typed errors.
+//! leaves its groups; tooz's error cases as typed errors; read-your-writes across
+//! nodes.
+// A test may bind a socket of its own (a seed that never answers).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -203,5 +206,64 @@ async fn a_member_that_leaves_the_cluster_leaves_its_groups() -> Result<()> {
     for n in nodes {
         n.shutdown().await;
     }
+    Ok(())
+}
+
+/// Read-your-writes across nodes: once node 4's group write returned, node 5 sees it
+/// after its own `sync`, every time, with no wait in between (gossip alone takes tens
+/// of milliseconds: without the barriers the join below fails with `NotCreated`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_seen_on_another_node_after_its_sync() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let nodes = cluster_with(&ca, 5, &voter_config(&[1, 2, 3])).await?;
+    let (a, b) = (&nodes[3], &nodes[4]);
+    for i in 0..20 {
+        let g = format!("g{i}");
+        a.create_group(&g).await?;
+        a.join_group(&g, b"a".to_vec()).await?;
+        b.sync(std::time::Duration::from_secs(5)).await?;
+        b.join_group(&g, b"b".to_vec()).await?;
+        a.sync(std::time::Duration::from_secs(5)).await?;
+        let seen: Vec<NodeId> = a.group_members(&g)?.into_iter().map(|m| m.0).collect();
+        assert_eq!(seen, vec![NodeId(4), NodeId(5)], "round {i}");
+        b.leave_group(&g).await?;
+        a.sync(std::time::Duration::from_secs(5)).await?;
+        assert_eq!(
+            a.group_members(&g)?.len(),
+            1,
+            "round {i}: the leave is seen"
+        );
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+/// `sync` needs voters; `wait_joined` names the seeds it could not reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_without_voters_and_a_join_that_never_answers_say_why() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let alone = start(&ca, 1, &[], None).await;
+    alone.wait_joined(std::time::Duration::from_secs(1)).await?;
+    let err = alone
+        .sync(std::time::Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, quorate::SyncError::Disabled), "{err}");
+    // A seed that never answers: a bound UDP socket that reads nothing.
+    let silent = std::net::UdpSocket::bind(loopback())?;
+    let seed = silent.local_addr()?;
+    let lost = start(&ca, 2, &[seed], None).await;
+    let err = lost
+        .wait_joined(std::time::Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&seed.to_string()), "{err}");
+    assert!(matches!(err, quorate::JoinError::Timeout { .. }), "{err}");
+    alone.shutdown().await;
+    lost.shutdown().await;
     Ok(())
 }

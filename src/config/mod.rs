@@ -153,6 +153,10 @@ pub struct Config {
     /// Default 4096. It travels with the node's metadata (as a digest and a stream
     /// fetch when large), so every node knows every group; more bytes cost more gossip.
     pub max_group_state_bytes: usize,
+    /// Most read-your-writes barriers (`Node::sync`, and every group write when the
+    /// cluster has voters) waiting for their answers at once; more are refused as
+    /// busy. Default 64. Each sends this node's whole member table to every voter.
+    pub max_barriers: usize,
     /// Leader election: the voters and the lease timings. With no voters (the
     /// default) the node does not take part in elections and campaigns are refused.
     pub election: ElectionConfig,
@@ -196,6 +200,7 @@ impl Config {
             max_events: 65_536,
             max_groups: 1024,
             max_group_state_bytes: 4096,
+            max_barriers: 64,
             election: ElectionConfig::lan(Vec::new()),
         }
     }
@@ -325,6 +330,9 @@ impl Config {
                 "max_broadcasts/max_pending_indirect/max_events",
                 "must be at least 1".into(),
             );
+        }
+        if self.max_barriers == 0 {
+            return bad("max_barriers", "must be at least 1".into());
         }
         if self.max_groups == 0 {
             return bad("max_groups", "must be at least 1".into());

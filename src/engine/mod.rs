@@ -15,8 +15,11 @@
 //! it moves what one layer reports to the others (`Engine::pump`), and runs the
 //! election's side of it (`leadership.rs`). The layers never call each other.
 
+mod barrier;
 mod leadership;
 mod route;
+
+pub use barrier::BarrierError;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -91,6 +94,8 @@ pub struct Engine {
     term_floor: Term,
     /// When this process last handled an input (a frame or a timer).
     last_input: Instant,
+    /// Read-your-writes barriers waiting for a quorum of voters.
+    barriers: barrier::Barriers,
 }
 
 /// The term floor for a wall-clock reading of `unix_ms` milliseconds since the Unix
@@ -155,6 +160,7 @@ impl Engine {
             stats: Stats::default(),
             term_floor: 0,
             last_input: now,
+            barriers: barrier::Barriers::default(),
         })
     }
 
@@ -566,6 +572,8 @@ impl Engine {
                 break;
             }
         }
+        // Counted once the registry states that came with them are merged.
+        self.drain_barrier_answers();
         if std::mem::take(&mut self.views_changed) {
             self.group_version += 1;
             self.refresh_ranks();

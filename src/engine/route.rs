@@ -176,7 +176,8 @@ fn take_shared(msg: &mut Message) -> Vec<u8> {
     match msg {
         Message::PushPull { shared, .. }
         | Message::SyncDigest { shared, .. }
-        | Message::SyncDiff { shared, .. } => std::mem::take(shared),
+        | Message::SyncDiff { shared, .. }
+        | Message::Barrier { shared, .. } => std::mem::take(shared),
         _ => Vec::new(),
     }
 }

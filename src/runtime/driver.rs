@@ -8,6 +8,7 @@
 //!   loses the oldest events (and is told how many), the driver never waits;
 //! - the member list and counters are published through `watch` channels.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use super::elect::{Elections, QueryReply, Started};
 use super::shared::{ConnEvent, GroupView, Inbound, Shared, Snapshot, Timings};
 use super::transport::Transport;
 use crate::election::CampaignError;
-use crate::engine::{Engine, Event};
+use crate::engine::{BarrierError, Engine, Event};
 use crate::groups::GroupError;
 use crate::swim::{MemberEvent, MetadataError, Stats};
 
@@ -58,6 +59,11 @@ pub(crate) enum Command {
     },
     /// Ask the voters who leads `group`.
     QueryLeader { group: String, reply: QueryReply },
+    /// A read-your-writes barrier: answered once a quorum of voters and this node
+    /// exchanged their states (see `crate::engine::Engine::begin_barrier`).
+    Barrier {
+        reply: oneshot::Sender<Result<(), BarrierError>>,
+    },
     /// Leave gracefully, then stop.
     Leave { reply: oneshot::Sender<()> },
     /// Stop now.
@@ -131,6 +137,8 @@ pub(crate) struct Driver {
     groups_dirty: bool,
     /// The engine's group version the published view was built from.
     group_version: u64,
+    /// The barriers waiting for a quorum of voters, by number.
+    barriers: HashMap<u32, oneshot::Sender<Result<(), BarrierError>>>,
 }
 
 fn now_std() -> std::time::Instant {
@@ -160,6 +168,7 @@ impl Driver {
             groups: Arc::default(),
             groups_dirty: true,
             group_version: 0,
+            barriers: HashMap::new(),
         }
     }
 
@@ -204,6 +213,7 @@ impl Driver {
                 () = timer => self.engine.handle_timeout(now_std()),
                 _ = tick.tick() => {
                     self.transport.sweep(Instant::now());
+                    self.forget_abandoned_barriers();
                     self.dirty = true;
                 }
             }
@@ -245,6 +255,14 @@ impl Driver {
             Command::QueryLeader { group, reply } => {
                 self.elections.query(&mut self.engine, now, &group, reply);
             }
+            Command::Barrier { reply } => match self.engine.begin_barrier() {
+                Ok(id) => {
+                    self.barriers.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Command::Metrics { reply } => {
                 let _ = reply.send(self.engine.metrics().collect());
             }
@@ -350,6 +368,25 @@ impl Driver {
             self.dirty = false;
             self.publish();
         }
+        // Answered after the snapshot is published: the caller's next read sees what
+        // the voters brought.
+        while let Some(id) = self.engine.poll_barrier() {
+            if let Some(reply) = self.barriers.remove(&id) {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    /// Cancels the barriers whose caller stopped waiting (its deadline passed).
+    fn forget_abandoned_barriers(&mut self) {
+        let engine = &mut self.engine;
+        self.barriers.retain(|id, reply| {
+            let waiting = !reply.is_closed();
+            if !waiting {
+                engine.cancel_barrier(*id);
+            }
+            waiting
+        });
     }
 
     fn publish(&mut self) {
@@ -361,6 +398,7 @@ impl Driver {
             incarnation: self.engine.swim().incarnation(),
             members: self.engine.members().collect(),
             groups: self.groups.clone(),
+            joined: self.engine.swim().is_joined(),
         };
         self.outputs.snapshot.send_replace(Arc::new(snap));
         let stats = self.engine.stats();

@@ -15,7 +15,7 @@ pub(crate) use super::driver::GroupOp;
 pub(crate) use super::elect::{Seat, Started};
 use super::shared::{Shared, Snapshot, TransportStats};
 use crate::election::{CampaignError, Confirmed, QueryError, Term, Timing};
-use crate::engine::Event;
+use crate::engine::{BarrierError, Event};
 use crate::groups::GroupError;
 use crate::stats::Metric;
 use crate::swim::{MetadataError, Stats};
@@ -43,6 +43,11 @@ impl Commands {
         let (reply, rx) = oneshot::channel();
         self.0.send(make(reply)).map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
+    }
+
+    /// A read-your-writes barrier with a quorum of voters.
+    pub async fn barrier(&self) -> Result<Result<(), BarrierError>, Stopped> {
+        self.ask(|reply| Command::Barrier { reply }).await
     }
 
     /// Publishes new metadata.
@@ -153,6 +158,10 @@ pub(crate) struct RuntimeHandle {
     pub(super) stats: watch::Receiver<Stats>,
     pub(super) shared: Arc<Shared>,
     pub(super) election_timing: Timing,
+    /// The seeds the node joins through (named when the join times out).
+    pub(super) seeds: Vec<SocketAddr>,
+    /// How long a group write waits for a quorum of voters.
+    pub(super) write_timeout: std::time::Duration,
     /// What a reloaded identity's TLS configs are built with: the protocol config and
     /// the handshake bound.
     pub(super) tls: (crate::config::Config, usize),
@@ -163,6 +172,16 @@ impl RuntimeHandle {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The seeds the node joins through.
+    pub fn seeds(&self) -> &[SocketAddr] {
+        &self.seeds
+    }
+
+    /// How long a group write waits for a quorum of voters.
+    pub fn write_timeout(&self) -> std::time::Duration {
+        self.write_timeout
     }
 
     /// The address the node's socket is bound to.

@@ -54,6 +54,8 @@ pub(crate) struct Snapshot {
     pub members: Vec<Member>,
     /// Groups and gossiped leaders (rebuilt only when they change).
     pub groups: Arc<GroupView>,
+    /// Whether a seed (or any member) has answered this node's join.
+    pub joined: bool,
 }
 
 impl Snapshot {

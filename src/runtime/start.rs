@@ -142,6 +142,12 @@ pub struct NodeConfig {
     /// Most metrics scrapes served at once (each bounded to 10 s); at least 1.
     /// Default 4. Others wait in the listen backlog.
     pub max_metrics_scrapes: usize,
+    /// How long a group write (`Node::create_group`, `join_group`, ...) waits, when the
+    /// cluster has voters, for a quorum of them to hold the change, so that a read on
+    /// any node after its own `Node::sync` sees it. Default 5 s. A write whose quorum
+    /// does not answer in time is still made and spreads by gossip; the call says so
+    /// (`GroupOpError::Unconfirmed`). Shorter fails sooner when voters are away.
+    pub write_timeout: Duration,
 }
 
 impl NodeConfig {
@@ -166,6 +172,7 @@ impl NodeConfig {
             max_handshakes: 64,
             metrics: None,
             max_metrics_scrapes: 4,
+            write_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -318,6 +325,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         incarnation: 0,
         members: engine.members().collect(),
         groups: Arc::default(),
+        joined: engine.swim().is_joined(),
     }));
     let (stats, stats_rx) = watch::channel(engine.stats());
     let shared = Arc::new(Shared {
@@ -362,6 +370,8 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         stats: stats_rx,
         shared,
         election_timing: cfg.config.election.timing.clone(),
+        seeds: cfg.seeds.clone(),
+        write_timeout: cfg.write_timeout,
         tls: (cfg.config.clone(), cfg.max_handshakes.max(1)),
         driver: tokio::spawn(driver.run()),
     }

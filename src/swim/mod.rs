@@ -12,6 +12,7 @@
 //! the RNG seeded at construction, so a simulation replays exactly from its seed.
 
 mod awareness;
+mod barrier;
 mod broadcast;
 mod digest;
 mod index;
@@ -398,6 +399,9 @@ impl Swim {
                 members,
                 ..
             } => self.on_sync_diff(now, from, sender, level, &buckets, members),
+            Message::Barrier {
+                id, reply, members, ..
+            } => self.on_barrier(now, from, sender, id, reply, members),
             Message::MetaRequest => {
                 let own = self.own_update(false);
                 self.send(

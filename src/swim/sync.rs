@@ -23,7 +23,9 @@ pub(super) struct Exchange {
     last_sync: Option<Instant>,
     /// Opaque state of the layers above, sent with every push-pull (what peers send
     /// back goes to those layers straight from the engine).
-    shared_out: Vec<u8>,
+    pub(super) shared_out: Vec<u8>,
+    /// Barrier answers not yet taken by the engine: `(barrier, member)`.
+    pub(super) answered: std::collections::VecDeque<(u32, NodeId)>,
 }
 
 impl Default for Exchange {
@@ -35,6 +37,7 @@ impl Default for Exchange {
             synced: 1,
             last_sync: None,
             shared_out: Vec::new(),
+            answered: std::collections::VecDeque::new(),
         }
     }
 }
@@ -235,7 +238,7 @@ impl Swim {
 
     /// Records to send on a stream; metadata is left out (receivers fetch it by
     /// digest) when all of it would not fit `max_stream_bytes`.
-    fn table_records(&self, mut members: Vec<MemberRecord>) -> Vec<MemberRecord> {
+    pub(super) fn table_records(&self, mut members: Vec<MemberRecord>) -> Vec<MemberRecord> {
         let meta_total: usize = members.iter().map(|r| r.meta.len()).sum();
         if meta_total + members.len() * 48 > self.cfg.max_stream_bytes {
             for r in &mut members {
@@ -290,7 +293,7 @@ impl Swim {
     /// Records from a full or partial exchange. One that brings a quarter of the table
     /// is news enough for another exchange soon (`note_learned` arms it while
     /// merging): the cluster is changing faster than gossip carries.
-    fn merge_records(&mut self, now: Instant, sender: NodeId, members: Vec<MemberRecord>) {
+    pub(super) fn merge_records(&mut self, now: Instant, sender: NodeId, members: Vec<MemberRecord>) {
         self.members
             .reserve(members.len().saturating_sub(self.members.len()));
         for r in members {

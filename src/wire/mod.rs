@@ -145,6 +145,21 @@ pub enum Message {
         /// State of the layers above membership, as in [`Message::PushPull`].
         shared: Vec<u8>,
     },
+    /// A read-your-writes barrier (`Node::sync`), always on a stream: the sender's
+    /// whole member table and layer state, as in a push-pull. The receiver merges it,
+    /// then (unless this is the answer) answers with its own under the same `id`; so
+    /// when the answer arrives, the receiver holds everything the sender knew, and the
+    /// sender everything the receiver knew.
+    Barrier {
+        /// The sender's barrier number, echoed in the answer.
+        id: u32,
+        /// This is the answer (do not answer it again).
+        reply: bool,
+        /// The sender's whole member table, itself included.
+        members: Vec<MemberRecord>,
+        /// State of the layers above membership, as in [`Message::PushPull`].
+        shared: Vec<u8>,
+    },
 }
 
 /// Everything that travels: header fields, then the sender and the body.

@@ -43,10 +43,60 @@ pub struct InitArgs {
     force: bool,
 }
 
+impl InitArgs {
+    /// The arguments of `quorate init ARGS...`, with the command's defaults and checks
+    /// (for front ends other than the `quorate` command, such as the Python package).
+    pub fn parse<I, T>(args: I) -> Result<InitArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        #[command(name = "init")]
+        struct Init {
+            #[command(flatten)]
+            args: InitArgs,
+        }
+        let init = <Init as clap::Parser>::try_parse_from(
+            std::iter::once(std::ffi::OsString::from("init"))
+                .chain(args.into_iter().map(Into::into)),
+        )?;
+        Ok(init.args)
+    }
+}
+
 /// Writes the CA (its key apart, in `DIR/ca/`), the node and client certificates,
 /// `cluster.toml`, and one bundle per node (`DIR/nodes/K/`: what host K needs).
 pub fn run(a: InitArgs) -> Result<()> {
-    let file = plan(&a)?;
+    let file = write(&a)?;
+    let ca_dir = Paths(a.dir.clone()).ca_key();
+    let ca_dir = ca_dir.parent().unwrap_or(&a.dir);
+    println!(
+        "wrote cluster {:?} with {} nodes to {}",
+        a.name,
+        file.nodes.len(),
+        a.dir.display()
+    );
+    println!(
+        "host K needs only {}/nodes/K/ (the CA key stays in {})",
+        a.dir.display(),
+        ca_dir.display()
+    );
+    println!("start each node in its own terminal:");
+    for n in file.nodes.iter().take(3) {
+        println!("  quorate node --dir {} --id {}", a.dir.display(), n.id);
+    }
+    if file.nodes.len() > 3 {
+        println!("  ... up to --id {}", file.nodes.len());
+    }
+    Ok(())
+}
+
+/// What `quorate init` writes, without printing: the CA (its key apart, in `DIR/ca/`),
+/// the node and client certificates, `cluster.toml` and the bundles. Returns the
+/// cluster file written.
+pub fn write(a: &InitArgs) -> Result<ClusterFile> {
+    let file = plan(a)?;
     let paths = Paths(a.dir.clone());
     if paths.0.join("cluster.toml").exists() && !a.force {
         bail!(
@@ -70,25 +120,7 @@ pub fn run(a: InitArgs) -> Result<()> {
     }
     ca.issue_client("admin")?
         .save(&paths.client_cert(), &paths.client_key())?;
-    println!(
-        "wrote cluster {:?} with {} nodes to {}",
-        a.name,
-        file.nodes.len(),
-        a.dir.display()
-    );
-    println!(
-        "host K needs only {}/nodes/K/ (the CA key stays in {})",
-        a.dir.display(),
-        ca_dir.display()
-    );
-    println!("start each node in its own terminal:");
-    for n in file.nodes.iter().take(3) {
-        println!("  quorate node --dir {} --id {}", a.dir.display(), n.id);
-    }
-    if file.nodes.len() > 3 {
-        println!("  ... up to --id {}", file.nodes.len());
-    }
-    Ok(())
+    Ok(file)
 }
 
 /// The cluster file `init` would write (checked, nothing written).
@@ -206,6 +238,21 @@ mod tests {
             .to_string()
             .contains("2 hosts for 3 nodes"));
         assert!(parse_node_addr("x=h:1").is_err() && parse_node_addr("1=h").is_err());
+    }
+
+    #[test]
+    fn parse_takes_the_command_line_with_its_defaults() {
+        let a = InitArgs::parse(["d", "--nodes", "3", "--voters", "1,2"]).unwrap();
+        assert_eq!(
+            (a.nodes, a.base_port, a.voters.as_slice()),
+            (3, 7101, &[1, 2][..])
+        );
+        assert_eq!((a.preset.as_str(), a.name.as_str()), ("lan", "quorate"));
+        assert!(InitArgs::parse(["d", "--nodes", "0"]).is_err());
+        assert!(
+            InitArgs::parse(["--nodes", "3"]).is_err(),
+            "DIR is required"
+        );
     }
 
     #[test]

@@ -4,17 +4,14 @@
 mod bench;
 mod bench_clients;
 mod bench_election;
-mod cert;
 mod demo;
-mod init;
 mod printer;
 mod run;
 mod status;
 
-use quorate_cli::{cluster, view};
+use quorate_cli::{cert, cluster, init, view};
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -65,12 +62,7 @@ pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// `--dir` values.
-pub(crate) fn parse_dir(s: &str) -> Result<PathBuf, String> {
-    if s.is_empty() {
-        return Err("the directory must not be empty".into());
-    }
-    Ok(PathBuf::from(s))
-}
+pub(crate) use quorate_cli::parse_dir;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

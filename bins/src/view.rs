@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use quorate::{
-    ElectionEvent, Event, LeaderChange, Member, MemberEvent, Metric, NodeId, State, StepDown,
+    ElectionEvent, Event, GroupEvent, LeaderChange, Member, MemberEvent, Metric, NodeId, State,
+    StepDown,
 };
 use serde_json::{json, Map, Value};
 
@@ -167,6 +168,46 @@ fn describe_member(e: &MemberEvent) -> (&'static str, Map<String, Value>) {
             ("duplicate_node", f)
         }
         _ => ("member_other", Map::new()),
+    }
+}
+
+/// A group event's snake_case kind and its fields: `group_created` and `group_deleted`
+/// (`group`), `group_joined` and `capabilities_updated` (`group`, `member`,
+/// `capabilities` as text: UTF-8 when it is, else hex), `group_left` (`group`,
+/// `member`); `group_other` for kinds added later.
+pub fn describe_group(e: &GroupEvent) -> (&'static str, Map<String, Value>) {
+    let fields = |group: &str, member: Option<NodeId>, caps: Option<&[u8]>| {
+        let mut f = Map::new();
+        f.insert("group".into(), json!(group));
+        if let Some(m) = member {
+            f.insert("member".into(), json!(m.0));
+        }
+        if let Some(c) = caps {
+            f.insert("capabilities".into(), json!(meta_text(c)));
+        }
+        f
+    };
+    match e {
+        GroupEvent::Created { group } => ("group_created", fields(group, None, None)),
+        GroupEvent::Deleted { group } => ("group_deleted", fields(group, None, None)),
+        GroupEvent::Joined {
+            group,
+            member,
+            capabilities,
+        } => (
+            "group_joined",
+            fields(group, Some(*member), Some(capabilities)),
+        ),
+        GroupEvent::Left { group, member } => ("group_left", fields(group, Some(*member), None)),
+        GroupEvent::CapabilitiesUpdated {
+            group,
+            member,
+            capabilities,
+        } => (
+            "capabilities_updated",
+            fields(group, Some(*member), Some(capabilities)),
+        ),
+        _ => ("group_other", Map::new()),
     }
 }
 
@@ -467,6 +508,28 @@ mod tests {
             "voters: 2 of 3 alive, a quorum"
         );
         assert_eq!(quorum_line(&[], &two), None);
+    }
+
+    #[test]
+    fn group_events_name_group_member_and_capabilities() {
+        let joined = GroupEvent::Joined {
+            group: "g".into(),
+            member: NodeId(3),
+            capabilities: b"gpu=1".to_vec(),
+        };
+        let (kind, f) = describe_group(&joined);
+        assert_eq!(kind, "group_joined");
+        assert_eq!(
+            (&f["group"], &f["member"], &f["capabilities"]),
+            (&json!("g"), &json!(3), &json!("gpu=1"))
+        );
+        let (kind, f) = describe_group(&GroupEvent::Deleted { group: "g".into() });
+        assert_eq!((kind, f.len()), ("group_deleted", 1));
+        let left = GroupEvent::Left {
+            group: "g".into(),
+            member: NodeId(3),
+        };
+        assert_eq!(describe_group(&left).0, "group_left");
     }
 
     #[test]

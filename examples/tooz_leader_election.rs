@@ -50,7 +50,7 @@ async fn main() -> common::Result<()> {
     // stand_down_group_leader: node 1 stops running; node 2 takes over.
     let first = campaigns.remove(0);
     let start = tokio::time::Instant::now();
-    first.resign().await;
+    first.resign().await?;
     let next = campaigns[0].leadership().await?;
     println!(
         "node 1 stood down; {} leads with term {} after {:?}",

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -66,6 +66,50 @@ pub enum LeaderQueryError {
     /// The node has stopped (shut down, left, or its task ended); nothing was asked.
     #[error("the node has stopped")]
     Stopped,
+}
+
+/// Why a resignation ([`Campaign::resign`], [`Leadership::resign`],
+/// [`crate::LockGuard::release`]) was not confirmed. This node stepped down and sent the
+/// releases in every case; only the voters' confirmation is missing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResignError {
+    /// A quorum of voters still named this node as the holder, or did not answer,
+    /// when the wait ended: a voter that missed the release holds its promise until
+    /// it runs out (at most one lease), so the next leader may take that long.
+    #[error("the voters did not confirm the release within {waited:?}")]
+    Unconfirmed {
+        /// How long the call waited for the confirmation.
+        waited: Duration,
+    },
+}
+
+/// Ends campaign `id` of `group` through `cmds`, then waits until a quorum of voters no
+/// longer names this node as the holder (at once when elections are off or the node
+/// stopped).
+pub(crate) async fn resign_confirmed(
+    cmds: &WeakCommands,
+    group: &str,
+    id: u64,
+) -> Result<(), ResignError> {
+    let Some((cmds, me, wait)) = cmds.resign(group, id).await else {
+        return Ok(());
+    };
+    let released = async {
+        loop {
+            match cmds.query_leader(group).await {
+                Ok(Ok(Some((holder, _)))) if holder == me => {
+                    tokio::time::sleep(wait / 16).await;
+                }
+                // Not enough answers yet: ask again (the query waited already).
+                Ok(Err(QueryError::NoQuorum)) => {}
+                _ => return,
+            }
+        }
+    };
+    tokio::time::timeout(wait, released)
+        .await
+        .map_err(|_| ResignError::Unconfirmed { waited: wait })
 }
 
 /// Why [`Node::run`] did not return the task's result.
@@ -156,11 +200,14 @@ impl Campaign {
     }
 
     /// Stops running; a leader steps down first and releases its voters, so the next
-    /// candidate takes over within a round trip. Returns once the node has done so (at
-    /// once when the node has stopped).
-    pub async fn resign(mut self) {
+    /// candidate takes over within a round trip. Returns once a quorum of voters no
+    /// longer holds a promise to this node (at once when the node has stopped), so
+    /// that [`Node::confirmed_leader`] asked anywhere afterwards does not name it.
+    /// [`ResignError::Unconfirmed`] when the voters did not confirm within two round
+    /// timeouts; this node has stepped down all the same.
+    pub async fn resign(mut self) -> Result<(), ResignError> {
         self.ended = true;
-        self.cmds.resign(&self.group, self.id).await;
+        resign_confirmed(&self.cmds, &self.group, self.id).await
     }
 }
 
@@ -261,9 +308,10 @@ impl Leadership {
 
     /// Steps down and stops running for the group (the campaign ends: its
     /// [`Campaign::leadership`] then returns [`LeadershipError::Resigned`]). The voters
-    /// are released at once, so the next candidate takes over within a round trip.
-    pub async fn resign(self) {
-        self.cmds.resign(&self.group, self.id).await;
+    /// are released at once, so the next candidate takes over within a round trip;
+    /// returns once a quorum of them confirmed it (see [`Campaign::resign`]).
+    pub async fn resign(self) -> Result<(), ResignError> {
+        resign_confirmed(&self.cmds, &self.group, self.id).await
     }
 }
 
@@ -415,7 +463,9 @@ impl Node {
                 term,
             }),
         };
-        campaign.resign().await;
+        // The task's outcome is the answer; a release the voters did not confirm
+        // only delays the next leader until the lease runs out.
+        let _ = campaign.resign().await;
         out
     }
 }

@@ -208,7 +208,7 @@ pub use wire::{Incarnation, NodeId, State, MAX_GROUP_NAME};
 pub use identity::{ClusterCa, Identity, IdentityError};
 #[cfg(feature = "runtime")]
 pub use leader::{
-    Campaign, LeaderChanges, LeaderQueryError, Leadership, LeadershipError, RunError,
+    Campaign, LeaderChanges, LeaderQueryError, Leadership, LeadershipError, ResignError, RunError,
     StartCampaignError,
 };
 #[cfg(feature = "runtime")]

@@ -8,16 +8,24 @@
 //! lease later). Lock groups are ordinary election groups: [`Node::leader`] with the
 //! prefixed name tells who holds one, and they show up in [`Node::leader_changes`].
 //!
-//! Waiting holders are served lowest node id first, not in arrival order. A lock is not
-//! reentrant: a second acquisition of a held (or awaited) lock by the same node fails
-//! with [`LockError::Refused`] ([`crate::CampaignError::AlreadyRunning`]).
+//! Whether a lock is free is decided by the voters, not by gossip: a release returns
+//! once a quorum of voters dropped it, and [`Lock::try_acquire`] asks them.
+//!
+//! Waiting nodes are served lowest node id first, not in arrival order. A lock is not
+//! reentrant: the handles of one lock on one node exclude each other like handles on
+//! different nodes (a second [`Lock::acquire`] waits for the first guard's release,
+//! [`Lock::try_acquire`] returns `None`).
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
 use crate::election::{CampaignError, Term, Timing};
-use crate::leader::{start_campaign, Campaign, Leadership, LeadershipError, StartCampaignError};
+use crate::leader::{
+    start_campaign, Campaign, Leadership, LeadershipError, ResignError, StartCampaignError,
+};
 use crate::node::Node;
 use crate::runtime::handle::WeakCommands;
 use crate::runtime::shared::Snapshot;
@@ -67,6 +75,8 @@ pub struct Lock {
     cmds: WeakCommands,
     snapshot: watch::Receiver<std::sync::Arc<Snapshot>>,
     timing: Timing,
+    /// Shared by every handle of this lock on this node: they exclude each other.
+    local: Arc<Mutex<()>>,
 }
 
 impl Lock {
@@ -86,57 +96,60 @@ impl Lock {
             .copied()
     }
 
-    /// Waits until this node holds the lock, at most `timeout`. Errors:
-    /// [`LockError::Timeout`] when it is still held elsewhere then (this node no
-    /// longer waits for it), [`LockError::Refused`] (elections off, bad name, this
-    /// node already holds or awaits it), [`LockError::Stopped`].
+    /// Waits until this node holds the lock, at most `timeout`. Another handle of
+    /// this node holding the lock (or waiting for it) is waited for first. Errors:
+    /// [`LockError::Timeout`] when it is still held then (this node no longer waits
+    /// for it), [`LockError::Refused`] (elections off, bad name), [`LockError::Stopped`].
     pub async fn acquire(&self, timeout: Duration) -> Result<LockGuard, LockError> {
+        let timed_out = || LockError::Timeout {
+            name: self.name.clone(),
+            waited: timeout,
+        };
+        let start = tokio::time::Instant::now();
+        let local = tokio::time::timeout(timeout, self.local.clone().lock_owned())
+            .await
+            .map_err(|_| timed_out())?;
         let mut campaign = self.campaign().await?;
-        match tokio::time::timeout(timeout, campaign.leadership()).await {
-            Ok(Ok(lead)) => Ok(self.guard(campaign, lead)),
+        let left = timeout.saturating_sub(start.elapsed());
+        match tokio::time::timeout(left, campaign.leadership()).await {
+            Ok(Ok(lead)) => Ok(self.guard(campaign, lead, local)),
             Ok(Err(e)) => Err(self.ended(e)),
             Err(_) => {
-                campaign.resign().await;
-                Err(LockError::Timeout {
-                    name: self.name.clone(),
-                    waited: timeout,
-                })
+                // Not granted: whatever the voters still hold for this round is
+                // released; an unconfirmed release only delays the next holder.
+                let _ = campaign.resign().await;
+                Err(timed_out())
             }
         }
     }
 
-    /// Takes the lock if it is free: `None` at once when gossip says another node
-    /// holds it, or when the voters do not grant it within two election rounds (held
-    /// elsewhere, or voters unreachable or just restarted). Errors as
+    /// Takes the lock if it is free, as the voters decide, not gossip: `None` when a
+    /// quorum of voters names another holder, when another handle of this node holds
+    /// it, or when the voters do not grant it within two election rounds (held
+    /// elsewhere meanwhile, voters unreachable or just restarted). A lock released
+    /// elsewhere (its [`LockGuard::release`] returned) is free at once. Errors as
     /// [`Lock::acquire`]'s.
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>, LockError> {
-        let me = self.me;
-        let held_elsewhere = |l: Option<(NodeId, Term)>| l.is_some_and(|(id, _)| id != me);
-        if held_elsewhere(self.holder()) {
+        let Ok(local) = self.local.clone().try_lock_owned() else {
             return Ok(None);
+        };
+        let cmds = self.cmds.upgrade().ok_or(LockError::Stopped)?;
+        let asked = cmds.query_leader(&self.group).await;
+        drop(cmds);
+        match asked {
+            Ok(Ok(Some((holder, _)))) if holder != self.me => return Ok(None),
+            Err(crate::runtime::handle::Stopped) => return Err(LockError::Stopped),
+            // Free, held by a campaign of this node's that just ended, or no quorum
+            // answered: the round below decides.
+            Ok(_) => {}
         }
         let mut campaign = self.campaign().await?;
-        let mut snapshot = self.snapshot.clone();
-        let window = tokio::time::sleep(self.timing.round_timeout * 2 + self.timing.rank_backoff);
-        tokio::pin!(window);
-        let outcome = loop {
-            tokio::select! {
-                lead = campaign.leadership() => break Some(lead.map_err(|e| self.ended(e))?),
-                () = &mut window => break None,
-                changed = snapshot.changed() => {
-                    if changed.is_err() {
-                        return Err(LockError::Stopped);
-                    }
-                    if held_elsewhere(self.holder()) {
-                        break None;
-                    }
-                }
-            }
-        };
-        match outcome {
-            Some(lead) => Ok(Some(self.guard(campaign, lead))),
-            None => {
-                campaign.resign().await;
+        let window = self.timing.round_timeout * 2 + self.timing.rank_backoff;
+        match tokio::time::timeout(window, campaign.leadership()).await {
+            Ok(Ok(lead)) => Ok(Some(self.guard(campaign, lead, local))),
+            Ok(Err(e)) => Err(self.ended(e)),
+            Err(_) => {
+                let _ = campaign.resign().await;
                 Ok(None)
             }
         }
@@ -163,11 +176,12 @@ impl Lock {
         }
     }
 
-    fn guard(&self, campaign: Campaign, lead: Leadership) -> LockGuard {
+    fn guard(&self, campaign: Campaign, lead: Leadership, local: OwnedMutexGuard<()>) -> LockGuard {
         LockGuard {
             name: self.name.clone(),
             campaign,
             lead,
+            _local: local,
         }
     }
 }
@@ -182,6 +196,9 @@ pub struct LockGuard {
     name: String,
     campaign: Campaign,
     lead: Leadership,
+    /// This node's other handles of the lock wait for it (dropped last: after the
+    /// campaign's resignation was sent).
+    _local: OwnedMutexGuard<()>,
 }
 
 impl LockGuard {
@@ -212,9 +229,12 @@ impl LockGuard {
     }
 
     /// Releases the lock: the voters are freed at once, so a waiting node takes it
-    /// within a round trip.
-    pub async fn release(self) {
-        self.campaign.resign().await;
+    /// within a round trip. Returns once a quorum of voters confirmed the release, so
+    /// that a [`Lock::try_acquire`] anywhere afterwards finds the lock free;
+    /// [`ResignError::Unconfirmed`] when they did not within two round timeouts (the
+    /// lock is released all the same, and frees at the latest when its lease ends).
+    pub async fn release(self) -> Result<(), ResignError> {
+        self.campaign.resign().await
     }
 }
 
@@ -224,6 +244,7 @@ impl Node {
     /// ([`LockError::Refused`] with [`crate::CampaignError::BadName`]).
     pub fn lock(&self, name: &str) -> Lock {
         Lock {
+            local: self.local_lock(name),
             name: name.to_owned(),
             group: format!("{LOCK_PREFIX}{name}"),
             me: self.id(),

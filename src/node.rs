@@ -21,8 +21,9 @@
 //! [`GroupError`]. Elections and locks have theirs in [`crate::leader`] and
 //! [`crate::lock`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use quinn::{AsyncUdpSocket, Runtime};
@@ -218,6 +219,9 @@ impl EventStream {
 #[derive(Debug)]
 pub struct Node {
     pub(crate) rt: RuntimeHandle,
+    /// Each lock's local mutex, shared by its handles on this node (see
+    /// [`crate::Lock`]); entries whose handles are all gone are swept as it grows.
+    locks: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl Node {
@@ -225,9 +229,7 @@ impl Node {
     /// (retried in the background until a seed answers). Must run inside a tokio
     /// runtime.
     pub async fn start(cfg: NodeConfig) -> Result<Node, StartError> {
-        Ok(Node {
-            rt: crate::runtime::start(cfg).await?,
-        })
+        Ok(Node::new(crate::runtime::start(cfg).await?))
     }
 
     /// Starts the node on a socket and a quinn runtime of the caller's (a simulated
@@ -238,9 +240,30 @@ impl Node {
         socket: Arc<dyn AsyncUdpSocket>,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Node, StartError> {
-        Ok(Node {
-            rt: crate::runtime::start_with_socket(cfg, socket, runtime).await?,
-        })
+        Ok(Node::new(
+            crate::runtime::start_with_socket(cfg, socket, runtime).await?,
+        ))
+    }
+
+    fn new(rt: RuntimeHandle) -> Self {
+        Node {
+            rt,
+            locks: Default::default(),
+        }
+    }
+
+    /// The mutex that the handles of lock `name` on this node share.
+    pub(crate) fn local_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = locks.get(name).and_then(Weak::upgrade) {
+            return m;
+        }
+        if locks.len() >= 64 && locks.len().is_power_of_two() {
+            locks.retain(|_, m| m.strong_count() > 0);
+        }
+        let m = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(name.to_owned(), Arc::downgrade(&m));
+        m
     }
 
     /// This node's id.

@@ -135,7 +135,7 @@ async fn resigning_or_leaving_hands_over_before_the_lease_could_run_out() -> Res
 
     // Node 1 resigns its campaign: node 2 leads long before node 1's promises end.
     let start = Instant::now();
-    c1.resign().await;
+    c1.resign().await?;
     assert!(!first.is_valid());
     within("node 1's leadership reports lost", first.lost()).await?;
     let second = within("node 2 is elected", c2.leadership()).await??;
@@ -165,7 +165,7 @@ async fn resigning_or_leaving_hands_over_before_the_lease_could_run_out() -> Res
     ));
 
     // Resigning through the leadership ends the campaign; then nobody leads.
-    third.resign().await;
+    third.resign().await?;
     let res = c3.leadership().await;
     assert!(matches!(res, Err(LeadershipError::Resigned(g)) if g == "g"));
     let none = within("a confirmed vacancy", async {
@@ -307,7 +307,7 @@ async fn a_restarted_voter_never_grants_a_term_it_granted_before() -> Result<()>
         let lead = within("node 2 is elected", c.leadership()).await??;
         assert!(lead.term() > highest);
         highest = lead.term();
-        c.resign().await;
+        c.resign().await?;
     }
     candidate.shutdown().await;
     voter.shutdown().await;

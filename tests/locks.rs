@@ -53,13 +53,13 @@ async fn a_lock_has_one_holder_and_passes_on_with_rising_tokens() -> Result<()> 
         matches!(&err, LockError::Timeout { name, .. } if name == "res"),
         "{err}"
     );
-    let again = locks[0]
-        .acquire(Duration::from_millis(300))
-        .await
-        .unwrap_err();
+    // Not reentrant: another handle of the holder's own node waits like anyone.
+    let again = nodes[0].lock("res");
+    assert!(again.try_acquire().await?.is_none(), "not reentrant");
+    let err = again.acquire(Duration::from_millis(300)).await.unwrap_err();
     assert!(
-        matches!(again, LockError::Refused(CampaignError::AlreadyRunning(_))),
-        "not reentrant: {again}"
+        matches!(err, LockError::Timeout { .. }),
+        "not reentrant: {err}"
     );
 
     // Node 2 waits; node 1 releases: node 2 takes it with a higher token.
@@ -72,7 +72,7 @@ async fn a_lock_has_one_holder_and_passes_on_with_rising_tokens() -> Result<()> 
         !waiter.is_finished(),
         "node 2 waits while node 1 holds the lock"
     );
-    g1.release().await;
+    g1.release().await?;
     let g2 = within("node 2 takes the lock", waiter).await???;
     assert!(g2.fencing_token() > t1);
     assert!(g2.is_owner());
@@ -91,6 +91,42 @@ async fn a_lock_has_one_holder_and_passes_on_with_rising_tokens() -> Result<()> 
     let g1 = take(&locks[0]).await?;
     assert!(g1.fencing_token() > t3);
     drop(g1);
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Whether a lock is free is the voters' to say: once a release returned, another
+/// node's `try_acquire` takes the lock at once (gossip still names the old holder for a
+/// while), and once a resignation returned no quorum names the resigned leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lock_is_free_at_once_and_a_resignation_is_confirmed() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let nodes = cluster_with(&ca, 4, &voter_config(&[1, 2, 3])).await?;
+    let (a, b) = (nodes[2].lock("hot"), nodes[3].lock("hot"));
+    let mut token = 0;
+    for round in 0..20 {
+        let (first, second) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let g = first.acquire(DEADLINE).await?;
+        assert!(g.fencing_token() > token, "round {round}: tokens rise");
+        g.release().await?;
+        let g = second.try_acquire().await?;
+        let g = g.unwrap_or_else(|| panic!("round {round}: the released lock is free"));
+        token = g.fencing_token();
+        g.release().await?;
+    }
+    for round in 0..20 {
+        let mut c = nodes[3].campaign("svc").await?;
+        let lead = c.leadership().await?;
+        lead.resign().await?;
+        let now = nodes[0].confirmed_leader("svc").await?;
+        assert!(
+            now.is_none_or(|(id, _)| id != NodeId(4)),
+            "round {round}: the resigned node is not confirmed: {now:?}"
+        );
+    }
     for n in nodes {
         n.shutdown().await;
     }

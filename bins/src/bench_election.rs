@@ -127,7 +127,7 @@ impl Bench {
         while self.elected.try_recv().is_ok() {}
         let (node, campaign) = self.nodes[old as usize - 1].take().context("leader gone")?;
         let t0 = Instant::now();
-        campaign.resign().await;
+        campaign.resign().await.context("resign")?;
         let took = self.next_elected(old, t0).await?;
         let campaign = node.campaign(GROUP).await?;
         self.nodes[old as usize - 1] = Some((node, campaign));

@@ -136,7 +136,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .remove(&resigner)
         .context("the leader runs no campaign")?;
     let t0 = Instant::now();
-    campaign.resign().await;
+    campaign.resign().await.context("resign")?;
     let handover = elected(&mut rx, &c.nodes, Some((resigner, failover.term)), t0)
         .await
         .context("nobody took over after the resignation")?;

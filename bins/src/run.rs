@@ -234,7 +234,8 @@ pub async fn run(a: NodeArgs) -> Result<()> {
         // Another process had this id first: stop without a word (a departure would
         // be announced under the other one's id), resigning what this one may hold.
         for campaign in campaigns {
-            campaign.resign().await;
+            // Stopping anyway: an unconfirmed release only delays the next leader.
+            let _ = campaign.resign().await;
         }
         // Report the step-downs (a leader resigned above) before stopping.
         while let Some(ev) = events.try_recv() {
@@ -249,7 +250,8 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     // its releases; `leave` then resigns whatever is left and lingers while they and
     // the departure go out.
     for campaign in campaigns {
-        campaign.resign().await;
+        // Leaving anyway: an unconfirmed release only delays the next leader.
+        let _ = campaign.resign().await;
     }
     while let Some(ev) = events.try_recv() {
         out.event(&ev);

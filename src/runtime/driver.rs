@@ -47,11 +47,13 @@ pub(crate) enum Command {
         once: bool,
         reply: oneshot::Sender<Result<Started, CampaignError>>,
     },
-    /// Stop campaign `id` for `group` (a no-op when it already ended).
+    /// Stop campaign `id` for `group` (a no-op when it already ended). The reply
+    /// names this node and how long a confirmation by the voters may take, when
+    /// elections are on.
     Resign {
         group: String,
         id: u64,
-        reply: Option<oneshot::Sender<()>>,
+        reply: Option<oneshot::Sender<Option<(crate::wire::NodeId, std::time::Duration)>>>,
     },
     /// Read every counter and gauge of the engine.
     Metrics {
@@ -249,7 +251,10 @@ impl Driver {
                 self.dirty = true;
                 self.flush();
                 if let Some(reply) = reply {
-                    let _ = reply.send(());
+                    let confirm = self.engine.election().map(|e| {
+                        (self.engine.id(), e.config().timing.round_timeout * 2)
+                    });
+                    let _ = reply.send(confirm);
                 }
             }
             Command::QueryLeader { group, reply } => {

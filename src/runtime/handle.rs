@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -124,22 +125,22 @@ impl WeakCommands {
     }
 
     /// Ends campaign `id` for `group`: returns once the driver has stepped down and sent
-    /// the releases (at once when the node has stopped).
-    pub async fn resign(&self, group: &str, id: u64) {
-        let Some(cmds) = self.0.upgrade() else {
-            return;
-        };
+    /// the releases (at once when the node has stopped), with what confirming the
+    /// releases takes when elections are on: a command channel, this node's id and
+    /// the longest wait.
+    pub async fn resign(&self, group: &str, id: u64) -> Option<(Commands, NodeId, Duration)> {
+        let cmds = self.0.upgrade()?;
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Resign {
             group: group.to_owned(),
             id,
             reply: Some(reply),
         };
-        if cmds.send(cmd).is_ok() {
-            // Do not keep the driver running while waiting.
-            drop(cmds);
-            let _ = rx.await;
-        }
+        cmds.send(cmd).ok()?;
+        // Do not keep the driver running while waiting.
+        drop(cmds);
+        let (me, wait) = rx.await.ok()??;
+        Some((self.upgrade()?, me, wait))
     }
 }
 

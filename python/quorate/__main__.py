@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any, Optional
+from typing import Any
 
 from . import Campaign, EventStream, Node, QuorateError, init_cluster
 
@@ -139,7 +139,7 @@ class _Stop(Exception):
     pass
 
 
-def _on_term(signum: int, frame: Optional[FrameType]) -> None:
+def _on_term(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
@@ -185,7 +185,7 @@ def _drain(events: EventStream, out: _Out) -> None:
         pass
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m quorate`` with ``argv`` (default: the command line)."""
     a = _parser().parse_args(argv)
     try:

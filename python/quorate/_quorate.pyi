@@ -1,4 +1,4 @@
-"""Type stubs of the compiled extension ``quorate._quorate`` (re-exported by ``quorate``).
+"""Stubs of the compiled extension ``quorate._quorate`` (re-exported by ``quorate``).
 
 Every blocking method releases the GIL while it waits, and waits in short slices so
 that Ctrl-C (``KeyboardInterrupt``) interrupts it; an interrupted operation is
@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Protocol, final
 
 from typing_extensions import Self
 
 __version__: str
 
-StrPath = Union[str, os.PathLike[str]]
-Event = dict[str, Any]
+_StrPath = str | os.PathLike[str]
+_Event = dict[str, Any]
 """One event, named and shaped as ``quorate node --json`` prints it.
 
 Every event has ``ts_ms`` (Unix ms), ``node`` (the id of the node that saw it) and
@@ -38,15 +38,18 @@ Every event has ``ts_ms`` (Unix ms), ``node`` (the id of the node that saw it) a
   ``"resigned"``), ``lease_until_ms``.
 """
 
+class _Cancel(Protocol):
+    def is_set(self) -> bool: ...
+
 def init_cluster(
-    dir: StrPath,
+    dir: _StrPath,
     *,
     nodes: int = 3,
-    voters: Optional[list[int]] = None,
+    voters: list[int] | None = None,
     base_port: int = 7101,
     preset: Literal["local", "lan", "wan"] = "lan",
     name: str = "quorate",
-    hosts: Optional[list[str]] = None,
+    hosts: list[str] | None = None,
     force: bool = False,
 ) -> str:
     """Write a cluster directory as ``quorate init`` does; return its cluster.toml path.
@@ -62,6 +65,7 @@ def init_cluster(
     cannot be written or already holds a cluster (unless ``force``).
     """
 
+@final
 class Member:
     """A member as a node sees it (a snapshot: it does not change)."""
 
@@ -80,18 +84,19 @@ class Member:
     @property
     def metadata(self) -> bytes:
         """The metadata it publishes (empty until known)."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
+@final
 class EventStream:
-    """A subscription to a node's events (see :data:`Event` for their shapes).
+    """A subscription to a node's events (see :data:`_Event` for their shapes).
 
     Each subscriber has a bounded buffer: one that falls behind loses its oldest
     events (counted by :attr:`lagged`); the node never waits for it. Iterating
     blocks for each event and ends once the node has stopped.
     """
 
-    def next(self, timeout: Optional[float] = None) -> Optional[Event]:
+    def next(self, timeout: float | None = None) -> _Event | None:
         """Return the next event, waiting at most ``timeout`` seconds.
 
         Returns ``None`` on timeout; raises :class:`NodeStopped` once the node has
@@ -103,9 +108,10 @@ class EventStream:
     @property
     def closed(self) -> bool:
         """Whether the node has stopped and every event was read."""
-    def __iter__(self) -> Iterator[Event]: ...
-    def __next__(self) -> Event: ...
+    def __iter__(self) -> Iterator[_Event]: ...
+    def __next__(self) -> _Event: ...
 
+@final
 class Node:
     """A running quorate node.
 
@@ -116,16 +122,16 @@ class Node:
 
     @staticmethod
     def from_cluster_dir(
-        dir: StrPath,
+        dir: _StrPath,
         node_id: int,
         *,
-        listen: Optional[str] = None,
-        seeds: Optional[list[str]] = None,
-        preset: Optional[Literal["local", "lan", "wan"]] = None,
+        listen: str | None = None,
+        seeds: list[str] | None = None,
+        preset: Literal["local", "lan", "wan"] | None = None,
         metadata: bytes = b"",
-        data_dir: Optional[StrPath] = None,
+        data_dir: _StrPath | None = None,
         issue_certificate: bool = False,
-        advertise: Optional[str] = None,
+        advertise: str | None = None,
     ) -> Node:
         """Start node ``node_id`` of the cluster directory ``dir`` (``quorate init``'s).
 
@@ -143,16 +149,16 @@ class Node:
         node_id: int,
         listen: str,
         *,
-        cert_pem: StrPath,
-        key_pem: StrPath,
-        ca_pem: StrPath,
+        cert_pem: _StrPath,
+        key_pem: _StrPath,
+        ca_pem: _StrPath,
         seeds: list[str] = ...,
         voters: list[int] = ...,
         cluster_name: str = "quorate",
         preset: Literal["local", "lan", "wan"] = "lan",
         metadata: bytes = b"",
-        data_dir: Optional[StrPath] = None,
-        advertise: Optional[str] = None,
+        data_dir: _StrPath | None = None,
+        advertise: str | None = None,
     ) -> Node:
         """Start node ``node_id`` from explicit parameters (PEM file paths).
 
@@ -173,7 +179,7 @@ class Node:
         """Return the address peers know this node by."""
     def members(self) -> list[Member]:
         """Return the member list as this node sees it (itself included)."""
-    def member(self, id: int) -> Optional[Member]:
+    def member(self, id: int) -> Member | None:
         """Return one member's record in this node's view, or ``None``."""
     def set_metadata(self, metadata: bytes) -> None:
         """Publish new metadata. Raises :class:`MetadataError` when too large."""
@@ -217,9 +223,9 @@ class Node:
 
         Raises :class:`CampaignError` (elections off, bad name, already running).
         """
-    def leader(self, group: str) -> Optional[tuple[int, int]]:
-        """Return ``(leader id, term)`` of ``group`` as gossip says (a hint), or None."""
-    def confirmed_leader(self, group: str) -> Optional[tuple[int, int]]:
+    def leader(self, group: str) -> tuple[int, int] | None:
+        """Return ``(leader id, term)`` of ``group`` as gossip says (a hint) or None."""
+    def confirmed_leader(self, group: str) -> tuple[int, int] | None:
         """Return ``(leader id, term)`` of ``group`` as a quorum of voters confirms it.
 
         ``None`` when nobody leads. Raises :class:`LeaderQueryError` when no quorum
@@ -229,6 +235,20 @@ class Node:
         """Return the live candidates for ``group``'s leadership, lowest id first."""
     def lock(self, name: str) -> Lock:
         """Return the lock ``name`` (election group ``lock/<name>``)."""
+    def wait_joined(self, timeout: float) -> None:
+        """Wait until a seed has answered this node's join, at most ``timeout`` s.
+
+        Returns at once for a node started without seeds. Raises
+        :class:`JoinTimeout` naming the seeds (the node keeps retrying them).
+        """
+    def sync(self, timeout: float = 5.0) -> None:
+        """Synchronise with a quorum of voters (read-your-writes across nodes).
+
+        Once it returns, this node's snapshots (:meth:`groups`,
+        :meth:`group_members`, :meth:`members`, ...) hold every group write that
+        any node completed before the call began. Raises :class:`SyncError` when no
+        quorum answered within ``timeout`` seconds, or without voters.
+        """
     def stats(self) -> dict[str, int]:
         """Return the protocol's and the transport's counters, by name."""
     def metrics(self) -> dict[str, int]:
@@ -244,11 +264,12 @@ class Node:
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> bool: ...
 
+@final
 class Campaign:
     """A running candidacy for one group's leadership (:meth:`Node.campaign`).
 
@@ -260,7 +281,7 @@ class Campaign:
     @property
     def group(self) -> str:
         """The group this campaign runs for."""
-    def leadership(self, timeout: Optional[float] = None) -> Optional[Leadership]:
+    def leadership(self, timeout: float | None = None) -> Leadership | None:
         """Wait until this node leads the group; return the leadership.
 
         Returns at once when it leads now; ``None`` when ``timeout`` seconds passed
@@ -281,11 +302,12 @@ class Campaign:
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> bool: ...
 
+@final
 class Leadership:
     """One leadership of a group by this node: its fencing token and its lease."""
 
@@ -296,7 +318,7 @@ class Leadership:
     def term(self) -> int:
         """The fencing token, higher than every earlier leadership's of the group."""
     @property
-    def deadline(self) -> Optional[float]:
+    def deadline(self) -> float | None:
         """The end of the current lease on the ``time.monotonic()`` clock.
 
         Pushed back by every renewal; after the leadership ended, the last one seen;
@@ -307,7 +329,7 @@ class Leadership:
         """Seconds until the current lease ends (0.0 once it ended)."""
     def is_valid(self) -> bool:
         """Whether this leadership still holds: not ended, lease running."""
-    def wait_lost(self, timeout: Optional[float] = None) -> bool:
+    def wait_lost(self, timeout: float | None = None) -> bool:
         """Wait until this leadership ends; return whether it did within ``timeout``.
 
         When it returns ``True`` no other node can lead yet: stop acting as leader.
@@ -315,37 +337,46 @@ class Leadership:
     def resign(self) -> bool:
         """Step down and end the campaign; ``False`` when resigned already."""
 
+@final
 class Lock:
     """A named lock of the cluster (:meth:`Node.lock`).
 
     Held by at most one node at any instant, with a fencing token that rises with
-    every holder; waiting nodes are served lowest id first; not reentrant.
-    ``with node.lock("x") as guard:`` waits as long as it takes and releases on
-    exit.
+    every holder; waiting nodes are served lowest id first. Not reentrant: on one
+    node, a second acquisition waits for the first guard's release as another
+    node's would. ``with node.lock("x") as guard:`` waits as long as it takes and
+    releases on exit; threads may share a ``Lock`` for that (as a
+    :class:`threading.Lock`), but one thread entering it twice raises
+    :class:`LockRefused`.
     """
 
     @property
     def name(self) -> str:
         """The lock's name."""
-    def holder(self) -> Optional[tuple[int, int]]:
+    def holder(self) -> tuple[int, int] | None:
         """Return ``(holder id, fencing token)`` as gossip says, or ``None``."""
-    def acquire(self, timeout: Optional[float] = None) -> LockGuard:
+    def acquire(
+        self, timeout: float | None = None, *, cancel: _Cancel | None = None
+    ) -> LockGuard:
         """Wait until this node holds the lock, at most ``timeout`` seconds.
 
+        ``cancel`` (a :class:`threading.Event`) ends the wait once set, checked every
+        0.1 s, as :class:`LockTimeout`: this node then no longer waits for the lock.
         Raises :class:`LockTimeout` when still held elsewhere then,
         :class:`LockRefused` when this node already holds or awaits it,
         :class:`NodeStopped` when the node stopped.
         """
-    def try_acquire(self) -> Optional[LockGuard]:
+    def try_acquire(self) -> LockGuard | None:
         """Take the lock if it is free, else return ``None`` (within two rounds)."""
     def __enter__(self) -> LockGuard: ...
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> bool: ...
 
+@final
 class LockGuard:
     """A held lock; released by :meth:`release`, on ``with`` exit or when collected."""
 
@@ -356,23 +387,23 @@ class LockGuard:
     def fencing_token(self) -> int:
         """The fencing token: higher than every earlier holder's."""
     @property
-    def deadline(self) -> Optional[float]:
-        """The end of the lease on the ``time.monotonic()`` clock; None once released."""
+    def deadline(self) -> float | None:
+        """The lease end on the ``time.monotonic()`` clock; ``None`` once released."""
     @property
     def remaining(self) -> float:
         """Seconds until the current lease ends (0.0 once released or ended)."""
     def is_owner(self) -> bool:
         """Whether this node still holds the lock (not released or lost)."""
-    def wait_lost(self, timeout: Optional[float] = None) -> bool:
+    def wait_lost(self, timeout: float | None = None) -> bool:
         """Wait until the lock is lost or released; whether it was within timeout."""
     def release(self) -> bool:
         """Release the lock: ``True`` the first time, ``False`` afterwards."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> bool: ...
 
 class QuorateError(Exception):

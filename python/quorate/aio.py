@@ -28,7 +28,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Generator
 from types import TracebackType
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ._quorate import (
     Campaign,
@@ -56,9 +56,7 @@ T = TypeVar("T")
 SLICE = 0.1
 
 
-async def _sliced(
-    call: Callable[[float], Optional[T]], timeout: Optional[float]
-) -> Optional[T]:
+async def _sliced(call: Callable[[float], T | None], timeout: float | None) -> T | None:
     """Call ``call(slice)`` in a thread until it returns a value or time runs out."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
@@ -80,9 +78,9 @@ class AsyncEventStream:
 
     def __init__(self, stream: EventStream) -> None:
         self.stream = stream
-        self._pending: Optional[asyncio.Future[Optional[dict[str, Any]]]] = None
+        self._pending: asyncio.Future[dict[str, Any] | None] | None = None
 
-    async def next(self, timeout: Optional[float] = None) -> Optional[dict[str, Any]]:
+    async def next(self, timeout: float | None = None) -> dict[str, Any] | None:
         """Return the next event, or ``None`` after ``timeout`` seconds.
 
         Raises :class:`NodeStopped` once the node stopped and every event was read.
@@ -141,7 +139,7 @@ class AsyncLeadership:
         """Whether this leadership still holds."""
         return self.leadership.is_valid()
 
-    async def wait_lost(self, timeout: Optional[float] = None) -> bool:
+    async def wait_lost(self, timeout: float | None = None) -> bool:
         """Wait until this leadership ends; whether it did within ``timeout``."""
         lost = await _sliced(
             lambda t: True if self.leadership.wait_lost(t) else None, timeout
@@ -164,9 +162,7 @@ class AsyncCampaign:
         """The group this campaign runs for."""
         return self.campaign.group
 
-    async def leadership(
-        self, timeout: Optional[float] = None
-    ) -> Optional[AsyncLeadership]:
+    async def leadership(self, timeout: float | None = None) -> AsyncLeadership | None:
         """Wait until this node leads; ``None`` after ``timeout`` seconds.
 
         Raises :class:`CampaignEnded` when the campaign was resigned or the node
@@ -197,9 +193,9 @@ class AsyncCampaign:
 
     async def __aexit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.resign()
 
@@ -210,7 +206,7 @@ class _StartingCampaign:
     def __init__(self, node: Node, group: str) -> None:
         self._node = node
         self._group = group
-        self._campaign: Optional[AsyncCampaign] = None
+        self._campaign: AsyncCampaign | None = None
 
     async def _start(self) -> AsyncCampaign:
         return AsyncCampaign(await asyncio.to_thread(self._node.campaign, self._group))
@@ -224,9 +220,9 @@ class _StartingCampaign:
 
     async def __aexit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._campaign is not None:
             await self._campaign.resign()
@@ -252,9 +248,11 @@ class AsyncLockGuard:
         """Whether this node still holds the lock."""
         return self.guard.is_owner()
 
-    async def wait_lost(self, timeout: Optional[float] = None) -> bool:
+    async def wait_lost(self, timeout: float | None = None) -> bool:
         """Wait until the lock is lost or released; whether it was within timeout."""
-        lost = await _sliced(lambda t: True if self.guard.wait_lost(t) else None, timeout)
+        lost = await _sliced(
+            lambda t: True if self.guard.wait_lost(t) else None, timeout
+        )
         return lost is not None
 
     async def release(self) -> bool:
@@ -267,18 +265,18 @@ class AsyncLock:
 
     def __init__(self, lock: Lock) -> None:
         self.lock = lock
-        self._held: Optional[AsyncLockGuard] = None
+        self._held: AsyncLockGuard | None = None
 
     @property
     def name(self) -> str:
         """The lock's name."""
         return self.lock.name
 
-    def holder(self) -> Optional[tuple[int, int]]:
+    def holder(self) -> tuple[int, int] | None:
         """Return ``(holder id, fencing token)`` as gossip says, or ``None``."""
         return self.lock.holder()
 
-    async def acquire(self, timeout: Optional[float] = None) -> AsyncLockGuard:
+    async def acquire(self, timeout: float | None = None) -> AsyncLockGuard:
         """Wait until this node holds the lock, at most ``timeout`` seconds.
 
         Raises :class:`LockTimeout` after ``timeout``. Cancelling the awaiting task
@@ -295,7 +293,7 @@ class AsyncLock:
             job.add_done_callback(_release_in_thread)
             raise
 
-    async def try_acquire(self) -> Optional[AsyncLockGuard]:
+    async def try_acquire(self) -> AsyncLockGuard | None:
         """Take the lock if it is free, else return ``None``."""
         guard = await asyncio.to_thread(self.lock.try_acquire)
         return None if guard is None else AsyncLockGuard(guard)
@@ -306,9 +304,9 @@ class AsyncLock:
 
     async def __aexit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         held, self._held = self._held, None
         if held is not None:
@@ -316,7 +314,7 @@ class AsyncLock:
 
 
 def _release_in_thread(job: asyncio.Future[LockGuard]) -> None:
-    """Release a guard granted to a cancelled acquisition (without blocking the loop)."""
+    """Release a guard granted to a cancelled acquisition, off the event loop."""
     if job.cancelled() or job.exception() is not None:
         return
     threading.Thread(target=job.result().release, daemon=True).start()
@@ -356,7 +354,7 @@ class AsyncNode:
         """Return the member list as this node sees it."""
         return self.node.members()
 
-    def member(self, id: int) -> Optional[Member]:
+    def member(self, id: int) -> Member | None:
         """Return one member's record, or ``None``."""
         return self.node.member(id)
 
@@ -372,7 +370,7 @@ class AsyncNode:
         """Return one member's capabilities in ``group``."""
         return self.node.member_capabilities(group, member)
 
-    def leader(self, group: str) -> Optional[tuple[int, int]]:
+    def leader(self, group: str) -> tuple[int, int] | None:
         """Return ``(leader, term)`` of ``group`` as gossip says, or ``None``."""
         return self.node.leader(group)
 
@@ -432,7 +430,7 @@ class AsyncNode:
         """
         return _StartingCampaign(self.node, group)
 
-    async def confirmed_leader(self, group: str) -> Optional[tuple[int, int]]:
+    async def confirmed_leader(self, group: str) -> tuple[int, int] | None:
         """Return ``(leader, term)`` as a quorum of voters confirms it, or ``None``."""
         return await asyncio.to_thread(self.node.confirmed_leader, group)
 
@@ -453,9 +451,9 @@ class AsyncNode:
 
     async def __aexit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self.node.running:
             try:

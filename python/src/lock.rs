@@ -1,6 +1,7 @@
 //! `Lock` (a named lock of the cluster) and `LockGuard` (a held lock).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -10,23 +11,29 @@ use crate::{block_on, errors, wait_until};
 
 /// A named lock of the cluster (`Node.lock`): held by at most one node at any instant,
 /// with a fencing token that rises with every holder. Waiting nodes are served lowest
-/// id first. Not reentrant.
+/// id first. Not reentrant: on one node, a second acquisition waits for the first
+/// guard's release, as another node's would.
 ///
 /// `with node.lock("x") as guard:` waits as long as it takes (Ctrl-C interrupts) and
-/// releases on exit.
+/// releases on exit; threads may share the `Lock` object for that (like a
+/// `threading.Lock`), but one thread entering it twice is refused.
 #[pyclass(frozen, module = "quorate._quorate")]
 pub(crate) struct Lock {
     lock: quorate::Lock,
-    /// The guard taken by `__enter__`, released by `__exit__`.
-    entered: Mutex<Option<Py<LockGuard>>>,
+    /// The guards taken by `__enter__`, by thread, released by `__exit__`.
+    entered: Mutex<Vec<(ThreadId, Py<LockGuard>)>>,
 }
 
 impl Lock {
     pub(crate) fn new(lock: quorate::Lock) -> Self {
         Lock {
             lock,
-            entered: Mutex::new(None),
+            entered: Mutex::new(Vec::new()),
         }
+    }
+
+    fn entered(&self) -> MutexGuard<'_, Vec<(ThreadId, Py<LockGuard>)>> {
+        self.entered.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -59,8 +66,8 @@ impl Lock {
         match wait_until(py, None, cancel, self.lock.acquire(timeout))? {
             Some(guard) => Ok(LockGuard::new(guard.map_err(errors::lock)?)),
             None => Err(errors::LockTimeout::new_err(format!(
-                "lock {:?}: the wait was cancelled",
-                self.lock.name()
+                "lock {}: the wait was cancelled",
+                crate::quote(self.lock.name())
             ))),
         }
     }
@@ -73,28 +80,28 @@ impl Lock {
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<Py<LockGuard>> {
-        let guard = Py::new(py, self.acquire(py, None, None)?)?;
-        let mut entered = self.entered.lock().unwrap_or_else(PoisonError::into_inner);
-        if entered.is_some() {
-            drop(entered);
-            guard.get().release(py)?;
+        let me = std::thread::current().id();
+        if self.entered().iter().any(|(t, _)| *t == me) {
             return Err(errors::LockRefused::new_err(format!(
-                "lock {:?} is held through this Lock object already",
-                self.lock.name()
+                "lock {} is held by this thread through this Lock object already (not \
+                 reentrant)",
+                crate::quote(self.lock.name())
             )));
         }
-        *entered = Some(guard.clone_ref(py));
+        let guard = Py::new(py, self.acquire(py, None, None)?)?;
+        self.entered().push((me, guard.clone_ref(py)));
         Ok(guard)
     }
 
-    /// Releases the lock taken by `__enter__`.
+    /// Releases the lock taken by this thread's `__enter__`.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        let guard = self
-            .entered
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let me = std::thread::current().id();
+        let guard = {
+            let mut entered = self.entered();
+            let at = entered.iter().position(|(t, _)| *t == me);
+            at.map(|i| entered.swap_remove(i).1)
+        };
         if let Some(g) = guard {
             g.get().release(py)?;
         }

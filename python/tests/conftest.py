@@ -68,6 +68,11 @@ def alive(node: quorate.Node) -> set[int]:
     return {m.id for m in node.members() if m.state == "alive"}
 
 
+def wait_alive(node: quorate.Node, ids: set[int]) -> None:
+    """Wait until ``node`` sees exactly ``ids`` alive."""
+    wait_for(lambda: alive(node) == ids, what=f"node {node.id} seeing {sorted(ids)}")
+
+
 def stop_all(nodes: list[quorate.Node]) -> None:
     """Shut down every node still running."""
     for n in nodes:
@@ -89,21 +94,19 @@ def cluster(cluster_dir: Path) -> Iterator[list[quorate.Node]]:
     try:
         nodes += [start(cluster_dir, k, [n1.local_addr]) for k in (2, 3)]
         for n in nodes:
-            wait_for(lambda n=n: alive(n) == {1, 2, 3}, what=f"node {n.id}'s view")
+            wait_alive(n, {1, 2, 3})
         yield nodes
     finally:
         stop_all(nodes)
 
 
 @pytest.fixture
-def member(
-    cluster_dir: Path, cluster: list[quorate.Node]
-) -> Iterator[quorate.Node]:
+def member(cluster_dir: Path, cluster: list[quorate.Node]) -> Iterator[quorate.Node]:
     """Node 10, not in cluster.toml, with a certificate issued in memory."""
     node = start(cluster_dir, 10, [cluster[0].local_addr], issue_certificate=True)
     try:
         for n in [*cluster, node]:
-            wait_for(lambda n=n: 10 in alive(n) and len(alive(n)) == 4)
+            wait_alive(n, {1, 2, 3, 10})
         yield node
     finally:
         stop_all([node])

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import alive, make_cluster_dir, random_base_port, start, stop_all, wait_for
+from conftest import (
+    alive,
+    make_cluster_dir,
+    random_base_port,
+    start,
+    stop_all,
+    wait_alive,
+    wait_for,
+)
 
 import quorate
 
@@ -78,7 +87,9 @@ def test_an_address_in_use_raises_start_error(
     cluster_dir: Path, cluster: list[quorate.Node]
 ) -> None:
     taken = cluster[0].local_addr
-    with pytest.raises(quorate.StartError, match=f"cannot start node 3: cannot bind {taken}"):
+    with pytest.raises(
+        quorate.StartError, match=f"cannot start node 3: cannot bind {taken}"
+    ):
         quorate.Node.from_cluster_dir(cluster_dir, 3, listen=taken)
 
 
@@ -96,7 +107,7 @@ def test_nodes_listen_on_cluster_toml_addresses(tmp_path: Path) -> None:
             raise
         try:
             for n in nodes:
-                wait_for(lambda n=n: alive(n) == {1, 2, 3})
+                wait_alive(n, {1, 2, 3})
             text = (d / "cluster.toml").read_text()
             assert all(n.local_addr in text for n in nodes)
             assert (d / "data" / "node-1").is_dir()
@@ -186,7 +197,7 @@ def test_leave_is_seen_as_left_and_stops_every_call(
         lambda: (m := n1.member(3)) is not None and m.state == "left",
         what="node 3 reported left",
     )
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: n3.members(),
         lambda: n3.member(1),
         lambda: n3.events(),

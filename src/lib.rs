@@ -221,3 +221,5 @@ pub use node::{
 };
 #[cfg(feature = "runtime")]
 pub use runtime::TransportStats;
+#[cfg(feature = "runtime")]
+pub use runtime::{watch_events, EventWatch, Watched, WatchedEvent};

@@ -288,6 +288,15 @@ impl Node {
         }
     }
 
+    /// Tells the application watchdog that the application is alive (see
+    /// [`NodeConfig::heartbeat_timeout`]; without one this does nothing and returns
+    /// `true`). Returns `false` when the watchdog had expired since the last call: the
+    /// node then left every group and resigned every campaign, leadership and lock;
+    /// join and campaign again to take part. Never waits.
+    pub fn heartbeat(&self) -> bool {
+        self.rt.watchdog().is_none_or(|w| w.beat())
+    }
+
     /// Synchronises with a quorum of voters (read-your-writes across nodes): once it
     /// returns, this node's snapshots ([`Node::groups`], [`Node::group_members`],
     /// [`Node::members`], ...) hold every group write that any node completed before

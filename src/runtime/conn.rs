@@ -113,17 +113,59 @@ fn busy(conn: &Connection, shared: &Shared, why: &str) {
     conn.close(code::BUSY, why.as_bytes());
 }
 
+/// The streaming requests (watches) running on one connection: a client connection
+/// stays open past its lifetime while one runs.
+#[derive(Clone, Debug)]
+pub(crate) struct Streaming(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Default for Streaming {
+    fn default() -> Self {
+        Streaming(Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
+
+impl Streaming {
+    /// Counts one streaming request until the returned guard is dropped.
+    pub fn open(&self) -> StreamingGuard {
+        self.0.send_modify(|n| *n += 1);
+        StreamingGuard(self.clone())
+    }
+
+    /// Waits until no streaming request runs.
+    async fn idle(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One streaming request running (see [`Streaming::open`]).
+pub(crate) struct StreamingGuard(Streaming);
+
+impl Drop for StreamingGuard {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// A client identity may only ask for status, on bidirectional streams, for at most
-/// `NodeConfig::client_lifetime`; it holds one client slot meanwhile.
+/// `NodeConfig::client_lifetime`; it holds one client slot meanwhile. A connection
+/// with a watch running stays open until the watches end (the client closes them, or
+/// the node stops), but takes no new request once its lifetime is over.
 async fn serve_client(conn: Connection, slot: OwnedSemaphorePermit, shared: Arc<Shared>) {
     let clients = &shared.counters.client_connections;
     clients.fetch_add(1, Ordering::Relaxed);
+    let streaming = Streaming::default();
     let serve = async {
         while let Ok((send, recv)) = conn.accept_bi().await {
-            tokio::spawn(super::status::serve(send, recv, shared.clone()));
+            let serve = super::status::serve(send, recv, shared.clone(), streaming.clone());
+            tokio::spawn(serve);
         }
     };
     if timeout(shared.limits.client_lifetime, serve).await.is_err() {
+        tokio::select! {
+            () = streaming.idle() => {}
+            _ = conn.closed() => {}
+        }
         conn.close(code::EXPIRED, b"client connection lifetime over");
     }
     clients.fetch_sub(1, Ordering::Relaxed);
@@ -222,7 +264,8 @@ async fn accept_streams(conn: Connection, addr: SocketAddr, peer: NodeId, shared
             },
             bi = conn.accept_bi() => match bi {
                 Ok((send, recv)) => {
-                    tokio::spawn(super::status::serve(send, recv, shared.clone()));
+                    let streaming = Streaming::default();
+                    tokio::spawn(super::status::serve(send, recv, shared.clone(), streaming));
                 }
                 Err(_) => break,
             },

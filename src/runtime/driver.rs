@@ -19,6 +19,7 @@ use super::conn::code;
 use super::elect::{Elections, QueryReply, Started};
 use super::shared::{ConnEvent, GroupView, Inbound, Shared, Snapshot, Timings};
 use super::transport::Transport;
+use super::watchdog::Watchdog;
 use crate::election::CampaignError;
 use crate::engine::{BarrierError, Engine, Event};
 use crate::groups::GroupError;
@@ -141,6 +142,8 @@ pub(crate) struct Driver {
     group_version: u64,
     /// The barriers waiting for a quorum of voters, by number.
     barriers: HashMap<u32, oneshot::Sender<Result<(), BarrierError>>>,
+    /// The application watchdog, and where its expiries are counted.
+    watchdog: Option<(Arc<Watchdog>, Arc<Shared>)>,
 }
 
 fn now_std() -> std::time::Instant {
@@ -152,7 +155,7 @@ impl Driver {
         engine: Engine,
         addr: SocketAddr,
         transport: Transport,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         inputs: Inputs,
         outputs: Outputs,
         elections: Elections,
@@ -171,6 +174,7 @@ impl Driver {
             groups_dirty: true,
             group_version: 0,
             barriers: HashMap::new(),
+            watchdog: shared.watchdog.clone().map(|w| (w, shared.clone())),
         }
     }
 
@@ -216,6 +220,7 @@ impl Driver {
                 _ = tick.tick() => {
                     self.transport.sweep(Instant::now());
                     self.forget_abandoned_barriers();
+                    self.check_watchdog();
                     self.dirty = true;
                 }
             }
@@ -380,6 +385,28 @@ impl Driver {
                 let _ = reply.send(Ok(()));
             }
         }
+    }
+
+    /// Runs the watchdog's verdict: once the application is silent past its heartbeat
+    /// timeout, the node leaves its groups and resigns every campaign (leaderships and
+    /// locks included), as a failed node would, and stays a member.
+    fn check_watchdog(&mut self) {
+        let Some((watchdog, shared)) = &self.watchdog else {
+            return;
+        };
+        if !watchdog.check(Instant::now()) || self.leaving.is_some() {
+            return;
+        }
+        super::shared::inc(&shared.counters.watchdog_expiries);
+        tracing::warn!(id = %self.engine.id(), "no heartbeat from the application in time: leaving every group, resigning every leadership");
+        let now = now_std();
+        self.elections.resign_all(&mut self.engine, now);
+        let joined: Vec<String> = self.engine.groups().own().joined.keys().cloned().collect();
+        for group in joined {
+            let _ = self.engine.leave_group(now, &group);
+        }
+        self.groups_dirty = true;
+        self.dirty = true;
     }
 
     /// Cancels the barriers whose caller stopped waiting (its deadline passed).

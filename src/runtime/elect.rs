@@ -152,6 +152,14 @@ impl Elections {
         }
     }
 
+    /// Resigns every campaign (the application watchdog expired).
+    pub fn resign_all(&mut self, engine: &mut Engine, now: Instant) {
+        let groups: Vec<String> = self.slots.keys().cloned().collect();
+        for group in groups {
+            self.end(engine, now, &group);
+        }
+    }
+
     /// The node leaves or stops: every campaign ends (the engine resigns them on leave).
     pub fn stop(&mut self) {
         for (_, slot) in self.slots.drain() {

@@ -175,6 +175,11 @@ impl RuntimeHandle {
         self.id
     }
 
+    /// The application watchdog, when the node has one.
+    pub fn watchdog(&self) -> Option<&super::watchdog::Watchdog> {
+        self.shared.watchdog.as_deref()
+    }
+
     /// The seeds the node joins through.
     pub fn seeds(&self) -> &[SocketAddr] {
         &self.seeds

@@ -33,6 +33,8 @@ pub(crate) mod status;
 pub(crate) mod terms;
 pub(crate) mod tls;
 pub(crate) mod transport;
+pub(crate) mod watch;
+pub(crate) mod watchdog;
 
 pub use frame::{write_frame, LEN_PREFIX};
 pub use shared::TransportStats;
@@ -44,3 +46,4 @@ pub use status::{
 };
 pub use tls::{client_crypto, peer_of, ALPN};
 pub use transport::client_config;
+pub use watch::{watch_events, EventWatch, Watched, WatchedEvent};

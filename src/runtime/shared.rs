@@ -166,6 +166,9 @@ counters! {
         /// included) by the connections open now and by those this node closed; refreshed
         /// at every housekeeping sweep.
         udp_bytes_out: Counter,
+        /// Times the application watchdog expired (`NodeConfig::heartbeat_timeout`):
+        /// the node left its groups and resigned its leaderships and locks.
+        watchdog_expiries: Counter,
     }
 }
 
@@ -195,9 +198,13 @@ pub(crate) struct Shared {
     pub timings: Timings,
     pub counters: Counters,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// The node's events, for watches to subscribe to (never read itself).
+    pub events: tokio::sync::broadcast::Receiver<crate::engine::Event>,
     pub frames: mpsc::Sender<Inbound>,
     pub conn_events: mpsc::Sender<ConnEvent>,
     pub limits: Limits,
+    /// The application watchdog, when `NodeConfig::heartbeat_timeout` is set.
+    pub watchdog: Option<Arc<super::watchdog::Watchdog>>,
 }
 
 /// The bounds on incoming connections (see their fields in [`super::NodeConfig`]).

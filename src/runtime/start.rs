@@ -148,6 +148,13 @@ pub struct NodeConfig {
     /// does not answer in time is still made and spreads by gossip; the call says so
     /// (`GroupOpError::Unconfirmed`). Shorter fails sooner when voters are away.
     pub write_timeout: Duration,
+    /// The application watchdog: when set, the application must call
+    /// `Node::heartbeat` at least this often, or the node leaves every group it
+    /// joined and resigns every campaign, leadership and lock (it stays a member).
+    /// SWIM alone proves the node's runtime alive, not the application: this catches
+    /// a program whose own threads hang (tooz's session timeout). Default none. A
+    /// shorter timeout catches a hang sooner and costs more heartbeat calls.
+    pub heartbeat_timeout: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -173,6 +180,7 @@ impl NodeConfig {
             metrics: None,
             max_metrics_scrapes: 4,
             write_timeout: Duration::from_secs(5),
+            heartbeat_timeout: None,
         }
     }
 }
@@ -338,9 +346,13 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         timings: Timings::new(&cfg.config),
         counters: Default::default(),
         snapshot: snapshot_rx.clone(),
+        events: events_rx.resubscribe(),
         frames: frame_tx,
         conn_events: conn_tx,
         limits: Limits::of(&cfg),
+        watchdog: cfg
+            .heartbeat_timeout
+            .map(|t| Arc::new(super::watchdog::Watchdog::new(t))),
     });
     tokio::spawn(super::conn::accept_loop(endpoint.clone(), shared.clone()));
     let metrics_addr = serve_metrics(metrics, &cmd_tx, &shared, cfg.max_metrics_scrapes);

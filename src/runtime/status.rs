@@ -1,7 +1,13 @@
 //! The status query: a client (an admin identity, or a node's) opens a bidirectional
-//! stream, sends a [`StatusRequest`] frame and reads back one response frame holding the
-//! node's view of the cluster. It is a small message set of the runtime, separate from
-//! the membership protocol, encoded with postcard in length-prefixed frames.
+//! stream, sends a request frame and reads back one response frame holding the node's
+//! view of the cluster. It is a small message set of the runtime, separate from the
+//! membership protocol, encoded with postcard in length-prefixed frames.
+//!
+//! Two request forms are understood: version 3 ([`StatusRequest`]: the report or a
+//! confirmed leader), which the one-answer queries still send so that they work with
+//! older nodes, and version 4 ([`RequestV4`], an [`Ask`]), which adds the streaming
+//! requests: a watch of the node's events (`super::watch`), answered by many frames
+//! on the same stream until the client closes it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +16,7 @@ use std::time::Duration;
 use quinn::{Endpoint, RecvStream, SendStream};
 use serde::{Deserialize, Serialize};
 
-use super::conn::canonical;
+use super::conn::{canonical, Streaming};
 use super::frame::{read_frame, write_frame};
 use super::identity::{Identity, IdentityError, MEMBER_SERVER_NAME};
 use super::shared::{inc, Shared};
@@ -20,12 +26,14 @@ use crate::election::{quorum, Confirmed, Term};
 use crate::wire::{Incarnation, NodeId, State};
 
 /// Version of the status message set (2: groups, leaders and voters in the report;
-/// 3: confirmed-leader queries).
+/// 3: confirmed-leader queries), still what the one-answer queries send.
 const STATUS_VERSION: u16 = 3;
+/// Version of the request form with an [`Ask`] (4: watches).
+const ASK_VERSION: u16 = 4;
 /// Largest request accepted.
 const MAX_REQUEST: usize = 1024;
-/// Largest report a client accepts.
-const MAX_REPORT: usize = 256 << 20;
+/// Largest report (or streamed frame) a client accepts.
+pub(super) const MAX_REPORT: usize = 256 << 20;
 /// Bound on a whole status query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -86,11 +94,37 @@ struct StatusRequest {
     confirm: Option<String>,
 }
 
+/// The request form of version 4: what is asked, as an [`Ask`].
 #[derive(Serialize, Deserialize)]
-enum StatusResponse {
+struct RequestV4 {
+    version: u16,
+    cluster: String,
+    ask: Ask,
+}
+
+/// What a version-4 request asks. The variant order is the encoding: add at the end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) enum Ask {
+    /// The node's view ([`StatusReport`]).
+    Report,
+    /// Who leads this group, as the voters confirm.
+    Confirm(String),
+    /// Every event from now on (only those of `group` when given), one frame each.
+    Watch { group: Option<String> },
+}
+
+/// The answers. The variant order is the encoding: add at the end.
+#[derive(Serialize, Deserialize)]
+pub(super) enum StatusResponse {
     Report(StatusReport),
     Refused(String),
     Confirmed(Confirmed),
+    /// A watch was accepted by this node; events follow.
+    Watching(NodeId),
+    /// One event of a watch.
+    Event(super::watch::WireWatched),
+    /// A watch fell behind: this many events were lost.
+    Lagged(u64),
 }
 
 /// One node's view of the cluster, as answered to a status query.
@@ -213,15 +247,70 @@ fn groups(view: &super::shared::GroupView) -> Vec<GroupStatus> {
         .collect()
 }
 
-/// Answers one status request on a bidirectional stream.
-pub(crate) async fn serve(mut send: SendStream, mut recv: RecvStream, shared: Arc<Shared>) {
-    let answer = async {
+/// A request of either form, checked: the version and the cluster, then what is asked.
+fn parse_request(bytes: &[u8], shared: &Shared) -> Result<Ask, String> {
+    let (version, _) = postcard::take_from_bytes::<u16>(bytes).map_err(|e| e.to_string())?;
+    let (cluster, ask) = match version {
+        STATUS_VERSION => {
+            let req: StatusRequest = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+            let ask = req.confirm.map_or(Ask::Report, Ask::Confirm);
+            (req.cluster, ask)
+        }
+        ASK_VERSION => {
+            let req: RequestV4 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+            (req.cluster, req.ask)
+        }
+        v => {
+            return Err(format!(
+                "status version {v} is not supported (this node speaks {STATUS_VERSION} and \
+                 {ASK_VERSION})"
+            ))
+        }
+    };
+    if cluster != shared.cluster {
+        return Err(format!(
+            "this node is in cluster {:?}, not {cluster:?}",
+            shared.cluster
+        ));
+    }
+    Ok(ask)
+}
+
+/// Answers one status request on a bidirectional stream: one answer within the query
+/// bound, or, for a watch, frames until the client closes the stream (the connection
+/// stays open meanwhile, counted in `streaming`).
+pub(crate) async fn serve(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    shared: Arc<Shared>,
+    streaming: Streaming,
+) {
+    let read = async {
         let req = read_frame(&mut recv, MAX_REQUEST)
             .await
             .map_err(|e| e.to_string())?
             .ok_or("empty request")?;
-        let req: StatusRequest = postcard::from_bytes(&req).map_err(|e| e.to_string())?;
-        let resp = respond(req, &shared).await;
+        Ok::<_, String>(parse_request(&req, &shared))
+    };
+    let ask = match tokio::time::timeout(QUERY_TIMEOUT, read).await {
+        Ok(Ok(ask)) => ask,
+        Ok(Err(error)) => return tracing::debug!(%error, "status query failed"),
+        Err(_) => return tracing::debug!("status query timed out"),
+    };
+    if let Ok(Ask::Watch { group }) = ask {
+        let _open = streaming.open();
+        inc(&shared.counters.status_queries);
+        let events = shared.events.resubscribe();
+        if let Err(error) = super::watch::serve(&mut send, events, group, shared.me).await {
+            tracing::debug!(%error, "watch ended");
+        }
+        return;
+    }
+    let answer = async {
+        let resp = match ask {
+            Ok(ask) => respond(ask, &shared).await,
+            Err(refusal) => StatusResponse::Refused(refusal),
+        };
         let bytes = postcard::to_stdvec(&resp).map_err(|e| e.to_string())?;
         write_frame(&mut send, &bytes)
             .await
@@ -237,22 +326,12 @@ pub(crate) async fn serve(mut send: SendStream, mut recv: RecvStream, shared: Ar
     }
 }
 
-/// The answer to `req`: a refusal, the report, or a leader the voters confirm.
-async fn respond(req: StatusRequest, shared: &Shared) -> StatusResponse {
-    if req.version != STATUS_VERSION {
-        return StatusResponse::Refused(format!(
-            "status version {} is not supported (this node speaks {STATUS_VERSION})",
-            req.version
-        ));
-    }
-    if req.cluster != shared.cluster {
-        return StatusResponse::Refused(format!(
-            "this node is in cluster {:?}, not {:?}",
-            shared.cluster, req.cluster
-        ));
-    }
-    let Some(group) = req.confirm else {
-        return StatusResponse::Report(report(shared));
+/// The answer to a one-answer request: the report, or a leader the voters confirm.
+async fn respond(ask: Ask, shared: &Shared) -> StatusResponse {
+    let group = match ask {
+        Ask::Report => return StatusResponse::Report(report(shared)),
+        Ask::Confirm(group) => group,
+        Ask::Watch { .. } => return StatusResponse::Refused("not a one-answer request".into()),
     };
     // A weak sender: a query in flight must not keep a stopping node's driver alive.
     let Some(tx) = shared.commands.upgrade() else {
@@ -305,7 +384,7 @@ pub async fn query_confirmed_leader(
     }
 }
 
-/// One request to the node at `addr`, within the query time bound.
+/// One version-3 request to the node at `addr`, within the query time bound.
 async fn ask(
     identity: &Identity,
     addr: SocketAddr,
@@ -317,7 +396,16 @@ async fn ask(
         cluster: cluster.to_owned(),
         confirm,
     };
-    let query = query(identity, addr, req);
+    let query = async {
+        let bytes = postcard::to_stdvec(&req).map_err(|e| StatusError::Protocol {
+            addr,
+            reason: e.to_string(),
+        })?;
+        let opened = open(identity, addr, &bytes, None).await?;
+        opened.conn.close(0u32.into(), b"done");
+        opened.endpoint.close(0u32.into(), b"done");
+        Ok(opened.first)
+    };
     match tokio::time::timeout(QUERY_TIMEOUT, query).await {
         Err(_) => Err(StatusError::Timeout { addr }),
         Ok(Ok(StatusResponse::Refused(reason))) => Err(StatusError::Refused { addr, reason }),
@@ -325,11 +413,53 @@ async fn ask(
     }
 }
 
-async fn query(
+/// A request sent and its first answer read, with what carries the rest.
+pub(super) struct Opened {
+    pub first: StatusResponse,
+    pub send: SendStream,
+    pub recv: RecvStream,
+    pub conn: quinn::Connection,
+    pub endpoint: Endpoint,
+}
+
+/// Sends a version-4 request for `ask` and reads its first answer, within the query
+/// time bound; the connection pings every `keep_alive` from then on. A refusal is
+/// [`StatusError::Refused`].
+pub(super) async fn ask_stream(
     identity: &Identity,
     addr: SocketAddr,
-    req: StatusRequest,
-) -> Result<StatusResponse, StatusError> {
+    cluster: &str,
+    ask: Ask,
+    keep_alive: Duration,
+) -> Result<Opened, StatusError> {
+    let req = RequestV4 {
+        version: ASK_VERSION,
+        cluster: cluster.to_owned(),
+        ask,
+    };
+    let bytes = postcard::to_stdvec(&req).map_err(|e| StatusError::Protocol {
+        addr,
+        reason: e.to_string(),
+    })?;
+    let opened = open(identity, addr, &bytes, Some(keep_alive));
+    match tokio::time::timeout(QUERY_TIMEOUT, opened).await {
+        Err(_) => Err(StatusError::Timeout { addr }),
+        Ok(Ok(Opened {
+            first: StatusResponse::Refused(reason),
+            ..
+        })) => Err(StatusError::Refused { addr, reason }),
+        Ok(r) => r,
+    }
+}
+
+/// Connects to `addr` on an endpoint of its own, sends the request `bytes` on a new
+/// stream and reads the first answer.
+async fn open(
+    identity: &Identity,
+    addr: SocketAddr,
+    bytes: &[u8],
+    keep_alive: Option<Duration>,
+) -> Result<Opened, StatusError> {
     let connect = |reason: String| StatusError::Connect { addr, reason };
     let bind: SocketAddr = if addr.is_ipv6() {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
@@ -340,7 +470,12 @@ async fn query(
         addr: bind,
         source: e,
     })?;
-    let client = quinn::ClientConfig::new(Arc::new(tls::client_crypto(identity)?));
+    let mut client = quinn::ClientConfig::new(Arc::new(tls::client_crypto(identity)?));
+    if keep_alive.is_some() {
+        let mut transport = quinn::TransportConfig::default();
+        transport.keep_alive_interval(keep_alive);
+        client.transport_config(Arc::new(transport));
+    }
     let conn = endpoint
         .connect_with(client, canonical(addr), MEMBER_SERVER_NAME)
         .map_err(|e| connect(e.to_string()))?
@@ -348,8 +483,7 @@ async fn query(
         .map_err(|e| connect(e.to_string()))?;
     let protocol = |reason: String| StatusError::Protocol { addr, reason };
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connect(e.to_string()))?;
-    let bytes = postcard::to_stdvec(&req).map_err(|e| protocol(e.to_string()))?;
-    write_frame(&mut send, &bytes)
+    write_frame(&mut send, bytes)
         .await
         .map_err(|e| connect(e.to_string()))?;
     send.finish().map_err(|e| connect(e.to_string()))?;
@@ -357,7 +491,12 @@ async fn query(
         .await
         .map_err(|e| protocol(e.to_string()))?
         .ok_or_else(|| protocol("no answer".into()))?;
-    conn.close(0u32.into(), b"done");
-    endpoint.close(0u32.into(), b"done");
-    postcard::from_bytes(&resp).map_err(|e| protocol(e.to_string()))
+    let first = postcard::from_bytes(&resp).map_err(|e| protocol(e.to_string()))?;
+    Ok(Opened {
+        first,
+        send,
+        recv,
+        conn,
+        endpoint,
+    })
 }

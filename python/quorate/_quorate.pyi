@@ -178,7 +178,7 @@ class Node:
     def advertised_addr(self) -> str:
         """Return the address peers know this node by."""
     def members(self) -> list[Member]:
-        """Return the member list as this node sees it (itself included)."""
+        """Return the member list as this node sees it (itself included), by id."""
     def member(self, id: int) -> Member | None:
         """Return one member's record in this node's view, or ``None``."""
     def set_metadata(self, metadata: bytes) -> None:
@@ -297,7 +297,9 @@ class Campaign:
     def resign(self) -> bool:
         """Stop running; a leader steps down and releases its voters first.
 
-        Returns once done: ``True``, or ``False`` when the campaign had ended.
+        Returns once a quorum of voters confirmed the release (when they do not
+        within two round timeouts, once this node stepped down all the same):
+        ``True``, or ``False`` when the campaign had ended.
         """
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -397,7 +399,11 @@ class LockGuard:
     def wait_lost(self, timeout: float | None = None) -> bool:
         """Wait until the lock is lost or released; whether it was within timeout."""
     def release(self) -> bool:
-        """Release the lock: ``True`` the first time, ``False`` afterwards."""
+        """Release the lock: ``True`` the first time, ``False`` afterwards.
+
+        Returns once a quorum of voters dropped it (or after two round timeouts
+        without their confirmation), so another node may take it at once.
+        """
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

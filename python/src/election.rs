@@ -73,8 +73,10 @@ impl Campaign {
     }
 
     /// Stops running; a leader steps down first and releases its voters, so the next
-    /// candidate takes over within a round trip. Returns once done; `False` when the
-    /// campaign had already ended.
+    /// candidate takes over within a round trip. Returns once a quorum of voters
+    /// confirmed the release (or, when they did not within two round timeouts, once
+    /// this node stepped down all the same); `False` when the campaign had already
+    /// ended.
     fn resign(&self, py: Python<'_>) -> PyResult<bool> {
         block_on(py, resign(self.slot.clone()))
     }
@@ -255,8 +257,8 @@ impl Leadership {
     }
 
     /// Steps down and ends the campaign (its `leadership()` then raises
-    /// `CampaignEnded`); the voters are released at once. `False` when this
-    /// leadership was resigned already.
+    /// `CampaignEnded`); the voters are released at once, and it returns as
+    /// `Campaign.resign` does. `False` when this leadership was resigned already.
     fn resign(&self, py: Python<'_>) -> PyResult<bool> {
         match self.lead.take(py) {
             Some(l) => {

@@ -184,8 +184,10 @@ impl LockGuard {
         wait_lost(py, &self.guard, timeout, |g| async move { g.lost().await })
     }
 
-    /// Releases the lock (a waiting node takes it within a round trip). `True` the
-    /// first time, `False` when it was released already.
+    /// Releases the lock: returns once a quorum of voters dropped it (or, when they
+    /// did not confirm within two round timeouts, once this node let go all the same),
+    /// so another node may take it at once. `True` the first time, `False` when it
+    /// was released already.
     fn release(&self, py: Python<'_>) -> PyResult<bool> {
         match self.guard.take(py) {
             Some(g) => {

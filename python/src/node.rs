@@ -236,15 +236,11 @@ impl Node {
         Ok(self.handle()?.node().advertised_addr().to_string())
     }
 
-    /// The member list as this node sees it (itself included). A snapshot.
+    /// The member list as this node sees it (itself included), by id. A snapshot.
     fn members(&self) -> PyResult<Vec<Member>> {
-        Ok(self
-            .handle()?
-            .node()
-            .members()
-            .iter()
-            .map(Member::new)
-            .collect())
+        let mut members = self.handle()?.node().members();
+        members.sort_by_key(|m| m.id.0);
+        Ok(members.iter().map(Member::new).collect())
     }
 
     /// One member's record in this node's view, or `None`.

@@ -24,7 +24,7 @@ DEADLINE = 20.0
 
 
 def wait_for(
-    cond: Callable[[], T], timeout: float = DEADLINE, what: str = "condition"
+    cond: Callable[[], T | None], timeout: float = DEADLINE, what: str = "condition"
 ) -> T:
     """Poll ``cond`` until it returns a truthy value; fail after ``timeout``."""
     end = time.monotonic() + timeout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from conftest import wait_for
 
@@ -73,28 +75,34 @@ def test_group_errors(cluster: list[quorate.Node]) -> None:
 def test_group_events(cluster: list[quorate.Node]) -> None:
     n1, n2, _ = cluster
     events = n1.events()
-    n2.create_group("ev")
-    n2.join_group("ev", b"\x00caps")
-    n2.update_capabilities("ev", b"v2")
-    n2.leave_group("ev")
-    n2.delete_group("ev")
-    want: list[tuple[str, dict[str, object]]] = [
-        ("group_created", {"group": "ev"}),
-        ("group_joined", {"group": "ev", "member": 2, "capabilities": b"\x00caps"}),
-        ("capabilities_updated", {"group": "ev", "member": 2, "capabilities": b"v2"}),
-        ("group_left", {"group": "ev", "member": 2}),
-        ("group_deleted", {"group": "ev"}),
+    # Node 1 syncs after each write so that it sees every intermediate state (gossip
+    # alone may bring it several writes at once).
+    steps: list[tuple[Callable[[], None], str, dict[str, object]]] = [
+        (lambda: n2.create_group("ev"), "group_created", {"group": "ev"}),
+        (
+            lambda: n2.join_group("ev", b"\x00caps"),
+            "group_joined",
+            {"group": "ev", "member": 2, "capabilities": b"\x00caps"},
+        ),
+        (
+            lambda: n2.update_capabilities("ev", b"v2"),
+            "capabilities_updated",
+            {"group": "ev", "member": 2, "capabilities": b"v2"},
+        ),
+        (lambda: n2.leave_group("ev"), "group_left", {"group": "ev", "member": 2}),
+        (lambda: n2.delete_group("ev"), "group_deleted", {"group": "ev"}),
     ]
-    seen: list[dict[str, object]] = []
-
-    def next_group_event() -> bool:
-        ev = events.next(timeout=0.2)
-        if ev is not None and ev["event"].startswith(("group_", "capabilities_")):
-            seen.append(ev)
-        return len(seen) == len(want)
-
-    wait_for(next_group_event, what="the group events on node 1")
-    for ev, (kind, fields) in zip(seen, want):
-        assert ev["event"] == kind
+    for write, kind, fields in steps:
+        write()
+        n1.sync(timeout=10.0)
+        ev = wait_for(lambda: _next_group_event(events), what=kind)
+        assert ev["event"] == kind, ev
         for k, v in fields.items():
             assert ev[k] == v, (kind, k)
+
+
+def _next_group_event(events: quorate.EventStream) -> dict[str, object] | None:
+    ev = events.next(timeout=0.2)
+    if ev is not None and ev["event"].startswith(("group_", "capabilities_")):
+        return ev
+    return None

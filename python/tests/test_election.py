@@ -14,6 +14,7 @@ import quorate
 
 def test_a_campaign_wins_and_a_resign_hands_over(cluster: list[quorate.Node]) -> None:
     n1, n2, n3 = cluster
+    events = n1.events()
     c1 = n1.campaign("sched")
     assert c1.group == "sched" and repr(c1) == "Campaign(group='sched')"
     lead1 = c1.leadership(timeout=15.0)
@@ -33,6 +34,15 @@ def test_a_campaign_wins_and_a_resign_hands_over(cluster: list[quorate.Node]) ->
     assert lead1.wait_lost(timeout=5.0) and not lead1.is_valid()
     with pytest.raises(quorate.CampaignEnded):
         c1.leadership(timeout=1.0)
+    own = [
+        (ev["event"], ev["term"], ev.get("reason"))
+        for ev in iter(lambda: events.next(timeout=0.5), None)
+        if ev["event"].startswith("leadership_")
+    ]
+    assert own == [
+        ("leadership_acquired", lead1.term, None),
+        ("leadership_lost", lead1.term, "resigned"),
+    ]
 
     lead2 = c2.leadership(timeout=15.0)
     assert lead2 is not None and lead2.term > lead1.term
@@ -41,6 +51,20 @@ def test_a_campaign_wins_and_a_resign_hands_over(cluster: list[quorate.Node]) ->
     with pytest.raises(quorate.CampaignEnded, match="resigned"):
         c2.leadership(timeout=1.0)
     assert n3.confirmed_leader("sched") is None
+
+
+def test_a_campaign_ends_when_its_node_leaves(cluster: list[quorate.Node]) -> None:
+    n3 = cluster[2]
+    campaign = n3.campaign("ends")
+    waiting = n3.campaign("other")
+    assert campaign.leadership(timeout=15.0) is not None
+    n3.leave()
+    assert not campaign.is_leader()
+    with pytest.raises(quorate.CampaignEnded, match="stopped"):
+        campaign.leadership(timeout=5.0)
+    with pytest.raises(quorate.CampaignEnded):
+        waiting.leadership()
+    assert campaign.resign() is True and campaign.resign() is False
 
 
 def test_campaign_errors(cluster: list[quorate.Node]) -> None:

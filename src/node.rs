@@ -294,7 +294,7 @@ impl Node {
     /// node then left every group and resigned every campaign, leadership and lock;
     /// join and campaign again to take part. Never waits.
     pub fn heartbeat(&self) -> bool {
-        self.rt.watchdog().is_none_or(|w| w.beat())
+        self.rt.watchdog().map_or(true, |w| w.beat())
     }
 
     /// Synchronises with a quorum of voters (read-your-writes across nodes): once it

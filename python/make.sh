@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package's two jobs, each on a fresh machine:
-#   python/make.sh demo   build quorate into python/.venv, then run tooz's
-#                         leader-election example beside a 3-voter cluster (pifpaf)
+#   python/make.sh demo   build quorate into python/.venv, then run the seed programs
+#                         (examples/python: tooz, kazoo, etcd3) beside a 3-voter
+#                         cluster that pifpaf starts
 #   python/make.sh test   build, run the package's tests, then tooz's own test
 #                         suite (tooz 9.1.0) against the quorate driver
 # The virtual environment (python/.venv, or $QUORATE_VENV) is made on first use.
@@ -29,8 +30,14 @@ tooz_tests() {
 case "${1:-}" in
   demo)
     setup
-    cd "$here"
-    PATH="$venv/bin:$PATH" pifpaf run quorate -- python examples/tooz_leader_election.py
+    cd "$here/../examples/python"
+    # The seed programs, one after another, beside one 3-voter cluster.
+    PATH="$venv/bin:$PATH" pifpaf run quorate -- sh -ec '
+      for f in tooz_coordinator tooz_groups tooz_leader_election \
+               tooz_leader_election_handover kazoo_election etcd_lease_election; do
+        echo "== examples/python/$f.py"
+        python "$f.py"
+      done'
     ;;
   test)
     setup

@@ -8,6 +8,7 @@ mod demo;
 mod printer;
 mod run;
 mod status;
+mod watch;
 
 use quorate_cli::{cert, cluster, init, view};
 
@@ -44,6 +45,8 @@ enum Cmd {
     Groups(status::QueryArgs),
     /// List a group's members and their capabilities.
     Members(status::GroupArgs),
+    /// Print a running node's events as they happen (JSON lines with --json).
+    Watch(watch::WatchArgs),
     /// Start a local cluster, crash a node and report what happened, with timings.
     Demo(demo::DemoArgs),
     /// Measure real node processes on loopback and print a table.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Cmd::Leader(a) => runtime().and_then(|rt| rt.block_on(status::leader(a))),
         Cmd::Groups(a) => runtime().and_then(|rt| rt.block_on(status::groups(a))),
         Cmd::Members(a) => runtime().and_then(|rt| rt.block_on(status::members(a))),
+        Cmd::Watch(a) => runtime().and_then(|rt| rt.block_on(watch::run(a))),
         Cmd::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
         Cmd::Bench(a) => bench::run(a),
         Cmd::BenchElection(a) => runtime().and_then(|rt| rt.block_on(bench_election::run(a))),

@@ -135,7 +135,7 @@ fn targets(a: &QueryArgs) -> Result<(ClusterFile, Identity, Vec<NodeEntry>)> {
 /// Runs `query` against each of `targets` in turn (each within `timeout` seconds)
 /// and returns the first answer with the id of the node that gave it; the last
 /// failure when none answers.
-async fn first_answer<T, Fut>(
+pub(crate) async fn first_answer<T, Fut>(
     targets: Vec<NodeEntry>,
     timeout: u64,
     query: impl Fn(std::net::SocketAddr) -> Fut,

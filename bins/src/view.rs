@@ -211,10 +211,15 @@ pub fn describe_group(e: &GroupEvent) -> (&'static str, Map<String, Value>) {
     }
 }
 
-/// One JSON line: `{"ts_ms":…,"node":…,"event":kind,…fields}`.
+/// One JSON line: `{"ts_ms":…,"node":…,"event":kind,…fields}`, stamped now.
 pub fn json_line(node: NodeId, kind: &str, fields: Map<String, Value>) -> String {
+    json_line_at(now_ms(), node, kind, fields)
+}
+
+/// One JSON line stamped `ts_ms` (Unix ms): an event that happened elsewhere.
+pub fn json_line_at(ts_ms: u64, node: NodeId, kind: &str, fields: Map<String, Value>) -> String {
     let mut obj = Map::new();
-    obj.insert("ts_ms".into(), json!(now_ms()));
+    obj.insert("ts_ms".into(), json!(ts_ms));
     obj.insert("node".into(), json!(node.0));
     obj.insert("event".into(), json!(kind));
     obj.extend(fields);
@@ -270,6 +275,38 @@ pub fn human_line(kind: &str, fields: &Map<String, Value>) -> String {
                 text("term"),
                 until.map(clock).unwrap_or_default()
             );
+        }
+        "leadership_renewed" => {
+            let until = fields.get("lease_until_ms").and_then(Value::as_u64);
+            return format!(
+                "this node renewed its lease of group {} (term {}) until {}",
+                text("group"),
+                text("term"),
+                until.map(clock).unwrap_or_default()
+            );
+        }
+        "group_created" | "group_deleted" => {
+            return format!("group {} {}", text("group"), &kind["group_".len()..]);
+        }
+        "group_joined" | "group_left" | "capabilities_updated" => {
+            let what = match kind {
+                "group_joined" => "joined",
+                "group_left" => "left",
+                _ => "updated its capabilities",
+            };
+            let mut line = format!("group {}: node {} {what}", text("group"), text("member"));
+            if let Some(Value::String(caps)) = fields.get("capabilities") {
+                if !caps.is_empty() {
+                    line.push_str(&format!(" [{caps}]"));
+                }
+            }
+            return line;
+        }
+        "lagged" => {
+            return format!(
+                "lagged {} (events lost: this watch fell behind)",
+                text("lost")
+            )
         }
         "leadership_lost" => {
             return format!(

@@ -13,11 +13,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use quinn::{Connection, ConnectionError, Endpoint, ReadError, RecvStream, SendStream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::frame::{read_frame, write_frame};
+use super::conn::code;
+use super::frame::{read_frame, write_frame, FrameError};
 use super::identity::Identity;
 use super::status::{ask_stream, Ask, StatusError, StatusResponse, MAX_REPORT};
 use crate::election::{ElectionEvent, StepDown, Term};
@@ -50,7 +51,10 @@ pub(super) enum WireEvent {
     Failed(NodeId, Incarnation),
     Left(NodeId, Incarnation),
     Updated(WireMember),
-    Duplicate { addr: SocketAddr, newcomer: bool },
+    Duplicate {
+        addr: SocketAddr,
+        newcomer: bool,
+    },
     GroupCreated(String),
     GroupDeleted(String),
     GroupJoined(String, NodeId, Vec<u8>),
@@ -94,6 +98,17 @@ pub struct WatchedEvent {
     /// For a leadership gained or renewed, the lease's end in Unix ms as the node's
     /// clock has it.
     pub lease_until_ms: Option<u64>,
+}
+
+impl WatchedEvent {
+    /// An event taken at `at_ms` (Unix ms), with the lease end it names, if any.
+    pub fn new(at_ms: u64, event: Event, lease_until_ms: Option<u64>) -> Self {
+        WatchedEvent {
+            at_ms,
+            event,
+            lease_until_ms,
+        }
+    }
 }
 
 fn unix_ms(at: SystemTime) -> u64 {
@@ -349,12 +364,19 @@ impl EventWatch {
     /// unreachable), [`StatusError::Protocol`] on a frame that cannot be read.
     pub async fn next(&mut self) -> Result<Option<Watched>, StatusError> {
         let addr = self.addr;
-        let frame = read_frame(&mut self.recv, MAX_REPORT)
-            .await
-            .map_err(|e| StatusError::Connect {
-                addr,
-                reason: e.to_string(),
-            })?;
+        let frame = match read_frame(&mut self.recv, MAX_REPORT).await {
+            Ok(frame) => frame,
+            // The node closed the connection as it stopped or left: the watch is over.
+            Err(FrameError::Read(ReadError::ConnectionLost(
+                ConnectionError::ApplicationClosed(close),
+            ))) if [code::SHUTDOWN, code::LEFT].contains(&close.error_code) => None,
+            Err(e) => {
+                return Err(StatusError::Connect {
+                    addr,
+                    reason: e.to_string(),
+                })
+            }
+        };
         let Some(bytes) = frame else { return Ok(None) };
         let protocol = |reason: String| StatusError::Protocol { addr, reason };
         match postcard::from_bytes(&bytes).map_err(|e| protocol(e.to_string()))? {

@@ -132,6 +132,7 @@ class Node:
         data_dir: _StrPath | None = None,
         issue_certificate: bool = False,
         advertise: str | None = None,
+        heartbeat_timeout: float | None = None,
     ) -> Node:
         """Start node ``node_id`` of the cluster directory ``dir`` (``quorate init``'s).
 
@@ -142,7 +143,9 @@ class Node:
         ``cluster.toml`` (``"127.0.0.1:0"``, a free port, when it is not listed),
         ``seeds`` and ``preset`` to the file's, ``data_dir`` to ``DIR/data/node-K``
         for listed nodes (none otherwise). Addresses are ``HOST:PORT`` with an IP or
-        a host name. Raises :class:`StartError` with the reason.
+        a host name. ``heartbeat_timeout`` (seconds, > 0) arms the application
+        watchdog: see :meth:`heartbeat`. Raises :class:`StartError` with the
+        reason, ``ValueError`` on a bad ``heartbeat_timeout``.
         """
     @staticmethod
     def start(
@@ -159,12 +162,14 @@ class Node:
         metadata: bytes = b"",
         data_dir: _StrPath | None = None,
         advertise: str | None = None,
+        heartbeat_timeout: float | None = None,
     ) -> Node:
         """Start node ``node_id`` from explicit parameters (PEM file paths).
 
         ``listen`` is ``HOST:PORT`` (port 0 picks a free one); ``voters`` names the
-        voting nodes (the same on every node; empty: elections off). Raises
-        :class:`StartError`.
+        voting nodes (the same on every node; empty: elections off);
+        ``heartbeat_timeout`` arms the application watchdog (see :meth:`heartbeat`).
+        Raises :class:`StartError`, ``ValueError`` on a bad ``heartbeat_timeout``.
         """
     @property
     def id(self) -> int:
@@ -175,6 +180,20 @@ class Node:
     @property
     def running(self) -> bool:
         """Whether the node runs (not left or shut down through this object)."""
+    @property
+    def heartbeat_timeout(self) -> float | None:
+        """The application watchdog's timeout in seconds (``None``: no watchdog)."""
+    def heartbeat(self) -> bool:
+        """Tell the application watchdog that this program is alive; never waits.
+
+        SWIM proves the node's runtime alive, not the application above it. With
+        ``heartbeat_timeout`` set, call this at least that often: when the
+        application stays silent longer, the node leaves every group it joined and
+        resigns every campaign, leadership and lock, as a failed node would, while
+        staying a member of the cluster (tooz's session timeout). Returns ``False``
+        when the watchdog had expired since the last call (join and campaign again
+        to take part), ``True`` otherwise (always, without a watchdog).
+        """
     def advertised_addr(self) -> str:
         """Return the address peers know this node by."""
     def members(self) -> list[Member]:

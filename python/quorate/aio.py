@@ -382,6 +382,13 @@ class AsyncNode:
         """Return the protocol's and the transport's counters."""
         return self.node.stats()
 
+    def heartbeat(self) -> bool:
+        """Tell the application watchdog this program is alive (never waits).
+
+        ``False`` when it had expired since the last call: see :meth:`Node.heartbeat`.
+        """
+        return self.node.heartbeat()
+
     def events(self, *, renewals: bool = False) -> AsyncEventStream:
         """Subscribe to this node's events (``async for event in ...``)."""
         return AsyncEventStream(self.node.events(renewals=renewals))

@@ -20,8 +20,11 @@ URL::
 - ``preset``: ``lan``, ``wan`` or ``local`` (default: the file's).
 - ``timeout``: the session timeout in seconds (default 30), as in tooz's other
   timeout-based drivers: a coordinator that does not call ``heartbeat()`` (or run
-  tooz's heart, ``start(start_heart=True)``) for that long leaves its groups and
-  resigns its leaderships, as if it had failed. ``timeout=0`` turns sessions off.
+  tooz's heart, ``start(start_heart=True)``) for that long leaves its groups,
+  resigns its leaderships and releases its locks, as if it had failed, while its
+  node stays a member. The node's own watchdog does it (``Node.heartbeat``), in
+  the node's runtime: a Python program that hangs with the GIL held still loses
+  its session. ``timeout=0`` turns sessions off.
 - ``wait``: seconds to wait for the cluster (joining, synchronising, confirming a
   write; default 10). A start that cannot reach a seed within it raises
   ``ToozConnectionError`` naming the seeds.
@@ -54,7 +57,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import urllib.parse
 from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
@@ -211,9 +213,6 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
         self._node: Optional[quorate.Node] = None
         self._campaigns: dict[bytes, quorate.Campaign] = {}
         self._leading: dict[bytes, quorate.Leadership] = {}
-        self._last_beat = 0.0
-        self._expired = False
-        self._stopping = threading.Event()
 
     # ---- life ----
 
@@ -233,6 +232,7 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
                 metadata=_member_bytes(self._member_id),
                 issue_certificate=throwaway,
                 advertise=self._advertise,
+                heartbeat_timeout=self._session if self._session > 0 else None,
             )
         except quorate.QuorateError as e:
             raise coordination.ToozConnectionError(str(e)) from e
@@ -242,37 +242,8 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             node.shutdown()
             raise coordination.ToozConnectionError(str(e)) from e
         self._node = node
-        self._last_beat = time.monotonic()
-        self._expired = False
-        self._stopping.clear()
-        if self._session > 0:
-            threading.Thread(
-                target=self._watch_session, name="quorate-tooz-session", daemon=True
-            ).start()
-
-    def _watch_session(self) -> None:
-        """Expires the session once ``heartbeat()`` was not called for ``timeout``."""
-        while not self._stopping.wait(min(1.0, self._session / 4)):
-            late = time.monotonic() - self._last_beat > self._session
-            if late and not self._expired:
-                self._expired = True
-                self._expire()
-
-    def _expire(self) -> None:
-        """Leaves every group and resigns every leadership, as a failed member would."""
-        node = self._node
-        if node is None:
-            return
-        for group_id in list(self._joined_groups):
-            try:
-                node.leave_group(group_name(group_id))
-            except quorate.QuorateError:
-                pass
-        for group_id in list(self._campaigns):
-            self._resign(group_id)
 
     def _stop(self) -> None:
-        self._stopping.set()
         node, self._node = self._node, None
         self._campaigns.clear()
         self._leading.clear()
@@ -283,10 +254,15 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
                 pass
 
     def heartbeat(self) -> float:
-        """Renews the session (see ``timeout``); returns when to beat next."""
-        self._running()
-        self._last_beat = time.monotonic()
-        self._expired = False
+        """Renews the session (see ``timeout``); returns when to beat next.
+
+        After an expired session the coordinator is in no group and leads none:
+        it joins and runs again as a new member would.
+        """
+        if not self._running().heartbeat():
+            self._joined_groups.clear()
+            self._leading.clear()
+            self._campaigns.clear()
         return self._session / 3 if self._session > 0 else 1.0
 
     def _running(self) -> quorate.Node:
@@ -526,17 +502,29 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             if lead is not None and lead.is_valid():
                 continue
             self._leading.pop(group_id, None)
-            campaign = self._campaigns.get(group_id)
-            if campaign is None:
-                campaign = node.campaign(group_name(group_id))
-                self._campaigns[group_id] = campaign
-            lead = campaign.leadership(self._election_wait(node, group_id))
+            lead = self._campaign_for(node, group_id).leadership(
+                self._election_wait(node, group_id)
+            )
             if lead is None:
                 continue
             self._leading[group_id] = lead
             self._hooks_elected_leader[group_id].run(
                 coordination.LeaderElected(group_id, self._member_id)
             )
+
+    def _campaign_for(self, node: quorate.Node, group_id: bytes) -> quorate.Campaign:
+        """This coordinator's running campaign for the group, started anew when
+        there is none or the node's watchdog ended it (an expired session)."""
+        campaign = self._campaigns.get(group_id)
+        if campaign is not None:
+            try:
+                campaign.leadership(0)
+                return campaign
+            except quorate.CampaignEnded:
+                pass
+        campaign = node.campaign(group_name(group_id))
+        self._campaigns[group_id] = campaign
+        return campaign
 
     def _election_wait(self, node: quorate.Node, group_id: bytes) -> float:
         """How long to wait for a campaign: a while when the voters say nobody leads

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use pyo3::exceptions::PyValueError;
@@ -28,6 +29,8 @@ pub(crate) struct Overrides {
     pub metadata: Vec<u8>,
     /// The node's data directory.
     pub data_dir: Option<PathBuf>,
+    /// The application watchdog's timeout (`NodeConfig::heartbeat_timeout`).
+    pub heartbeat_timeout: Option<Duration>,
 }
 
 /// An address given as text: an IP or a host name with the port, resolved now.
@@ -118,6 +121,7 @@ pub(crate) fn from_dir(dir: &Path, id: u64, o: Overrides, issue: bool) -> Result
         (None, Some(_)) => Some(dir.join("data").join(format!("node-{nid}"))),
         (None, None) => None,
     };
+    nc.heartbeat_timeout = o.heartbeat_timeout;
     Ok(nc)
 }
 
@@ -158,6 +162,7 @@ pub(crate) fn explicit(e: Explicit, o: Overrides) -> Result<NodeConfig> {
     nc.config = cfg;
     nc.metadata = o.metadata;
     nc.data_dir = o.data_dir;
+    nc.heartbeat_timeout = o.heartbeat_timeout;
     Ok(nc)
 }
 

@@ -27,6 +27,7 @@ use crate::{block_on, drop_in_runtime, errors};
 pub(crate) struct Node {
     id: u64,
     local_addr: String,
+    heartbeat_timeout: Option<Duration>,
     node: Mutex<Option<Arc<quorate::Node>>>,
     /// Set once the node is being stopped: every wait on it ends.
     stop: watch::Sender<bool>,
@@ -125,14 +126,29 @@ impl Node {
     fn start_with(py: Python<'_>, cfg: anyhow::Result<quorate::NodeConfig>) -> PyResult<Node> {
         let cfg = cfg.map_err(|e| errors::start(&e))?;
         let id = cfg.id;
+        let heartbeat_timeout = cfg.heartbeat_timeout;
         let node = block_on(py, quorate::Node::start(cfg))?
             .map_err(|e| errors::StartError::new_err(format!("cannot start node {id}: {e}")))?;
         Ok(Node {
             id: id.0,
             local_addr: node.local_addr().to_string(),
+            heartbeat_timeout,
             node: Mutex::new(Some(Arc::new(node))),
             stop: watch::Sender::new(false),
         })
+    }
+}
+
+/// A watchdog timeout in seconds from Python: `None` (no watchdog) or a positive,
+/// finite number.
+fn watchdog_timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    match seconds {
+        Some(s) if s <= 0.0 || Duration::try_from_secs_f64(s).is_err() => {
+            Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "heartbeat_timeout must be a number of seconds > 0 (or None), not {s}"
+            )))
+        }
+        s => Ok(s.map(Duration::from_secs_f64)),
     }
 }
 
@@ -146,9 +162,10 @@ impl Drop for Node {
 #[pymethods]
 impl Node {
     /// Starts node `node_id` of the cluster directory `dir` that `quorate init` (or
-    /// `quorate.init_cluster`) wrote.
+    /// `quorate.init_cluster`) wrote. `heartbeat_timeout` (seconds) arms the
+    /// application watchdog (see `heartbeat`).
     #[staticmethod]
-    #[pyo3(signature = (dir, node_id, *, listen = None, seeds = None, preset = None, metadata = Vec::new(), data_dir = None, issue_certificate = false, advertise = None))]
+    #[pyo3(signature = (dir, node_id, *, listen = None, seeds = None, preset = None, metadata = Vec::new(), data_dir = None, issue_certificate = false, advertise = None, heartbeat_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn from_cluster_dir(
         py: Python<'_>,
@@ -161,6 +178,7 @@ impl Node {
         data_dir: Option<PathBuf>,
         issue_certificate: bool,
         advertise: Option<String>,
+        heartbeat_timeout: Option<f64>,
     ) -> PyResult<Node> {
         let o = Overrides {
             listen,
@@ -169,14 +187,16 @@ impl Node {
             preset,
             metadata,
             data_dir,
+            heartbeat_timeout: watchdog_timeout(heartbeat_timeout)?,
         };
         let cfg = py.detach(|| cluster::from_dir(&dir, node_id, o, issue_certificate));
         Node::start_with(py, cfg)
     }
 
     /// Starts node `node_id` from explicit parameters (PEM file paths).
+    /// `heartbeat_timeout` (seconds) arms the application watchdog (see `heartbeat`).
     #[staticmethod]
-    #[pyo3(signature = (node_id, listen, *, cert_pem, key_pem, ca_pem, seeds = Vec::new(), voters = Vec::new(), cluster_name = "quorate".to_owned(), preset = "lan".to_owned(), metadata = Vec::new(), data_dir = None, advertise = None))]
+    #[pyo3(signature = (node_id, listen, *, cert_pem, key_pem, ca_pem, seeds = Vec::new(), voters = Vec::new(), cluster_name = "quorate".to_owned(), preset = "lan".to_owned(), metadata = Vec::new(), data_dir = None, advertise = None, heartbeat_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn start(
         py: Python<'_>,
@@ -192,7 +212,9 @@ impl Node {
         metadata: Vec<u8>,
         data_dir: Option<PathBuf>,
         advertise: Option<String>,
+        heartbeat_timeout: Option<f64>,
     ) -> PyResult<Node> {
+        let heartbeat_timeout = watchdog_timeout(heartbeat_timeout)?;
         let e = Explicit {
             id: node_id,
             cert: cert_pem,
@@ -208,6 +230,7 @@ impl Node {
             preset: Some(preset),
             metadata,
             data_dir,
+            heartbeat_timeout,
         };
         let cfg = py.detach(|| cluster::explicit(e, o));
         Node::start_with(py, cfg)
@@ -229,6 +252,22 @@ impl Node {
     #[getter]
     fn running(&self) -> bool {
         self.slot().is_some()
+    }
+
+    /// The application watchdog's timeout in seconds (`None`: no watchdog).
+    #[getter]
+    fn heartbeat_timeout(&self) -> Option<f64> {
+        self.heartbeat_timeout.map(|t| t.as_secs_f64())
+    }
+
+    /// Tells the application watchdog that the application is alive; never waits.
+    /// With `heartbeat_timeout` set, call it at least that often: a node whose
+    /// application stays silent longer leaves every group it joined and resigns every
+    /// campaign, leadership and lock (it stays a member of the cluster). Returns
+    /// `False` when the watchdog had expired since the last call (join and campaign
+    /// again to take part), `True` otherwise (always without a watchdog).
+    fn heartbeat(&self) -> PyResult<bool> {
+        Ok(self.handle()?.node().heartbeat())
     }
 
     /// The address peers know this node by.

@@ -288,7 +288,7 @@ mod tests {
         add(&c.datagrams_out, 7);
         inc(&c.open_connections);
         let all: Vec<_> = c.snapshot().metrics().collect();
-        assert_eq!(all.len(), 16);
+        assert_eq!(all.len(), 17);
         let mut names = std::collections::HashSet::new();
         for m in &all {
             assert!(names.insert(m.name), "{} twice", m.name);

@@ -97,12 +97,17 @@ pub(crate) async fn resign_confirmed(
     };
     let released = async {
         loop {
-            match cmds.query_leader(group).await {
-                Ok(Ok(Some((holder, _)))) if holder == me => {
-                    tokio::time::sleep(wait / 16).await;
+            // Each ask is short: a voter that had not yet handled the release when it
+            // answered, with another voter down, leaves a query undecided until its
+            // own deadline; asking again gets the fresh answers.
+            let ask = tokio::time::timeout(wait / 8, cmds.query_leader(group));
+            match ask.await {
+                Ok(Ok(Ok(Some((holder, _))))) if holder == me => {
+                    tokio::time::sleep(wait / 32).await;
                 }
-                // Not enough answers yet: ask again (the query waited already).
-                Ok(Err(QueryError::NoQuorum)) => {}
+                Ok(Ok(Err(QueryError::Busy))) => tokio::time::sleep(wait / 32).await,
+                Err(_) | Ok(Ok(Err(QueryError::NoQuorum))) => {}
+                // Released (another holder or none), elections off, node stopped.
                 _ => return,
             }
         }
@@ -203,8 +208,8 @@ impl Campaign {
     /// candidate takes over within a round trip. Returns once a quorum of voters no
     /// longer holds a promise to this node (at once when the node has stopped), so
     /// that [`Node::confirmed_leader`] asked anywhere afterwards does not name it.
-    /// [`ResignError::Unconfirmed`] when the voters did not confirm within two round
-    /// timeouts; this node has stepped down all the same.
+    /// [`ResignError::Unconfirmed`] when the voters did not confirm within a lease;
+    /// this node has stepped down all the same.
     pub async fn resign(mut self) -> Result<(), ResignError> {
         self.ended = true;
         resign_confirmed(&self.cmds, &self.group, self.id).await

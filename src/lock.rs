@@ -231,7 +231,7 @@ impl LockGuard {
     /// Releases the lock: the voters are freed at once, so a waiting node takes it
     /// within a round trip. Returns once a quorum of voters confirmed the release, so
     /// that a [`Lock::try_acquire`] anywhere afterwards finds the lock free;
-    /// [`ResignError::Unconfirmed`] when they did not within two round timeouts (the
+    /// [`ResignError::Unconfirmed`] when they did not within a lease (the
     /// lock is released all the same, and frees at the latest when its lease ends).
     pub async fn release(self) -> Result<(), ResignError> {
         self.campaign.resign().await

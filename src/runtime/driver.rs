@@ -256,9 +256,12 @@ impl Driver {
                 self.dirty = true;
                 self.flush();
                 if let Some(reply) = reply {
-                    let confirm = self.engine.election().map(|e| {
-                        (self.engine.id(), e.config().timing.round_timeout * 2)
-                    });
+                    // A voter that missed the release frees the promise within a
+                    // lease anyway: the confirmation waits no longer than that.
+                    let confirm = self
+                        .engine
+                        .election()
+                        .map(|e| (self.engine.id(), e.config().timing.lease));
                     let _ = reply.send(confirm);
                 }
             }

@@ -4,7 +4,9 @@
 mod bench;
 mod bench_clients;
 mod bench_election;
+mod child;
 mod demo;
+mod elect;
 mod printer;
 mod run;
 mod status;
@@ -45,6 +47,11 @@ enum Cmd {
     Groups(status::QueryArgs),
     /// List a group's members and their capabilities.
     Members(status::GroupArgs),
+    /// Run as node ID, lead GROUP, and run a command only while leading (stopped
+    /// before the lease can run out; exits with the command's status).
+    Elect(elect::ElectArgs),
+    /// Run as node ID, hold lock NAME, and run a command only while holding it.
+    Lock(elect::LockArgs),
     /// Print a running node's events as they happen (JSON lines with --json).
     Watch(watch::WatchArgs),
     /// Start a local cluster, crash a node and report what happened, with timings.
@@ -77,6 +84,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.cmd {
+        Cmd::Elect(a) => return exit_with(runtime().and_then(|rt| rt.block_on(elect::elect(a)))),
+        Cmd::Lock(a) => return exit_with(runtime().and_then(|rt| rt.block_on(elect::lock(a)))),
         Cmd::Init(a) => init::run(a),
         Cmd::Cert(c) => cert::run(c),
         Cmd::Node(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
@@ -92,6 +101,17 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code a command returned (`elect`, `lock`), or its error.
+fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -18,15 +18,16 @@ use crate::cluster::{ClusterFile, HostPort, Paths};
 use crate::printer::{self, Printer};
 use crate::view::{self, Reporter};
 
-/// Arguments of `quorate node`.
+/// What makes a process node K of a cluster directory: shared by `quorate node`,
+/// `quorate elect` and `quorate lock`.
 #[derive(Args, Debug)]
-pub struct NodeArgs {
+pub struct NodeOpts {
     /// The cluster directory written by `quorate init`.
     #[arg(long, value_parser = crate::parse_dir)]
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// This node's id (its certificate is DIR/node-ID.pem).
     #[arg(long)]
-    id: u64,
+    pub id: u64,
     /// Listen address, an IP or a host name with the port (default: the node's address
     /// in cluster.toml).
     #[arg(long)]
@@ -36,10 +37,6 @@ pub struct NodeArgs {
     /// resolved at start.
     #[arg(long)]
     advertise: Option<HostPort>,
-    /// Serve Prometheus metrics on http://ADDR/metrics (plain HTTP, no authentication:
-    /// bind it where only the monitoring network reaches).
-    #[arg(long, value_parser = crate::parse_addr)]
-    metrics: Option<SocketAddr>,
     /// Join through this address (IP or host name, with the port) instead of
     /// cluster.toml's seeds (repeatable).
     #[arg(long = "seed")]
@@ -50,6 +47,21 @@ pub struct NodeArgs {
     /// Override cluster.toml's timing preset: lan, wan or local.
     #[arg(long)]
     preset: Option<String>,
+    /// Where the node keeps its durable state (a voter's granted terms), created if
+    /// missing [default: DIR/data/node-ID].
+    #[arg(long, value_parser = crate::parse_dir)]
+    data_dir: Option<PathBuf>,
+}
+
+/// Arguments of `quorate node`.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    node: NodeOpts,
+    /// Serve Prometheus metrics on http://ADDR/metrics (plain HTTP, no authentication:
+    /// bind it where only the monitoring network reaches).
+    #[arg(long, value_parser = crate::parse_addr)]
+    metrics: Option<SocketAddr>,
     /// One JSON object per line on stdout instead of the live view.
     #[arg(long)]
     json: bool,
@@ -62,10 +74,6 @@ pub struct NodeArgs {
     /// Run for the leadership of this group (repeatable); needs voters in cluster.toml.
     #[arg(long = "campaign", value_name = "GROUP")]
     campaigns: Vec<String>,
-    /// Where the node keeps its durable state (a voter's granted terms), created if
-    /// missing [default: DIR/data/node-ID].
-    #[arg(long, value_parser = crate::parse_dir)]
-    data_dir: Option<PathBuf>,
     /// Lines waiting for stdout; when a reader falls this far behind, further lines
     /// are dropped (and counted) rather than slowing the node.
     #[arg(long, default_value_t = printer::DEFAULT_QUEUE, value_parser = parse_queue)]
@@ -152,7 +160,7 @@ fn resolve_seeds(seeds: &[HostPort]) -> Result<Vec<SocketAddr>> {
 }
 
 /// The library's configuration of the node `a` describes.
-fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
+pub fn node_config(a: &NodeOpts, file: &ClusterFile) -> Result<NodeConfig> {
     let entry = file.node(a.id)?;
     let id = NodeId(a.id);
     let paths = Paths(a.dir.clone());
@@ -160,7 +168,6 @@ fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
     let cfg = file.config_with(a.preset.as_deref().unwrap_or(&file.preset))?;
     let listen = a.listen.as_ref().unwrap_or(&entry.addr).resolve()?;
     let mut nc = NodeConfig::new(id, listen, identity);
-    nc.metrics = a.metrics;
     nc.advertise = match &a.advertise {
         Some(h) => Some(h.resolve()?),
         None if listen.ip().is_unspecified() => Some(entry.addr.resolve()?),
@@ -172,7 +179,6 @@ fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
     };
     nc.seeds = resolve_seeds(seeds)?;
     nc.config = cfg;
-    nc.config.election.unsafe_variant = a.unsafe_variant;
     nc.metadata = a.meta.clone().into_bytes();
     nc.data_dir = Some(
         a.data_dir
@@ -185,9 +191,11 @@ fn node_config(a: &NodeArgs, file: &ClusterFile) -> Result<NodeConfig> {
 /// Runs the node until SIGINT or SIGTERM, then leaves gracefully: a leader steps down
 /// and releases its voters first, so the next candidate takes over at once.
 pub async fn run(a: NodeArgs) -> Result<()> {
-    let file = ClusterFile::load(&a.dir)?;
+    let file = ClusterFile::load(&a.node.dir)?;
     check_campaigns(&a.campaigns, &file)?;
-    let nc = node_config(&a, &file)?;
+    let mut nc = node_config(&a.node, &file)?;
+    nc.metrics = a.metrics;
+    nc.config.election.unsafe_variant = a.unsafe_variant;
     let id = nc.id;
     let voters = nc.config.election.voters.clone();
     let printer = Printer::stdout(a.output_queue).context("cannot set up stdout")?;
@@ -230,7 +238,7 @@ pub async fn run(a: NodeArgs) -> Result<()> {
             }
         }
     }
-    if let Err(e) = serve(&node, &mut events, &mut out, a.stats_every, &a.dir).await {
+    if let Err(e) = serve(&node, &mut events, &mut out, a.stats_every, &a.node.dir).await {
         // Another process had this id first: stop without a word (a departure would
         // be announced under the other one's id), resigning what this one may hold.
         for campaign in campaigns {

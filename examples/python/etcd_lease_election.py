@@ -42,7 +42,9 @@ def leader_election(node: quorate.Node, server_name: str):
     return lead is not None, campaign, lead
 
 
-def wait_for_next_election(node: quorate.Node, server_name: str, timeout: float) -> bool:
+def wait_for_next_election(
+    node: quorate.Node, server_name: str, timeout: float
+) -> bool:
     events = node.events()
     holder = node.confirmed_leader(LEADER_KEY)
     if holder is None:
@@ -51,10 +53,13 @@ def wait_for_next_election(node: quorate.Node, server_name: str, timeout: float)
         ev = events.next(timeout)
         if ev is None:
             return False
-        if ev["event"] == "leader_changed" and ev["group"] == LEADER_KEY:
-            if ev["leader"] != holder[0]:
-                print(f"{server_name}: LEADERSHIP CHANGE REQUIRED")
-                return True
+        if (
+            ev["event"] == "leader_changed"
+            and ev["group"] == LEADER_KEY
+            and ev["leader"] != holder[0]
+        ):
+            print(f"{server_name}: LEADERSHIP CHANGE REQUIRED")
+            return True
 
 
 def main() -> None:

@@ -42,7 +42,9 @@ def main() -> None:
     # A member of its own, with a certificate from the cluster CA (the CA key is in
     # the cluster directory here; on a real host, use the node's own bundle).
     node_id = (1 << 60) | random.getrandbits(32)
-    with quorate.Node.from_cluster_dir(cluster, node_id, issue_certificate=True) as node:
+    with quorate.Node.from_cluster_dir(
+        cluster, node_id, issue_certificate=True
+    ) as node:
         node.wait_joined(10.0)
         run(node, "/test_zk/path_of_interest", leader_func)
         print("contenders now:", node.candidates("/test_zk/path_of_interest"))

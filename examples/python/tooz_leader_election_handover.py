@@ -19,7 +19,9 @@ from tooz import coordination
 def main() -> int:
     url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("TOOZ_TEST_URL")
     if not url:
-        print("usage: tooz_leader_election.py quorate:///path/to/cluster", file=sys.stderr)
+        print(
+            "usage: tooz_leader_election.py quorate:///path/to/cluster", file=sys.stderr
+        )
         return 2
     group = str(uuid.uuid4()).encode("ascii")
     hosts = [coordination.get_coordinator(url, f"host-{i}".encode()) for i in (1, 2)]

@@ -42,7 +42,7 @@ from tooz import coordination
 
 
 def timed(
-    n: int, op: Callable[[int], None], after: Callable[[int], None] | None = None
+    n: int, op: Callable[[int], object], after: Callable[[int], object] | None = None
 ) -> list[float]:
     """Time ``op(i)`` for each ``i < n``; return each call's seconds.
 
@@ -84,7 +84,9 @@ def bench(url: str, ops: int, elections: int) -> dict[str, list[float]]:
 
         out["lock acquire+release"] = timed(ops, lock_round)
         if "quorate" in url:
-            callbacks: dict[int, Callable[[coordination.LeaderElected], None]] = {}
+            callbacks: dict[
+                int, coordination.EventCallback[coordination.LeaderElected]
+            ] = {}
 
             def stand_down(i: int) -> None:
                 coord.unwatch_elected_as_leader(elected(prefix, i), callbacks.pop(i))
@@ -108,13 +110,17 @@ def elect(
     coord: coordination.CoordinationDriver,
     prefix: str,
     i: int,
-    callbacks: dict[int, Callable[[coordination.LeaderElected], None]],
+    callbacks: dict[int, coordination.EventCallback[coordination.LeaderElected]],
 ) -> None:
     """Run for a new group's leadership; ``run_watchers()`` until elected."""
     group = elected(prefix, i)
     won: list[coordination.LeaderElected] = []
-    callbacks[i] = won.append
-    coord.watch_elected_as_leader(group, won.append)
+
+    def on_elected(event: coordination.LeaderElected) -> None:
+        won.append(event)
+
+    callbacks[i] = on_elected
+    coord.watch_elected_as_leader(group, on_elected)
     deadline = time.monotonic() + 30
     while not won:
         coord.run_watchers()

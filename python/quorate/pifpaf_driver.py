@@ -16,9 +16,9 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
-from pifpaf import drivers
+from pifpaf import drivers  # type: ignore[import-untyped]
 
 import quorate
 
@@ -27,7 +27,7 @@ START_TIMEOUT = 30.0
 
 
 def free_base_port(count: int, tries: int = 200) -> int:
-    """A port such that ``port .. port + count - 1`` are free for UDP on 127.0.0.1."""
+    """Return a port such that ``port .. port + count - 1`` are free UDP ports."""
     for _ in range(tries):
         base = random.randint(20000, 60000 - count)
         held = []
@@ -45,7 +45,7 @@ def free_base_port(count: int, tries: int = 200) -> int:
     raise RuntimeError(f"no {count} consecutive free UDP ports found")
 
 
-class QuorateDriver(drivers.Driver):
+class QuorateDriver(drivers.Driver):  # type: ignore[misc]
     """Starts a quorate cluster of ``--nodes`` voters (default 3)."""
 
     DEFAULT_NODES = 3
@@ -115,7 +115,7 @@ class QuorateDriver(drivers.Driver):
             time.sleep(0.05)
 
     @staticmethod
-    def _stop_node(proc: "subprocess.Popen[bytes]") -> None:
+    def _stop_node(proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -125,8 +125,8 @@ class QuorateDriver(drivers.Driver):
                 proc.wait()
 
     def _wait_ready(self, cluster: str) -> None:
-        """Waits until a member can join and a quorum of voters answers it."""
-        probe: Optional[quorate.Node] = None
+        """Wait until a member can join and a quorum of voters answers it."""
+        probe: quorate.Node | None = None
         try:
             probe = quorate.Node.from_cluster_dir(
                 cluster,

@@ -58,7 +58,7 @@ from __future__ import annotations
 import os
 import threading
 import urllib.parse
-from typing import Any, Callable, Generic, Optional, TypeVar, Union
+from typing import Any, Callable, Generic, TypeVar
 
 import tooz
 from tooz import coordination, locking, utils
@@ -74,14 +74,14 @@ DEFAULT_WAIT = 10.0
 DEFAULT_SESSION_TIMEOUT = 30.0
 
 
-def group_name(group_id: Union[bytes, str]) -> str:
-    """The quorate group name of a tooz group id (percent-encoded, reversible)."""
+def group_name(group_id: bytes | str) -> str:
+    """Return the quorate group name of a tooz group id (percent-encoded)."""
     raw = group_id.encode("utf-8") if isinstance(group_id, str) else group_id
     return urllib.parse.quote(raw, safe="")
 
 
 def group_id_of(name: str) -> bytes:
-    """The tooz group id of a quorate group name (the inverse of ``group_name``)."""
+    """Return the tooz group id of a quorate group name (``group_name``'s inverse)."""
     return urllib.parse.unquote_to_bytes(name)
 
 
@@ -91,11 +91,11 @@ def _dump(capabilities: Any) -> bytes:
 
 
 def _load(stored: bytes) -> Any:
-    """Stored capabilities back: ``None`` for a member that gave none."""
+    """Return stored capabilities: ``None`` for a member that gave none."""
     return None if stored == b"" else utils.loads(stored)
 
 
-def _member_bytes(member_id: Union[bytes, str]) -> bytes:
+def _member_bytes(member_id: bytes | str) -> bytes:
     return member_id.encode("utf-8") if isinstance(member_id, str) else member_id
 
 
@@ -103,14 +103,14 @@ class QuorateResult(coordination.CoordAsyncResult[T], Generic[T]):
     """The outcome of an operation that already ran: tooz's ``.get()`` returns it."""
 
     def __init__(self, fn: Callable[[], T]) -> None:
-        self._value: Optional[T] = None
-        self._error: Optional[BaseException] = None
+        self._value: T | None = None
+        self._error: BaseException | None = None
         try:
             self._value = fn()
         except tooz.ToozError as e:
             self._error = e
 
-    def get(self, timeout: Optional[float] = None) -> T:
+    def get(self, timeout: float | None = None) -> T:
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
@@ -125,14 +125,14 @@ class QuorateLock(locking.Lock):
     def __init__(self, name: bytes, driver: QuorateDriver) -> None:
         super().__init__(name)
         self._lock = driver._running().lock(group_name(name))
-        self._guard: Optional[quorate.LockGuard] = None
+        self._guard: quorate.LockGuard | None = None
         self._mutex = threading.Lock()
 
     def acquire(
         self,
-        blocking: Union[bool, float] = True,
+        blocking: bool | float = True,
         shared: bool = False,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> bool:
         if shared:
             raise tooz.NotImplemented(
@@ -141,7 +141,7 @@ class QuorateLock(locking.Lock):
         wait, limit = utils.convert_blocking(blocking, timeout)
         try:
             if wait:
-                guard: Optional[quorate.LockGuard] = self._lock.acquire(limit)
+                guard: quorate.LockGuard | None = self._lock.acquire(limit)
             else:
                 guard = self._lock.try_acquire()
         except quorate.LockTimeout:
@@ -176,7 +176,7 @@ class QuorateLock(locking.Lock):
         return self.is_still_owner()
 
     @property
-    def fencing_token(self) -> Optional[int]:
+    def fencing_token(self) -> int | None:
         """The fencing token of the current holding, or None when not held."""
         guard = self._guard
         return None if guard is None else guard.fencing_token
@@ -210,7 +210,7 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
         self._preset = opts.get("preset")
         self._timeout = float(opts.get("wait", DEFAULT_WAIT))
         self._session = float(opts.get("timeout", DEFAULT_SESSION_TIMEOUT))
-        self._node: Optional[quorate.Node] = None
+        self._node: quorate.Node | None = None
         self._campaigns: dict[bytes, quorate.Campaign] = {}
         self._leading: dict[bytes, quorate.Leadership] = {}
 
@@ -287,16 +287,14 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             try:
                 node.create_group(group_name(group_id))
             except quorate.GroupAlreadyExists:
-                raise coordination.GroupAlreadyExist(group_id)
+                raise coordination.GroupAlreadyExist(group_id) from None
             except quorate.QuorateError as e:
                 raise tooz.ToozError(str(e)) from e
 
         return QuorateResult(create)
 
     def get_groups(self) -> QuorateResult[list[bytes]]:
-        return QuorateResult(
-            lambda: [group_id_of(g) for g in self._sync().groups()]
-        )
+        return QuorateResult(lambda: [group_id_of(g) for g in self._sync().groups()])
 
     def delete_group(self, group_id: bytes) -> QuorateResult[None]:
         def delete() -> None:
@@ -304,9 +302,9 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             try:
                 node.delete_group(group_name(group_id))
             except quorate.GroupNotCreated:
-                raise coordination.GroupNotCreated(group_id)
+                raise coordination.GroupNotCreated(group_id) from None
             except quorate.GroupNotEmpty:
-                raise coordination.GroupNotEmpty(group_id)
+                raise coordination.GroupNotEmpty(group_id) from None
             except quorate.QuorateError as e:
                 raise tooz.ToozError(str(e)) from e
 
@@ -323,9 +321,10 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             try:
                 node.join_group(group_name(group_id), _dump(capabilities))
             except quorate.GroupNotCreated:
-                raise coordination.GroupNotCreated(group_id)
+                raise coordination.GroupNotCreated(group_id) from None
             except quorate.AlreadyJoined:
-                raise coordination.MemberAlreadyExist(group_id, self._member_id)
+                me = self._member_id
+                raise coordination.MemberAlreadyExist(group_id, me) from None
             except quorate.QuorateError as e:
                 raise tooz.ToozError(str(e)) from e
             self._joined_groups.add(group_id)
@@ -338,10 +337,10 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             try:
                 node.leave_group(group_name(group_id))
             except quorate.GroupNotCreated:
-                raise coordination.GroupNotCreated(group_id)
+                raise coordination.GroupNotCreated(group_id) from None
             except quorate.NotJoined:
                 self._refuse_leave_for_another(node, group_id)
-                raise coordination.MemberNotJoined(group_id, self._member_id)
+                raise coordination.MemberNotJoined(group_id, self._member_id) from None
             except quorate.QuorateError as e:
                 raise tooz.ToozError(str(e)) from e
             finally:
@@ -366,25 +365,21 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             try:
                 node.update_capabilities(group_name(group_id), _dump(capabilities))
             except quorate.GroupNotCreated:
-                raise coordination.GroupNotCreated(group_id)
+                raise coordination.GroupNotCreated(group_id) from None
             except quorate.NotJoined:
-                raise coordination.MemberNotJoined(group_id, self._member_id)
+                raise coordination.MemberNotJoined(group_id, self._member_id) from None
             except quorate.QuorateError as e:
                 raise tooz.ToozError(str(e)) from e
 
         return QuorateResult(update)
 
     def get_members(self, group_id: bytes) -> QuorateResult[set[bytes]]:
-        return QuorateResult(
-            lambda: set(self._members(self._sync(), group_id))
-        )
+        return QuorateResult(lambda: set(self._members(self._sync(), group_id)))
 
     def get_member_capabilities(
         self, group_id: bytes, member_id: bytes
     ) -> QuorateResult[Any]:
-        return QuorateResult(
-            lambda: self._member(group_id, member_id)["capabilities"]
-        )
+        return QuorateResult(lambda: self._member(group_id, member_id)["capabilities"])
 
     def get_members_with_capabilities(
         self, group_id: bytes
@@ -417,18 +412,18 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
     def _members(
         self, node: quorate.Node, group_id: bytes
     ) -> dict[bytes, tuple[int, bytes]]:
-        """The group's members by tooz member id: (node id, capabilities)."""
+        """Return the group's members by tooz member id: (node id, capabilities)."""
         try:
             members = node.group_members(group_name(group_id))
         except quorate.GroupNotCreated:
-            raise coordination.GroupNotCreated(group_id)
+            raise coordination.GroupNotCreated(group_id) from None
         except quorate.QuorateError as e:
             raise tooz.ToozError(str(e)) from e
         return {self._member_id_of(node, i): (i, c) for i, c in members.items()}
 
     @staticmethod
     def _member_id_of(node: quorate.Node, node_id: int) -> bytes:
-        """A node's tooz member id: its metadata (its node id for other nodes)."""
+        """Return a node's tooz member id: its metadata (else its node id)."""
         member = node.member(node_id)
         if member is not None and member.metadata:
             return member.metadata
@@ -437,7 +432,9 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
     # ---- leaders ----
 
     def watch_elected_as_leader(
-        self, group_id: bytes, callback: Callable[[coordination.LeaderElected], None]
+        self,
+        group_id: bytes,
+        callback: coordination.EventCallback[coordination.LeaderElected],
     ) -> None:
         super().watch_elected_as_leader(group_id, callback)
         if group_id not in self._campaigns:
@@ -449,7 +446,9 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
                 raise tooz.ToozError(str(e)) from e
 
     def unwatch_elected_as_leader(
-        self, group_id: bytes, callback: Callable[[coordination.LeaderElected], None]
+        self,
+        group_id: bytes,
+        callback: coordination.EventCallback[coordination.LeaderElected],
     ) -> None:
         super().unwatch_elected_as_leader(group_id, callback)
         if group_id not in self._hooks_elected_leader:
@@ -475,8 +474,12 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             except quorate.QuorateError:
                 pass
 
-    def get_leader(self, group_id: bytes) -> QuorateResult[Optional[bytes]]:
-        def leader() -> Optional[bytes]:
+    # None when nobody leads, as tooz's other drivers return (tooz 9.1.0's
+    # annotation says bytes).
+    def get_leader(  # type: ignore[override]
+        self, group_id: bytes
+    ) -> QuorateResult[bytes | None]:
+        def leader() -> bytes | None:
             node = self._running()
             try:
                 found = node.confirmed_leader(group_name(group_id))
@@ -491,7 +494,7 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
         return QuorateResult(leader)
 
     def run_elect_coordinator(self) -> None:
-        """Runs the elected-leader callbacks of the groups this coordinator now leads.
+        """Run the elected-leader callbacks of the groups this coordinator now leads.
 
         A campaign for a group that nobody leads gets up to two election rounds to
         win before this returns.
@@ -513,8 +516,11 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             )
 
     def _campaign_for(self, node: quorate.Node, group_id: bytes) -> quorate.Campaign:
-        """This coordinator's running campaign for the group, started anew when
-        there is none or the node's watchdog ended it (an expired session)."""
+        """Return this coordinator's running campaign for the group.
+
+        A new one when there is none, or the node's watchdog ended it (an expired
+        session).
+        """
         campaign = self._campaigns.get(group_id)
         if campaign is not None:
             try:
@@ -527,8 +533,11 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
         return campaign
 
     def _election_wait(self, node: quorate.Node, group_id: bytes) -> float:
-        """How long to wait for a campaign: a while when the voters say nobody leads
-        (an election takes a round or two), not at all when someone else does."""
+        """Return how long to wait for a campaign to win.
+
+        A while when the voters say nobody leads (an election takes a round or two),
+        not at all when someone else does.
+        """
         try:
             found = node.confirmed_leader(group_name(group_id))
         except quorate.QuorateError:
@@ -537,7 +546,7 @@ class QuorateDriver(coordination.CoordinationDriverCachedRunWatchers):
             return min(self._timeout, 2.0)
         return 0.0
 
-    def run_watchers(self, timeout: Optional[float] = None) -> list[Any]:
+    def run_watchers(self, timeout: float | None = None) -> list[Any]:
         results = super().run_watchers(timeout)
         self.run_elect_coordinator()
         return results

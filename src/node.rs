@@ -103,16 +103,30 @@ pub enum SyncError {
 #[non_exhaustive]
 pub enum JoinError {
     /// No seed answered within the wait.
-    #[error("no seed answered within {waited:?} (seeds: {})", addr_list(seeds))]
+    #[error(
+        "no seed answered within {waited:?} (seeds: {}){}",
+        addr_list(seeds),
+        refusal_list(refused)
+    )]
     Timeout {
         /// The seeds tried.
         seeds: Vec<SocketAddr>,
         /// How long the call waited.
         waited: Duration,
+        /// Seeds whose last handshake failed over a certificate, and why (this node's
+        /// certificate expired, revoked or of another cluster, or theirs).
+        refused: Vec<(SocketAddr, String)>,
     },
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+}
+
+fn refusal_list(refused: &[(SocketAddr, String)]) -> String {
+    refused
+        .iter()
+        .map(|(a, why)| format!("; {a}: {why}"))
+        .collect()
 }
 
 fn addr_list(addrs: &[SocketAddr]) -> String {
@@ -284,6 +298,7 @@ impl Node {
             Err(_) => Err(JoinError::Timeout {
                 seeds: self.rt.seeds().to_vec(),
                 waited: timeout,
+                refused: self.rt.refusals(),
             }),
         }
     }

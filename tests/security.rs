@@ -47,6 +47,39 @@ async fn a_node_of_another_ca_is_refused_both_ways() -> Result<()> {
     Ok(())
 }
 
+/// A node whose certificate expired cannot join: the cluster refuses it at the
+/// handshake, and the node's join error says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_refused_with_its_reason() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let nodes = cluster(&ca, 2, None).await;
+    wait_converged(&nodes).await?;
+    let day = Duration::from_secs(24 * 3600);
+    #[allow(clippy::disallowed_methods)] // the validity of a certificate is wall-clock time
+    let now = std::time::SystemTime::now();
+    let old = ca.with_validity_period(now - 10 * day, now - day);
+    let cfg = node_config(&old, 3, &[nodes[0].local_addr()]);
+    let late = quorate::Node::start(cfg).await?;
+    let err = late.wait_joined(Duration::from_secs(3)).await.unwrap_err();
+    let quorate::JoinError::Timeout { refused, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(refused.len(), 1, "{err}");
+    assert!(refused[0].1.contains("expired"), "{err}");
+    assert!(nodes[0].transport_stats().handshakes_refused >= 1);
+    for n in &nodes {
+        assert!(
+            n.member(NodeId(3)).is_none(),
+            "the expired node became a member"
+        );
+    }
+    for n in nodes.into_iter().chain([late]) {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_claiming_another_sender_are_dropped() -> Result<()> {
     init_tracing();

@@ -33,6 +33,10 @@ pub struct IssueArgs {
     /// Its address, HOST:PORT (an IP or a host name).
     #[arg(long)]
     addr: HostPort,
+    /// Days the certificates are valid (from an hour ago, for clocks a little behind).
+    /// Renew before they end (`quorate cert renew`); a node warns 30 days ahead.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    days: u32,
 }
 
 /// Arguments of `quorate cert renew`.
@@ -44,6 +48,10 @@ pub struct RenewArgs {
     /// The node whose certificate is renewed.
     #[arg(long)]
     id: u64,
+    /// Days the certificates are valid (from an hour ago, for clocks a little behind).
+    /// Renew before they end (`quorate cert renew`); a node warns 30 days ahead.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    days: u32,
 }
 
 /// Runs a `quorate cert` command.
@@ -52,6 +60,11 @@ pub fn run(cmd: CertCmd) -> Result<()> {
         CertCmd::Issue(a) => issue(a),
         CertCmd::Renew(a) => renew(a),
     }
+}
+
+/// `n` days.
+pub fn days(n: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(n) * 24 * 3600)
 }
 
 fn load_ca(paths: &Paths) -> Result<ClusterCa> {
@@ -81,7 +94,7 @@ fn issue(a: IssueArgs) -> Result<()> {
     if let Some(n) = file.nodes.iter().find(|n| n.addr == a.addr) {
         bail!("address {} is node {}'s already", a.addr, n.id);
     }
-    let ca = load_ca(&paths)?;
+    let ca = load_ca(&paths)?.with_validity(days(a.days));
     file.nodes.push(NodeEntry {
         id: a.id,
         addr: a.addr.clone(),
@@ -102,11 +115,13 @@ fn renew(a: RenewArgs) -> Result<()> {
     let paths = Paths(a.dir.clone());
     let file = ClusterFile::load(&a.dir)?;
     file.node(a.id)?;
-    let ca = load_ca(&paths)?;
+    let ca = load_ca(&paths)?.with_validity(days(a.days));
     let id = NodeId(a.id);
     write_node(&paths, &ca, id, &file)?;
     println!(
-        "node {id}: new key and certificate in {} and {}",
+        "node {id}: new key and certificate (valid {} days) in {} and {}; send the node \
+         SIGHUP (systemctl reload quorate@{id}) to use it without a restart",
+        a.days,
         paths.node_cert(id).display(),
         paths.bundle(id).display()
     );

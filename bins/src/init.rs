@@ -41,6 +41,10 @@ pub struct InitArgs {
     /// Overwrite an existing cluster directory.
     #[arg(long)]
     force: bool,
+    /// Days the certificates are valid (from an hour ago, for clocks a little behind).
+    /// Renew before they end (`quorate cert renew`); a node warns 30 days ahead.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    days: u32,
 }
 
 impl InitArgs {
@@ -111,7 +115,7 @@ pub fn write(a: &InitArgs) -> Result<ClusterFile> {
         .unwrap_or_default();
     std::fs::create_dir_all(&ca_dir)
         .with_context(|| format!("cannot create {}", ca_dir.display()))?;
-    let ca = ClusterCa::generate(&a.name)?;
+    let ca = ClusterCa::generate(&a.name)?.with_validity(crate::cert::days(a.days));
     ca.save(&ca_dir.join("ca.pem"), &paths.ca_key())?;
     ca.save_cert(&paths.ca_cert())?;
     file.save(&a.dir)?;
@@ -209,6 +213,7 @@ mod tests {
             name: "quorate".into(),
             preset: "lan".into(),
             force: false,
+            days: 365,
         }
     }
 

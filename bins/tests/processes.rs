@@ -474,3 +474,77 @@ fn a_bad_group_name_is_refused_before_joining() {
     });
     assert!(!seen(&log, 1, "member_joined", 2), "{log:#?}");
 }
+
+/// `--days` sets how long certificates last, at init and on renewal, and a node whose
+/// certificate ends within 30 days says so when it starts.
+#[test]
+fn certificates_last_the_days_asked_and_a_node_warns_ahead_of_expiry() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    init(&dir, 1, free_base(1), &["--days", "2"]);
+    let d = dir.to_str().unwrap();
+    let left = || {
+        let b = dir.join("nodes/1");
+        let id = quorate::Identity::load(
+            &b.join("node-1.pem"),
+            &b.join("node-1.key"),
+            &b.join("ca.pem"),
+        )
+        .unwrap();
+        let end = id.not_after().duration_since(std::time::SystemTime::now());
+        end.unwrap().as_secs() / 3600
+    };
+    assert!((47..=48).contains(&left()), "{} hours", left());
+    let mut node = Command::new(BIN)
+        .args([
+            "node",
+            "--dir",
+            &format!("{d}/nodes/1"),
+            "--id",
+            "1",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(node.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut warned = false;
+    while let Ok(line) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        if line.contains("certificate expires soon") {
+            warned = true;
+            break;
+        }
+    }
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(warned, "no expiry warning");
+
+    let out = Command::new(BIN)
+        .args(["cert", "renew", "--dir", d, "--id", "1", "--days", "90"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        (90 * 24 - 1..=90 * 24).contains(&left()),
+        "{} hours",
+        left()
+    );
+    let out = Command::new(BIN)
+        .args(["cert", "renew", "--dir", d, "--id", "1", "--days", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -10,6 +10,7 @@ use quinn::{Connection, Endpoint, Incoming, RecvStream, VarInt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout;
 
+use super::validity::certificate_refusal;
 use super::frame::{read_body, read_len, write_frame, FrameError};
 use super::identity::{node_server_name, PeerKind, MEMBER_SERVER_NAME};
 use super::shared::{inc, ConnEvent, Inbound, Shared};
@@ -68,7 +69,10 @@ async fn accept_one(incoming: Incoming, handshake_slot: OwnedSemaphorePermit, sh
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             inc(&shared.counters.handshakes_refused);
-            tracing::debug!(%remote, error = %e, "incoming handshake refused");
+            match certificate_refusal(&e) {
+                Some(why) => shared.refusals.record(remote, why, std::time::Instant::now()),
+                None => tracing::debug!(%remote, error = %e, "incoming handshake refused"),
+            }
             return;
         }
         Err(_) => {
@@ -187,11 +191,17 @@ pub(crate) async fn dial(
         let connecting = endpoint
             .connect_with(client, to, &name)
             .map_err(|e| e.to_string())?;
-        connecting.await.map_err(|e| e.to_string())
+        connecting.await.map_err(|e| {
+            if let Some(why) = certificate_refusal(&e) {
+                shared.refusals.record(to, why, std::time::Instant::now());
+            }
+            e.to_string()
+        })
     };
     let outcome = match timeout(shared.timings.handshake, handshake).await {
         Ok(Ok(conn)) => match peer_of(&conn) {
             Some(PeerKind::Node(id)) if id != shared.me && expect.map_or(true, |e| e == id) => {
+                shared.refusals.clear(to);
                 Ok(conn_up(conn, id, shared.me, dial))
             }
             other => {
@@ -232,7 +242,18 @@ pub(crate) fn spawn_readers(conn: Connection, addr: SocketAddr, peer: NodeId, sh
 
 async fn read_datagrams(conn: Connection, addr: SocketAddr, peer: NodeId, shared: Arc<Shared>) {
     let id = conn.stable_id();
-    while let Ok(bytes) = conn.read_datagram().await {
+    loop {
+        let bytes = match conn.read_datagram().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // A client certificate is checked after the dialer's handshake
+                // completed: a refusal of ours arrives as the connection's close.
+                if let Some(why) = certificate_refusal(&e) {
+                    shared.refusals.record(addr, why, std::time::Instant::now());
+                }
+                break;
+            }
+        };
         inc(&shared.counters.datagrams_in);
         let frame = Inbound {
             conn: id,

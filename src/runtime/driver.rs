@@ -144,6 +144,7 @@ pub(crate) struct Driver {
     barriers: HashMap<u32, oneshot::Sender<Result<(), BarrierError>>>,
     /// The application watchdog, and where its expiries are counted.
     watchdog: Option<(Arc<Watchdog>, Arc<Shared>)>,
+    shared: Arc<Shared>,
 }
 
 fn now_std() -> std::time::Instant {
@@ -175,6 +176,7 @@ impl Driver {
             group_version: 0,
             barriers: HashMap::new(),
             watchdog: shared.watchdog.clone().map(|w| (w, shared.clone())),
+            shared: shared.clone(),
         }
     }
 
@@ -221,6 +223,7 @@ impl Driver {
                     self.transport.sweep(Instant::now());
                     self.forget_abandoned_barriers();
                     self.check_watchdog();
+                    self.shared.own_expiry.check(std::time::SystemTime::now(), now_std());
                     self.dirty = true;
                 }
             }

@@ -215,7 +215,15 @@ impl RuntimeHandle {
                 reply,
             })
             .await?;
+        self.shared.own_expiry.set(identity.not_after());
+        let now = (std::time::SystemTime::now(), std::time::Instant::now());
+        self.shared.own_expiry.check(now.0, now.1);
         Ok(Ok(()))
+    }
+
+    /// The last certificate refusal of each seed that has one.
+    pub fn refusals(&self) -> Vec<(SocketAddr, String)> {
+        self.shared.refusals.of(&self.seeds)
     }
 
     /// The address the metrics endpoint is bound to, if there is one.

@@ -33,6 +33,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -46,6 +47,14 @@ use crate::wire::{NodeId, MAX_CLUSTER_NAME};
 /// DNS name every node certificate carries besides its own: what a node dials when it
 /// knows an address (a seed) but not yet the id there.
 pub const MEMBER_SERVER_NAME: &str = "member.quorate";
+
+/// How long the certificates a [`ClusterCa`] issues are valid unless
+/// [`ClusterCa::with_validity`] says otherwise: 365 days.
+pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How far back a new certificate's validity starts, so that a host whose clock is
+/// somewhat behind the issuer's accepts it at once: one hour.
+const BACKDATE: Duration = Duration::from_secs(3600);
 
 /// The DNS name that binds `id` in a node certificate, and the TLS server name used to
 /// dial a known node (so the handshake fails unless the certificate is that node's).
@@ -140,6 +149,24 @@ pub enum IdentityError {
         /// The verifier's reason.
         reason: String,
     },
+    /// The certificate is not valid now: it expired, or its validity has not begun
+    /// (check this host's clock). Nothing was loaded.
+    #[error(
+        "the certificate in {} is valid from {} until {}, not now ({}): {}",
+        cert.display(), utc(*not_before), utc(*not_after), utc(*now),
+        if now > not_after { "it expired; renew it (quorate cert renew)" }
+        else { "it is not valid yet; check this host's clock" }
+    )]
+    OutsideValidity {
+        /// The certificate file.
+        cert: PathBuf,
+        /// When its validity begins.
+        not_before: SystemTime,
+        /// When it ends.
+        not_after: SystemTime,
+        /// The time it was checked at.
+        now: SystemTime,
+    },
     /// A cluster or client name cannot be used.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {
@@ -165,6 +192,16 @@ pub struct ClusterCa {
     cert: CertificateDer<'static>,
     cert_pem: String,
     key: KeyPair,
+    validity: Validity,
+}
+
+/// The validity of the certificates a CA issues.
+#[derive(Clone, Copy, Debug)]
+enum Validity {
+    /// From an hour before issue, for this long.
+    For(Duration),
+    /// Between these times.
+    Between(SystemTime, SystemTime),
 }
 
 impl fmt::Debug for ClusterCa {
@@ -206,7 +243,24 @@ impl ClusterCa {
             cert_pem: cert.pem(),
             cert: cert.der().clone(),
             key,
+            validity: Validity::For(DEFAULT_CERT_VALIDITY),
         })
+    }
+
+    /// The CA issuing certificates valid for `validity` from now (less an hour, for
+    /// hosts whose clocks are a little behind). Default [`DEFAULT_CERT_VALIDITY`]. A
+    /// shorter validity limits how long a stolen key is of use, at the cost of renewing
+    /// (`quorate cert renew`, then `Node::reload_identity`) more often.
+    pub fn with_validity(mut self, validity: Duration) -> Self {
+        self.validity = Validity::For(validity);
+        self
+    }
+
+    /// The CA issuing certificates valid from `not_before` until `not_after` exactly
+    /// (to line renewals up with a maintenance window, or to test expiry).
+    pub fn with_validity_period(mut self, not_before: SystemTime, not_after: SystemTime) -> Self {
+        self.validity = Validity::Between(not_before, not_after);
+        self
     }
 
     /// Loads a CA from its PEM certificate and PEM private key.
@@ -239,6 +293,7 @@ impl ClusterCa {
             cert_pem: pem_encode("CERTIFICATE", &cert),
             cert,
             key,
+            validity: Validity::For(DEFAULT_CERT_VALIDITY),
         })
     }
 
@@ -318,6 +373,15 @@ impl ClusterCa {
         params.extended_key_usages = ekus;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
+        let (not_before, not_after) = match self.validity {
+            Validity::For(d) => {
+                let now = SystemTime::now();
+                (now - BACKDATE, now + d)
+            }
+            Validity::Between(from, until) => (from, until),
+        };
+        params.not_before = asn1_time(not_before)?.to_datetime();
+        params.not_after = asn1_time(not_after)?.to_datetime();
         let issuer = Issuer::from_ca_cert_der(&self.cert, &self.key).map_err(gen_err)?;
         let key = KeyPair::generate().map_err(gen_err)?;
         let cert = params.signed_by(&key, &issuer).map_err(gen_err)?;
@@ -378,6 +442,16 @@ impl Identity {
             ca,
             kind,
         };
+        let now = SystemTime::now();
+        let (not_before, not_after) = identity.validity();
+        if now < not_before || now > not_after {
+            return Err(IdentityError::OutsideValidity {
+                cert: cert_pem.to_owned(),
+                not_before,
+                not_after,
+                now,
+            });
+        }
         identity
             .verify_against_ca()
             .map_err(|reason| IdentityError::NotIssuedByCa {
@@ -407,6 +481,29 @@ impl Identity {
             pem_encode(label, self.key.secret_der()).as_bytes(),
             true,
         )
+    }
+
+    /// When the certificate's validity begins.
+    pub fn not_before(&self) -> SystemTime {
+        self.validity().0
+    }
+
+    /// When the certificate expires: renew it before (`quorate cert renew`, then
+    /// `Node::reload_identity`), or peers refuse this node from then on.
+    pub fn not_after(&self) -> SystemTime {
+        self.validity().1
+    }
+
+    /// The certificate's validity (from, until); the epoch when it does not parse (a
+    /// loaded identity always parses).
+    fn validity(&self) -> (SystemTime, SystemTime) {
+        let at = |t: &x509_parser::time::ASN1Time| {
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0))
+        };
+        match x509_parser::parse_x509_certificate(&self.chain[0]) {
+            Ok((_, x509)) => (at(&x509.validity().not_before), at(&x509.validity().not_after)),
+            Err(_) => (UNIX_EPOCH, UNIX_EPOCH),
+        }
     }
 
     /// The node id the certificate binds; `None` for a client identity.
@@ -455,6 +552,18 @@ impl Identity {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+}
+
+/// `t` as a certificate time (whole seconds since the epoch).
+fn asn1_time(t: SystemTime) -> Result<x509_parser::time::ASN1Time, IdentityError> {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    x509_parser::time::ASN1Time::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .map_err(|e| IdentityError::Generate(format!("time out of range: {e}")))
+}
+
+/// `t` in UTC, as people read it (`Dec  1 23:08:35 2026 +00:00`).
+pub(crate) fn utc(t: SystemTime) -> String {
+    asn1_time(t).map_or_else(|_| format!("{t:?}"), |t| t.to_string())
 }
 
 fn gen_err(e: rcgen::Error) -> IdentityError {
@@ -609,6 +718,33 @@ mod tests {
         assert!(err.to_string().contains("junk.pem"), "{err}");
         let err = ClusterCa::load(&cert, &key).unwrap_err();
         assert!(err.to_string().contains("n3.pem"), "{err}");
+    }
+
+    #[test]
+    fn certificates_carry_a_validity_and_an_expired_one_is_refused_at_load() {
+        let ca = ClusterCa::generate("prod").unwrap();
+        let ca_cert = tmp("v-ca.pem");
+        ca.save_cert(&ca_cert).unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        let now = SystemTime::now();
+        let default = ca.issue_node(NodeId(1)).unwrap();
+        let left = default.not_after().duration_since(now).unwrap();
+        assert!(left > DEFAULT_CERT_VALIDITY - day && left <= DEFAULT_CERT_VALIDITY);
+        assert!(default.not_before() < now);
+        let ca = ca.with_validity(7 * day);
+        let week = ca.issue_node(NodeId(2)).unwrap();
+        assert!(week.not_after().duration_since(now).unwrap() <= 7 * day);
+
+        let expired = ca
+            .with_validity_period(now - 10 * day, now - day)
+            .issue_node(NodeId(3))
+            .unwrap();
+        let (cert, key) = (tmp("v3.pem"), tmp("v3.key"));
+        expired.save(&cert, &key).unwrap();
+        let err = Identity::load(&cert, &key, &ca_cert).unwrap_err();
+        assert!(matches!(err, IdentityError::OutsideValidity { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("v3.pem") && text.contains("expired"), "{text}");
     }
 
     #[test]

@@ -135,6 +135,8 @@ struct Scrape {
     groups: Vec<GroupLine>,
     voters: usize,
     voters_alive: usize,
+    /// Unix seconds at which this node's certificate expires.
+    cert_not_after: u64,
 }
 
 impl Scrape {
@@ -156,6 +158,7 @@ impl Scrape {
             groups,
             voters: shared.voters.len(),
             voters_alive: snap.voters_alive(&shared.voters),
+            cert_not_after: shared.own_expiry.not_after_unix(),
         }
     }
 }
@@ -182,6 +185,12 @@ impl Collector for Scrape {
             "voters_alive",
             "Voters alive in this node's view (a quorum of them lets a candidate here win)",
             self.voters_alive as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "certificate_expiry_timestamp_seconds",
+            "When this node's certificate expires (Unix seconds): renew before",
+            self.cert_not_after,
         )?;
         let families: [Family; 3] = [
             ("group_leader", "Gossiped leader of each group (node id)", |g| g.leader),

@@ -33,6 +33,7 @@ pub(crate) mod status;
 pub(crate) mod terms;
 pub(crate) mod tls;
 pub(crate) mod transport;
+pub(crate) mod validity;
 pub(crate) mod watch;
 pub(crate) mod watchdog;
 

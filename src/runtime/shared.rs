@@ -205,6 +205,10 @@ pub(crate) struct Shared {
     pub limits: Limits,
     /// The application watchdog, when `NodeConfig::heartbeat_timeout` is set.
     pub watchdog: Option<Arc<super::watchdog::Watchdog>>,
+    /// This node's own certificate's end, warned about ahead of it.
+    pub own_expiry: super::validity::OwnExpiry,
+    /// The last certificate refusal per peer address.
+    pub refusals: super::validity::Refusals,
 }
 
 /// The bounds on incoming connections (see their fields in [`super::NodeConfig`]).

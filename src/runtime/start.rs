@@ -13,6 +13,7 @@ use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, Runtime, TokioRuntime};
 use rand::{Rng, SeedableRng};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::validity::OwnExpiry;
 use super::driver::{Driver, Inputs, Outputs};
 use super::elect::Elections;
 use super::faults::{Faults, FaultySocket};
@@ -155,6 +156,11 @@ pub struct NodeConfig {
     /// a program whose own threads hang (tooz's session timeout). Default none. A
     /// shorter timeout catches a hang sooner and costs more heartbeat calls.
     pub heartbeat_timeout: Option<Duration>,
+    /// How long ahead of its own certificate's expiry the node starts warning (a
+    /// `tracing` warning at start, on reload and hourly; the metric
+    /// `certificate_expiry_timestamp_seconds` is there all along). Default 30 days:
+    /// time to renew by hand; automated renewals can use less.
+    pub cert_expiry_warning: Duration,
 }
 
 impl NodeConfig {
@@ -181,6 +187,7 @@ impl NodeConfig {
             max_metrics_scrapes: 4,
             write_timeout: Duration::from_secs(5),
             heartbeat_timeout: None,
+            cert_expiry_warning: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -353,7 +360,12 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         watchdog: cfg
             .heartbeat_timeout
             .map(|t| Arc::new(super::watchdog::Watchdog::new(t))),
+        own_expiry: OwnExpiry::new(cfg.identity.not_after(), cfg.cert_expiry_warning),
+        refusals: Default::default(),
     });
+    shared
+        .own_expiry
+        .check(std::time::SystemTime::now(), std::time::Instant::now());
     tokio::spawn(super::conn::accept_loop(endpoint.clone(), shared.clone()));
     let metrics_addr = serve_metrics(metrics, &cmd_tx, &shared, cfg.max_metrics_scrapes);
     let transport = Transport::new(endpoint, client, shared.clone());

@@ -118,8 +118,6 @@ pub struct Net {
     hosts: usize,
     /// Namespaces made so far (the hub first), removed on drop.
     made: Vec<String>,
-    /// Whether `/etc/netns` did not exist before (then it is removed when empty).
-    made_etc: bool,
 }
 
 impl Net {
@@ -138,7 +136,6 @@ impl Net {
             ),
             hosts,
             made: Vec::new(),
-            made_etc: !Path::new(ETC).exists(),
         };
         let hub = net.hub();
         net.add_ns(&hub)?;
@@ -245,10 +242,10 @@ impl Drop for Net {
         for k in 1..=self.hosts {
             let _ = std::fs::remove_dir_all(etc_dir(&self.ns(k)));
         }
-        if self.made_etc {
-            // Only when empty: another run may use it.
-            let _ = std::fs::remove_dir(ETC);
-        }
+        // Only when empty (another run may be using it): an empty `/etc/netns` means
+        // nothing to `ip netns exec`, and one left by two runs that overlapped (the
+        // first to start made it, the last to finish did not) would otherwise stay.
+        let _ = std::fs::remove_dir(ETC);
     }
 }
 

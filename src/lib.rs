@@ -215,10 +215,12 @@ pub use leader::{
 pub use lock::{Lock, LockError, LockGuard, LOCK_PREFIX};
 #[cfg(feature = "runtime")]
 pub use node::{
-    query_confirmed_leader, query_status, EventStream, GroupMember, GroupOpError, GroupStatus,
-    JoinError, LeaveError, MemberStatus, MetricsError, Node, NodeConfig, ReloadError,
+    query_confirmed_leader, query_status, send_revocation, EventStream, GroupMember, GroupOpError,
+    GroupStatus, JoinError, LeaveError, MemberStatus, MetricsError, Node, NodeConfig, ReloadError,
     SetMetadataError, StartError, StatusError, StatusReport, SyncError,
 };
+#[cfg(feature = "runtime")]
+pub use runtime::revocation::{Revocation, RevocationApplied, RevocationError};
 #[cfg(feature = "runtime")]
 pub use runtime::TransportStats;
 #[cfg(feature = "runtime")]

@@ -38,9 +38,10 @@ use crate::stats::Metric;
 use crate::swim::{Member, MetadataError, Stats};
 use crate::wire::NodeId;
 
+use crate::runtime::revocation::{RevocationApplied, RevocationError};
 pub use crate::runtime::{
-    query_confirmed_leader, query_status, GroupMember, GroupStatus, MemberStatus, NodeConfig,
-    StartError, StatusError, StatusReport,
+    query_confirmed_leader, query_status, send_revocation, GroupMember, GroupStatus, MemberStatus,
+    NodeConfig, StartError, StatusError, StatusReport,
 };
 
 /// Why [`Node::set_metadata`] failed.
@@ -351,6 +352,26 @@ impl Node {
             Ok(Err(e)) => Err(e.into()),
             Err(Stopped) => Err(ReloadError::Stopped),
         }
+    }
+
+    /// Puts a revocation list (PEM or DER, made by [`ClusterCa::revoke`] or `quorate
+    /// cert revoke`) in force and sends it to every live member: from then on no member
+    /// completes a handshake with a revoked certificate, connections with one are
+    /// closed, and the revoked node is declared failed within the detection bound. A
+    /// node that was away gets the list on its next connection with a member that has
+    /// it; with a data directory the node keeps the list across restarts.
+    ///
+    /// Returns whether the list was newer than the one held, and the number held now
+    /// (an older or equal list changes nothing). Errors:
+    /// [`RevocationError::NotSignedByCa`] for a list the cluster CA did not sign (a
+    /// forgery: nothing changes, and `revocations_refused` counts it).
+    ///
+    /// [`ClusterCa::revoke`]: crate::ClusterCa::revoke
+    pub async fn apply_revocation(
+        &self,
+        list: &[u8],
+    ) -> Result<RevocationApplied, RevocationError> {
+        self.rt.apply_revocation(list).await
     }
 
     /// The address the Prometheus endpoint ([`NodeConfig::metrics`]) is bound to, or

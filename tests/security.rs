@@ -176,3 +176,71 @@ async fn malformed_input_is_dropped_without_harm() -> Result<()> {
     }
     Ok(())
 }
+
+/// A revocation list given to one member spreads to all: every member closes its
+/// connections with the revoked node and refuses it at the handshake, so it is declared
+/// failed, and it cannot come back with the same certificate. A list the cluster CA did
+/// not sign changes nothing and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_node_is_expelled_everywhere_and_a_forged_list_is_ignored() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let first_cfg = node_config(&ca, 1, &[]);
+    let first_id = first_cfg.identity.clone();
+    let mut nodes = vec![quorate::Node::start(first_cfg).await?];
+    let seed = [nodes[0].local_addr()];
+    for id in 2..=3 {
+        nodes.push(start(&ca, id, &seed, None).await);
+    }
+    let victim_cfg = node_config(&ca, 4, &seed);
+    let victim_id = victim_cfg.identity.clone();
+    let victim = quorate::Node::start(victim_cfg).await?;
+    nodes.push(victim);
+    wait_converged(&nodes).await?;
+    let victim = nodes.pop().unwrap();
+
+    // A forgery: another CA (same cluster name) "revokes" node 1.
+    let rogue = ClusterCa::generate("test")?;
+    let forged = rogue.revoke(&[first_id.serial()], 7)?;
+    let err = nodes[1]
+        .apply_revocation(forged.to_pem().as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err, quorate::RevocationError::NotSignedByCa);
+    assert_eq!(nodes[1].transport_stats().revocations_refused, 1);
+
+    let list = ca.revoke(&[victim_id.serial()], 1)?;
+    let applied = nodes[1].apply_revocation(list.to_pem().as_bytes()).await?;
+    assert!(applied.fresh && applied.number == 1);
+    wait_until("every member has the list and holds node 4 failed", || {
+        nodes.iter().all(|n| {
+            n.transport_stats().revocations_applied == 1
+                && n.member(NodeId(4)).map_or(true, |m| m.state == State::Dead)
+        })
+    })
+    .await?;
+    for n in &nodes {
+        assert!(n.member(NodeId(1)).is_some_and(|m| m.state == State::Alive));
+    }
+    // Again, or an older list: nothing changes.
+    let again = nodes[0].apply_revocation(list.der()).await?;
+    assert!(!again.fresh && again.number == 1);
+    victim.shutdown().await;
+
+    // The revoked certificate cannot come back, and is told why.
+    let mut cfg = node_config(&ca, 4, &seed);
+    cfg.identity = victim_id;
+    let back = quorate::Node::start(cfg).await?;
+    let err = back.wait_joined(Duration::from_secs(3)).await.unwrap_err();
+    let quorate::JoinError::Timeout { refused, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        refused.iter().any(|(_, why)| why.contains("revoked")),
+        "{err}"
+    );
+    for n in nodes.into_iter().chain([back]) {
+        n.shutdown().await;
+    }
+    Ok(())
+}

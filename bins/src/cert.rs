@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use quorate::{ClusterCa, NodeId};
+use quorate::{ClusterCa, Identity, NodeId, Revocation};
 
 use crate::cluster::{ClusterFile, HostPort, NodeEntry, Paths};
 
@@ -19,6 +19,22 @@ pub enum CertCmd {
     Issue(IssueArgs),
     /// Give node K a new key and certificate (in DIR and in its bundle).
     Renew(RenewArgs),
+    /// Revoke node K's certificate: a new revocation list, signed by the CA, in
+    /// DIR/revoked.crl (give it to any member: `quorate revoke`, or copy it into a
+    /// bundle and send that node SIGHUP). The node must get a new certificate
+    /// (`cert renew`) to come back.
+    Revoke(RevokeArgs),
+}
+
+/// Arguments of `quorate cert revoke`.
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    /// The cluster directory written by `quorate init` (with the CA key in DIR/ca/).
+    #[arg(long, value_parser = crate::parse_dir)]
+    dir: PathBuf,
+    /// The node whose current certificate (DIR/node-K.pem) is revoked.
+    #[arg(long)]
+    id: u64,
 }
 
 /// Arguments of `quorate cert issue`.
@@ -59,6 +75,7 @@ pub fn run(cmd: CertCmd) -> Result<()> {
     match cmd {
         CertCmd::Issue(a) => issue(a),
         CertCmd::Renew(a) => renew(a),
+        CertCmd::Revoke(a) => revoke(a),
     }
 }
 
@@ -124,6 +141,49 @@ fn renew(a: RenewArgs) -> Result<()> {
         a.days,
         paths.node_cert(id).display(),
         paths.bundle(id).display()
+    );
+    Ok(())
+}
+
+/// Adds node K's certificate to the cluster's revocation list (all revoked so far,
+/// numbered one higher than the last), signed with the CA key.
+fn revoke(a: RevokeArgs) -> Result<()> {
+    let paths = Paths(a.dir.clone());
+    let file = ClusterFile::load(&a.dir)?;
+    file.node(a.id)?;
+    let ca = load_ca(&paths)?;
+    let id = NodeId(a.id);
+    let cert = paths.node_cert(id);
+    let node = Identity::load(&cert, &paths.node_key(id), &paths.ca_cert())
+        .with_context(|| format!("cannot read node {id}'s certificate"))?;
+    let list_path = paths.revocation();
+    let (mut serials, number) = match std::fs::read(&list_path) {
+        Ok(bytes) => {
+            let old = Revocation::parse(&bytes, &node).with_context(|| {
+                format!("{} is not this CA's revocation list", list_path.display())
+            })?;
+            (old.serials().to_vec(), old.number())
+        }
+        Err(_) => (Vec::new(), 0),
+    };
+    let serial = node.serial();
+    if serials.contains(&serial) {
+        bail!(
+            "node {id}'s certificate is revoked already ({})",
+            list_path.display()
+        );
+    }
+    serials.push(serial);
+    let list = ca.revoke(&serials, number + 1)?;
+    std::fs::write(&list_path, list.to_pem())
+        .with_context(|| format!("cannot write {}", list_path.display()))?;
+    println!(
+        "revocation list {} ({} certificates) in {}: give it to any member \
+         (quorate revoke --dir DIR {}) and it spreads to all",
+        list.number(),
+        serials.len(),
+        list_path.display(),
+        list_path.display()
     );
     Ok(())
 }

@@ -224,6 +224,11 @@ impl Paths {
     pub fn ca_cert(&self) -> PathBuf {
         self.0.join("ca.pem")
     }
+    /// The cluster's revocation list (`quorate cert revoke` writes it; a node reads it
+    /// at start and on SIGHUP).
+    pub fn revocation(&self) -> PathBuf {
+        self.0.join("revoked.crl")
+    }
     /// The CA's key, apart from what any node needs (`DIR/ca/`).
     pub fn ca_key(&self) -> PathBuf {
         self.0.join("ca").join("ca.key")

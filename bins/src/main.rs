@@ -43,6 +43,9 @@ enum Cmd {
     Status(status::QueryArgs),
     /// Print a group's leader and term as a running node sees it ("none" without one).
     Leader(status::GroupArgs),
+    /// Give a running node a revocation list (from `quorate cert revoke`): it refuses
+    /// the revoked certificates and sends the list to every member.
+    Revoke(status::RevokeArgs),
     /// List every group a running node knows, with leader, members and candidates.
     Groups(status::QueryArgs),
     /// List a group's members and their capabilities.
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Cmd::Node(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
         Cmd::Status(a) => runtime().and_then(|rt| rt.block_on(status::status(a))),
         Cmd::Leader(a) => runtime().and_then(|rt| rt.block_on(status::leader(a))),
+        Cmd::Revoke(a) => runtime().and_then(|rt| rt.block_on(status::revoke(a))),
         Cmd::Groups(a) => runtime().and_then(|rt| rt.block_on(status::groups(a))),
         Cmd::Members(a) => runtime().and_then(|rt| rt.block_on(status::members(a))),
         Cmd::Watch(a) => runtime().and_then(|rt| rt.block_on(watch::run(a))),

@@ -300,6 +300,7 @@ async fn serve(
 ) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
+    apply_revocation(node, out, dir).await;
     let mut stats_tick = tokio::time::interval(Duration::from_secs(stats_every.max(1)));
     stats_tick.tick().await;
     loop {
@@ -329,7 +330,30 @@ async fn serve(
             _ = stats_tick.tick(), if stats_every > 0 => out.stats(node).await,
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
-            _ = hup.recv() => reload(node, out, dir).await,
+            _ = hup.recv() => {
+                reload(node, out, dir).await;
+                apply_revocation(node, out, dir).await;
+            }
+        }
+    }
+}
+
+/// Puts the revocation list in `dir` (revoked.crl) in force if there is one, and says
+/// how it went (`revocation_applied` with its number, or `revocation_refused`).
+async fn apply_revocation(node: &Node, out: &mut Output, dir: &std::path::Path) {
+    let Ok(list) = std::fs::read(Paths(dir.to_owned()).revocation()) else {
+        return;
+    };
+    let mut f = Map::new();
+    match node.apply_revocation(&list).await {
+        Ok(a) => {
+            f.insert("number".into(), json!(a.number));
+            f.insert("fresh".into(), json!(a.fresh));
+            out.line("revocation_applied", f);
+        }
+        Err(e) => {
+            f.insert("reason".into(), json!(e.to_string()));
+            out.line("revocation_refused", f);
         }
     }
 }

@@ -120,6 +120,48 @@ pub async fn members(a: GroupArgs) -> Result<()> {
     out(&o)
 }
 
+/// Arguments of `quorate revoke`.
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    /// The revocation list (`quorate cert revoke` writes DIR/revoked.crl).
+    #[arg(value_parser = crate::parse_dir)]
+    file: PathBuf,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+/// `quorate revoke FILE`: gives a running node the revocation list; it puts it in
+/// force and sends it to every member.
+pub async fn revoke(a: RevokeArgs) -> Result<()> {
+    let list =
+        std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let (file, identity, targets) = targets(&a.query)?;
+    let cluster = &file.cluster_name;
+    let (node, applied) = first_answer(targets, a.query.timeout, |addr| {
+        quorate::send_revocation(&identity, addr, cluster, list.clone())
+    })
+    .await
+    .context("no node took the revocation list")?;
+    let mut o = String::new();
+    if a.query.json {
+        let v = serde_json::json!({"node": node, "number": applied.number, "fresh": applied.fresh});
+        writeln!(o, "{v}")?;
+    } else if applied.fresh {
+        writeln!(
+            o,
+            "node {node} applied revocation list {} and sends it to every member",
+            applied.number
+        )?;
+    } else {
+        writeln!(
+            o,
+            "node {node} holds revocation list {} already (as new or newer)",
+            applied.number
+        )?;
+    }
+    out(&o)
+}
+
 /// The cluster file, the client identity, and the nodes to ask in order.
 fn targets(a: &QueryArgs) -> Result<(ClusterFile, Identity, Vec<NodeEntry>)> {
     let file = ClusterFile::load(&a.dir)?;

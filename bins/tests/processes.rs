@@ -548,3 +548,64 @@ fn certificates_last_the_days_asked_and_a_node_warns_ahead_of_expiry() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// `quorate cert revoke` makes a list that `quorate revoke` gives one running node:
+/// every member then holds the revoked node failed. A list from another cluster's CA
+/// is refused, naming why.
+#[test]
+fn a_revoked_node_is_failed_by_every_member_and_a_foreign_list_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    init(&dir, 3, free_base(3), &[]);
+    let (tx, rx) = mpsc::channel();
+    let _procs: Vec<Proc> = (1..=3).map(|id| spawn(&dir, id, &[], tx.clone())).collect();
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "the three to converge", |log| {
+        (1..=3).all(|n| {
+            (1..=3)
+                .filter(|m| *m != n)
+                .all(|m| seen(log, n, "member_joined", m))
+        })
+    });
+    let d = dir.to_str().unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Another cluster's list is refused by the node it is given to.
+    let other = tmp.path().join("other");
+    init(&other, 3, free_base(3), &[]);
+    let o = other.to_str().unwrap();
+    let (ok, _, err) = cli(&["cert", "revoke", "--dir", o, "--id", "1"]);
+    assert!(ok, "{err}");
+    let foreign = other.join("revoked.crl");
+    let f = foreign.to_str().unwrap();
+    let (ok, _, err) = cli(&["revoke", f, "--dir", d, "--node", "1"]);
+    assert!(
+        !ok && err.contains("not signed by this cluster's CA"),
+        "{err}"
+    );
+
+    let (ok, _, err) = cli(&["cert", "revoke", "--dir", d, "--id", "3"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["cert", "revoke", "--dir", d, "--id", "3"]);
+    assert!(!ok && err.contains("revoked already"), "{err}");
+    let list = dir.join("revoked.crl");
+    let l = list.to_str().unwrap();
+    let (ok, out, err) = cli(&["revoke", l, "--dir", d, "--node", "1", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&v["number"], &v["fresh"]),
+        (&1.into(), &true.into()),
+        "{v}"
+    );
+    wait_for(&rx, &mut log, "nodes 1 and 2 to fail node 3", |log| {
+        seen(log, 1, "member_failed", 3) && seen(log, 2, "member_failed", 3)
+    });
+}

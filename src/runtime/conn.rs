@@ -36,6 +36,8 @@ pub(crate) mod code {
     pub const BUSY: VarInt = VarInt::from_u32(6);
     /// A client connection reached its lifetime.
     pub const EXPIRED: VarInt = VarInt::from_u32(7);
+    /// The peer's certificate was revoked.
+    pub const REVOKED: VarInt = VarInt::from_u32(8);
 }
 
 /// The canonical form of a peer address (IPv4-mapped IPv6 becomes IPv4).
@@ -81,6 +83,10 @@ async fn accept_one(incoming: Incoming, handshake_slot: OwnedSemaphorePermit, sh
             return;
         }
     };
+    if super::revoke::revoked(&conn, &shared) {
+        inc(&shared.counters.handshakes_refused);
+        return conn.close(code::REVOKED, b"certificate revoked");
+    }
     match peer_of(&conn) {
         Some(PeerKind::Node(id)) if id != shared.me => {
             let open = shared.counters.open_connections.load(Ordering::Relaxed);
@@ -199,6 +205,10 @@ pub(crate) async fn dial(
         })
     };
     let outcome = match timeout(shared.timings.handshake, handshake).await {
+        Ok(Ok(conn)) if super::revoke::revoked(&conn, &shared) => {
+            conn.close(code::REVOKED, b"certificate revoked");
+            Err("the peer's certificate is revoked".to_owned())
+        }
         Ok(Ok(conn)) => match peer_of(&conn) {
             Some(PeerKind::Node(id)) if id != shared.me && expect.map_or(true, |e| e == id) => {
                 shared.refusals.clear(to);

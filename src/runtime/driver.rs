@@ -78,6 +78,11 @@ pub(crate) enum Command {
         client: Box<quinn::ClientConfig>,
         reply: oneshot::Sender<()>,
     },
+    /// Close every connection whose peer certificate `rev` revokes; replies how many.
+    CloseRevoked {
+        rev: super::revocation::Revocation,
+        reply: oneshot::Sender<usize>,
+    },
     /// Publish a leadership of `group` at `term` that no voter granted (a lying
     /// member, for tests of what the others make of it).
     ClaimLeadershipUnsafe {
@@ -291,6 +296,9 @@ impl Driver {
             } => {
                 self.transport.reload_tls(*server, *client);
                 let _ = reply.send(());
+            }
+            Command::CloseRevoked { rev, reply } => {
+                let _ = reply.send(self.transport.close_revoked(&rev));
             }
             Command::ClaimLeadershipUnsafe { group, term, reply } => {
                 self.engine.claim_leadership_unsafe(now, &group, term);

@@ -46,6 +46,29 @@ impl Commands {
         rx.await.map_err(|_| Stopped)
     }
 
+    /// Has the driver present and check with these TLS configs from now on.
+    pub async fn reload_tls(
+        &self,
+        server: quinn::ServerConfig,
+        client: quinn::ClientConfig,
+    ) -> Result<(), Stopped> {
+        let (server, client) = (Box::new(server), Box::new(client));
+        self.ask(|reply| Command::ReloadTls {
+            server,
+            client,
+            reply,
+        })
+        .await
+    }
+
+    /// Has the driver close every connection whose peer certificate `rev` revokes.
+    pub async fn close_revoked(
+        &self,
+        rev: super::revocation::Revocation,
+    ) -> Result<usize, Stopped> {
+        self.ask(|reply| Command::CloseRevoked { rev, reply }).await
+    }
+
     /// A read-your-writes barrier with a quorum of voters.
     pub async fn barrier(&self) -> Result<Result<(), BarrierError>, Stopped> {
         self.ask(|reply| Command::Barrier { reply }).await
@@ -200,6 +223,10 @@ impl RuntimeHandle {
         &self,
         identity: &super::identity::Identity,
     ) -> Result<Result<(), super::identity::IdentityError>, Stopped> {
+        // A renewed certificate keeps the revocation list in force.
+        let _one_at_a_time = self.shared.revoking.lock().await;
+        let kept = self.shared.current_identity().revocation().cloned();
+        let identity = &identity.with_revocation(kept);
         let (cfg, max_handshakes) = &self.tls;
         let built = super::transport::server_config(identity, cfg, *max_handshakes)
             .and_then(|s| Ok((s, super::transport::client_config(identity, cfg)?)));
@@ -207,18 +234,20 @@ impl RuntimeHandle {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
-        let (server, client) = (Box::new(server), Box::new(client));
-        self.cmds
-            .ask(|reply| Command::ReloadTls {
-                server,
-                client,
-                reply,
-            })
-            .await?;
+        self.cmds.reload_tls(server, client).await?;
+        self.shared.set_identity(identity.clone());
         self.shared.own_expiry.set(identity.not_after());
         let now = (std::time::SystemTime::now(), std::time::Instant::now());
         self.shared.own_expiry.check(now.0, now.1);
         Ok(Ok(()))
+    }
+
+    /// Checks and puts in force a revocation list, and sends it to every member.
+    pub async fn apply_revocation(
+        &self,
+        bytes: &[u8],
+    ) -> Result<super::revocation::RevocationApplied, super::revocation::RevocationError> {
+        super::revoke::apply(&self.shared, bytes, super::revoke::Source::Origin).await
     }
 
     /// The last certificate refusal of each seed that has one.

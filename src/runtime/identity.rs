@@ -263,6 +263,11 @@ impl ClusterCa {
         self
     }
 
+    /// The CA certificate and key, to sign with.
+    pub(crate) fn parts(&self) -> (&CertificateDer<'static>, &KeyPair) {
+        (&self.cert, &self.key)
+    }
+
     /// Loads a CA from its PEM certificate and PEM private key.
     pub fn load(cert_pem: &Path, key_pem: &Path) -> Result<ClusterCa, IdentityError> {
         let cert = read_certs(cert_pem)?.remove(0);
@@ -391,6 +396,7 @@ impl ClusterCa {
             key: Arc::new(key_der),
             ca: self.cert.clone(),
             kind,
+            revocation: None,
         })
     }
 }
@@ -403,6 +409,8 @@ pub struct Identity {
     key: Arc<PrivateKeyDer<'static>>,
     ca: CertificateDer<'static>,
     kind: PeerKind,
+    /// The newest revocation list this identity's handshakes check peers against.
+    revocation: Option<super::revocation::Revocation>,
 }
 
 impl fmt::Debug for Identity {
@@ -441,6 +449,7 @@ impl Identity {
             key: Arc::new(key),
             ca,
             kind,
+            revocation: None,
         };
         let now = SystemTime::now();
         let (not_before, not_after) = identity.validity();
@@ -481,6 +490,28 @@ impl Identity {
             pem_encode(label, self.key.secret_der()).as_bytes(),
             true,
         )
+    }
+
+    /// The certificate's serial number (the DER integer's bytes): what a revocation
+    /// list names ([`ClusterCa::revoke`]).
+    pub fn serial(&self) -> Vec<u8> {
+        match x509_parser::parse_x509_certificate(&self.chain[0]) {
+            Ok((_, x509)) => x509.tbs_certificate.raw_serial().to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// This identity, checking peers against `revocation` in its handshakes.
+    pub(crate) fn with_revocation(&self, revocation: Option<super::revocation::Revocation>) -> Identity {
+        Identity {
+            revocation,
+            ..self.clone()
+        }
+    }
+
+    /// The revocation list its handshakes check peers against.
+    pub(crate) fn revocation(&self) -> Option<&super::revocation::Revocation> {
+        self.revocation.as_ref()
     }
 
     /// When the certificate's validity begins.
@@ -555,7 +586,7 @@ impl Identity {
 }
 
 /// `t` as a certificate time (whole seconds since the epoch).
-fn asn1_time(t: SystemTime) -> Result<x509_parser::time::ASN1Time, IdentityError> {
+pub(crate) fn asn1_time(t: SystemTime) -> Result<x509_parser::time::ASN1Time, IdentityError> {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     x509_parser::time::ASN1Time::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
         .map_err(|e| IdentityError::Generate(format!("time out of range: {e}")))
@@ -596,7 +627,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError
     Ok(certs)
 }
 
-fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
     for chunk in der.chunks(3) {

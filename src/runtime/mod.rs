@@ -27,6 +27,8 @@ pub(crate) mod handle;
 mod metrics;
 pub mod identity;
 pub(crate) mod pool;
+pub mod revocation;
+pub(crate) mod revoke;
 pub(crate) mod shared;
 mod start;
 pub(crate) mod status;
@@ -42,7 +44,7 @@ pub use shared::TransportStats;
 pub(crate) use start::{start, start_with_socket};
 pub use start::{NodeConfig, StartError};
 pub use status::{
-    query_confirmed_leader, query_status, GroupMember, GroupStatus, MemberStatus, StatusError,
+    query_confirmed_leader, query_status, send_revocation, GroupMember, GroupStatus, MemberStatus, StatusError,
     StatusReport,
 };
 pub use tls::{client_crypto, peer_of, ALPN};

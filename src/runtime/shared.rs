@@ -169,6 +169,10 @@ counters! {
         /// Times the application watchdog expired (`NodeConfig::heartbeat_timeout`):
         /// the node left its groups and resigned its leaderships and locks.
         watchdog_expiries: Counter,
+        /// Revocation lists put in force (newer than the one held).
+        revocations_applied: Counter,
+        /// Revocation lists refused: not signed by the cluster CA, or malformed.
+        revocations_refused: Counter,
     }
 }
 
@@ -209,6 +213,26 @@ pub(crate) struct Shared {
     pub own_expiry: super::validity::OwnExpiry,
     /// The last certificate refusal per peer address.
     pub refusals: super::validity::Refusals,
+    /// The identity the node's handshakes use now (with its revocation list).
+    pub identity: std::sync::Mutex<super::identity::Identity>,
+    /// Held while a revocation list is applied, one at a time.
+    pub revoking: tokio::sync::Mutex<()>,
+    /// What TLS configs are built with: the protocol config and the handshake bound.
+    pub tls_params: (crate::config::Config, usize),
+    /// The node's data directory, if it has one.
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl Shared {
+    /// The identity the node's handshakes use now.
+    pub fn current_identity(&self) -> super::identity::Identity {
+        self.identity.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the identity the driver was just given.
+    pub fn set_identity(&self, identity: super::identity::Identity) {
+        *self.identity.lock().unwrap_or_else(|e| e.into_inner()) = identity;
+    }
 }
 
 /// The bounds on incoming connections (see their fields in [`super::NodeConfig`]).
@@ -292,7 +316,7 @@ mod tests {
         add(&c.datagrams_out, 7);
         inc(&c.open_connections);
         let all: Vec<_> = c.snapshot().metrics().collect();
-        assert_eq!(all.len(), 17);
+        assert_eq!(all.len(), 19);
         let mut names = std::collections::HashSet::new();
         for m in &all {
             assert!(names.insert(m.name), "{} twice", m.name);

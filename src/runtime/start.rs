@@ -227,6 +227,8 @@ pub(crate) async fn start_with_socket(
             cert: cfg.identity.node_id(),
         });
     }
+    let mut cfg = cfg;
+    cfg.identity = with_kept_revocation(&cfg);
     let local = socket.local_addr().map_err(|source| StartError::Bind {
         addr: cfg.listen,
         source,
@@ -277,6 +279,27 @@ pub(crate) async fn start_with_socket(
         metrics,
     };
     Ok(spawn(cfg, parts))
+}
+
+/// The identity with the revocation list kept in the data directory, if there is a
+/// valid one (a list that does not check out is ignored, with a warning).
+fn with_kept_revocation(cfg: &NodeConfig) -> Identity {
+    let kept = cfg.data_dir.as_deref().and_then(super::revoke::kept);
+    let Some(bytes) = kept else {
+        return cfg.identity.clone();
+    };
+    match super::revocation::Revocation::parse(&bytes, &cfg.identity) {
+        Ok(rev) => {
+            if rev.revokes(&cfg.identity) {
+                tracing::warn!("this node's own certificate is revoked: members refuse it");
+            }
+            cfg.identity.with_revocation(Some(rev))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the kept revocation list is ignored");
+            cfg.identity.clone()
+        }
+    }
 }
 
 /// Binds the metrics endpoint's listener, if one is asked for.
@@ -362,6 +385,10 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
             .map(|t| Arc::new(super::watchdog::Watchdog::new(t))),
         own_expiry: OwnExpiry::new(cfg.identity.not_after(), cfg.cert_expiry_warning),
         refusals: Default::default(),
+        identity: std::sync::Mutex::new(cfg.identity.clone()),
+        revoking: tokio::sync::Mutex::new(()),
+        tls_params: (cfg.config.clone(), cfg.max_handshakes.max(1)),
+        data_dir: cfg.data_dir.clone(),
     });
     shared
         .own_expiry

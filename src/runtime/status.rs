@@ -30,8 +30,8 @@ use crate::wire::{Incarnation, NodeId, State};
 const STATUS_VERSION: u16 = 3;
 /// Version of the request form with an [`Ask`] (4: watches).
 const ASK_VERSION: u16 = 4;
-/// Largest request accepted.
-const MAX_REQUEST: usize = 1024;
+/// Largest request accepted: a revocation list and a little more.
+const MAX_REQUEST: usize = super::revocation::MAX_REVOCATION_BYTES + 1024;
 /// Largest report (or streamed frame) a client accepts.
 pub(super) const MAX_REPORT: usize = 256 << 20;
 /// Bound on a whole status query.
@@ -111,6 +111,9 @@ pub(super) enum Ask {
     Confirm(String),
     /// Every event from now on (only those of `group` when given), one frame each.
     Watch { group: Option<String> },
+    /// Put this revocation list (DER) in force; `origin`: send it on to every member
+    /// (a client's request), else it came from a member that does.
+    Revoke { crl: Vec<u8>, origin: bool },
 }
 
 /// The answers. The variant order is the encoding: add at the end.
@@ -125,6 +128,8 @@ pub(super) enum StatusResponse {
     Event(super::watch::WireWatched),
     /// A watch fell behind: this many events were lost.
     Lagged(u64),
+    /// A revocation list was taken: whether it was newer, and the number now held.
+    Revocation { fresh: bool, number: u64 },
 }
 
 /// One node's view of the cluster, as answered to a status query.
@@ -327,11 +332,12 @@ pub(crate) async fn serve(
 }
 
 /// The answer to a one-answer request: the report, or a leader the voters confirm.
-async fn respond(ask: Ask, shared: &Shared) -> StatusResponse {
+async fn respond(ask: Ask, shared: &Arc<Shared>) -> StatusResponse {
     let group = match ask {
         Ask::Report => return StatusResponse::Report(report(shared)),
         Ask::Confirm(group) => group,
         Ask::Watch { .. } => return StatusResponse::Refused("not a one-answer request".into()),
+        Ask::Revoke { crl, origin } => return revoke(shared, &crl, origin).await,
     };
     // A weak sender: a query in flight must not keep a stopping node's driver alive.
     let Some(tx) = shared.commands.upgrade() else {
@@ -342,6 +348,75 @@ async fn respond(ask: Ask, shared: &Shared) -> StatusResponse {
         Ok(Err(e)) => StatusResponse::Refused(e.to_string()),
         Err(_) => StatusResponse::Refused("the node is stopping".into()),
     }
+}
+
+/// Applies a revocation list sent by a client (`origin`) or a member.
+async fn revoke(shared: &Arc<Shared>, crl: &[u8], origin: bool) -> StatusResponse {
+    use super::revoke::{apply, Source};
+    let source = if origin { Source::Origin } else { Source::Peer };
+    match apply(shared, crl, source).await {
+        Ok(a) => StatusResponse::Revocation {
+            fresh: a.fresh,
+            number: a.number,
+        },
+        Err(e) => StatusResponse::Refused(e.to_string()),
+    }
+}
+
+/// Gives the node at `addr` a revocation list (PEM or DER) to put in force and send
+/// to every member (`quorate revoke`), as `identity`. Returns what the node did:
+/// whether the list was newer than its own, and the number it holds now. Fails as
+/// [`query_status`] does, and with [`StatusError::Refused`] when the node refused the
+/// list (not signed by the cluster CA, malformed), naming why.
+pub async fn send_revocation(
+    identity: &Identity,
+    addr: SocketAddr,
+    cluster_name: &str,
+    crl: Vec<u8>,
+) -> Result<super::revocation::RevocationApplied, StatusError> {
+    let ask = Ask::Revoke { crl, origin: true };
+    let opened = ask_stream(identity, addr, cluster_name, ask, QUERY_TIMEOUT).await?;
+    opened.conn.close(0u32.into(), b"done");
+    opened.endpoint.close(0u32.into(), b"done");
+    match opened.first {
+        StatusResponse::Revocation { fresh, number } => {
+            Ok(super::revocation::RevocationApplied { fresh, number })
+        }
+        _ => Err(StatusError::Protocol {
+            addr,
+            reason: "answered another question".into(),
+        }),
+    }
+}
+
+/// Offers a revocation list (DER) to the member at the other end of `conn`, on a
+/// stream of that connection; the member sends it on no further.
+pub(super) async fn offer_revocation(
+    conn: &quinn::Connection,
+    cluster: &str,
+    crl: &[u8],
+) -> Result<(), String> {
+    let req = RequestV4 {
+        version: ASK_VERSION,
+        cluster: cluster.to_owned(),
+        ask: Ask::Revoke {
+            crl: crl.to_vec(),
+            origin: false,
+        },
+    };
+    let bytes = postcard::to_stdvec(&req).map_err(|e| e.to_string())?;
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        write_frame(&mut send, &bytes).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        read_frame(&mut recv, 1024)
+            .await
+            .map_err(|e| e.to_string())
+            .map(|_| ())
+    };
+    tokio::time::timeout(QUERY_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
 }
 
 /// Asks the node at `addr` for its view of cluster `cluster_name`, as `identity` (a

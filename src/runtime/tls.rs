@@ -30,11 +30,20 @@ fn roots(identity: &Identity) -> Result<Arc<RootCertStore>, IdentityError> {
     Ok(Arc::new(roots))
 }
 
-/// The verifier of peers' client certificates: the chain must lead to the cluster CA.
+/// The revocation lists to check peers against (the identity's, if any).
+fn crls(identity: &Identity) -> Vec<rustls::pki_types::CertificateRevocationListDer<'static>> {
+    identity.revocation().map(|r| r.rustls_der()).into_iter().collect()
+}
+
+/// The verifier of peers' client certificates: the chain must lead to the cluster CA,
+/// and the certificate must not be on the revocation list.
 pub(crate) fn client_verifier(
     identity: &Identity,
 ) -> Result<Arc<dyn ClientCertVerifier>, IdentityError> {
     WebPkiClientVerifier::builder_with_provider(roots(identity)?, provider())
+        .with_crls(crls(identity))
+        .only_check_end_entity_revocation()
+        .allow_unknown_revocation_status()
         .build()
         .map_err(tls_err)
 }
@@ -56,6 +65,9 @@ pub(crate) fn server_crypto(identity: &Identity) -> Result<QuicServerConfig, Ide
 /// seed); our own certificate is presented.
 pub fn client_crypto(identity: &Identity) -> Result<QuicClientConfig, IdentityError> {
     let verifier = WebPkiServerVerifier::builder_with_provider(roots(identity)?, provider())
+        .with_crls(crls(identity))
+        .only_check_end_entity_revocation()
+        .allow_unknown_revocation_status()
         .build()
         .map_err(tls_err)?;
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
@@ -75,4 +87,12 @@ pub fn peer_of(conn: &quinn::Connection) -> Option<PeerKind> {
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .ok()?;
     peer_kind(certs.first()?)
+}
+
+/// The serial number of the certificate the peer of `conn` presented.
+pub(crate) fn peer_serial(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    let any = conn.peer_identity()?;
+    let certs = any.downcast_ref::<Vec<rustls::pki_types::CertificateDer<'static>>>()?;
+    let (_, x509) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
+    Some(x509.tbs_certificate.raw_serial().to_vec())
 }

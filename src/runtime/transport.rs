@@ -181,6 +181,7 @@ impl Transport {
             } => {
                 let addr = conn::canonical(conn.remote_address());
                 conn::spawn_readers(conn.clone(), addr, peer, self.shared.clone());
+                super::revoke::offer(&conn, &self.shared);
                 let link = Link {
                     id: conn.stable_id(),
                     conn,
@@ -244,6 +245,18 @@ impl Transport {
             }
         }
         tracing::trace!(peer = %c.remote_address(), ?why, "closed a connection");
+    }
+
+    /// Closes every connection whose peer certificate `rev` revokes; returns how many.
+    pub fn close_revoked(&self, rev: &super::revocation::Revocation) -> usize {
+        let mut closed = 0;
+        for c in self.pool.all() {
+            if super::tls::peer_serial(c).is_some_and(|s| rev.revokes_serial(&s)) {
+                conn::close(c, code::REVOKED, "certificate revoked");
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Whether reliable sends or dials are still under way.

@@ -105,6 +105,11 @@ pub(crate) fn certificate_refusal(e: &ConnectionError) -> Option<String> {
             let alert = u64::from(c.error_code) & 0xff;
             Some(format!("the peer refused this node's certificate: {}", alert_name(alert)))
         }
+        // The peer found this node's certificate on its revocation list only once the
+        // handshake was done (it began before the list was in force).
+        ConnectionError::ApplicationClosed(c) if c.error_code == super::conn::code::REVOKED => {
+            Some("the peer refused this node's certificate: certificate revoked".into())
+        }
         _ => None,
     }
 }

@@ -582,6 +582,8 @@ impl Election {
             .map(|(g, _)| g.clone())
             .collect();
         for g in due {
+            // One span per election round or renewal step of a group, for tracing.
+            let _round = tracing::debug_span!("election_round", group = %g).entered();
             self.own_voters_term(&g);
             if let Some(c) = self.campaigns.get_mut(&g) {
                 let actions = c.on_timer(now);

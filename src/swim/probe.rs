@@ -72,6 +72,8 @@ impl Swim {
         };
         let (target, addr) = (t.id, t.addr);
         let seq = self.next_seq();
+        // One span per probe round (its timeout and indirect probes log under their own).
+        let _round = tracing::debug_span!("probe_round", target = target.0, seq).entered();
         // Buddy system: a suspect learns of its suspicion from the probe itself.
         let buddy = match t.suspect {
             Some(incarnation) if self.cfg.lifeguard => vec![Update::Suspect {

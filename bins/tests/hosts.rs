@@ -20,9 +20,15 @@
 //! 5. heal: every node sees every other alive again (`quorate status` on every host
 //!    agrees) and all name one leader, which the voters confirm;
 //! 6. `quorate cert issue --id 6 --addr h6:7101` makes a bundle for a sixth host, whose
-//!    node joins, is seen by all and learns the leader.
-//!
-//! Revocation (`quorate cert revoke`, not there yet) is to be appended as step 7.
+//!    node joins, is seen by all and learns the leader;
+//! 7. revocation: with one node away (a non-voter, killed), `quorate cert revoke --id 6`
+//!    and `quorate revoke DIR/revoked.crl`, given to one node from its host: every
+//!    other node reports node 6 failed; the node away, started again, gets the list
+//!    from the members it reconnects with (it keeps it in its data directory); node 6,
+//!    started again from its bundle (the same certificate), is refused by each of its
+//!    seeds (its stderr says `certificate revoked`) and no node sees it come back;
+//!    `quorate status` lists it failed on every host that knew it (and nowhere alive),
+//!    and the others name one leader, which the voters confirm.
 //!
 //! It needs root (namespaces, veth pairs, bridges) and `ip` (iproute2); without them it
 //! fails saying so. Run it alone with `cargo test -p quorate-cli --test hosts --
@@ -146,6 +152,15 @@ impl Log {
             of.iter()
                 .all(|&m| matches!(self.last_seen(n, m), Some((Seen::Gone, _))))
         })
+    }
+
+    /// Whether host `n`'s node reported member `m` failed at or after position `after`,
+    /// and has not reported it otherwise since.
+    fn failed_since(&self, n: usize, m: usize, after: usize) -> bool {
+        let failed = self
+            .of(n)
+            .any(|(i, v)| i >= after && v["event"] == "member_failed" && v["member"] == m as u64);
+        failed && matches!(self.last_seen(n, m), Some((Seen::Gone, _)))
     }
 
     /// The group's leader and term in host `n`'s node's latest `leader_changed`.
@@ -323,6 +338,56 @@ impl Hosts {
     /// As [`Hosts::wait`], for a condition.
     fn wait_until(&mut self, what: &str, done: impl Fn(&Log) -> bool) {
         self.wait(what, |log| done(log).then_some(()));
+    }
+
+    /// Takes the lines printed so far.
+    fn drain(&mut self) {
+        while let Ok(v) = self.rx.try_recv() {
+            self.log.events.push(v);
+        }
+    }
+
+    /// What host `k`'s node (the process running now) wrote to stderr so far.
+    fn stderr_of(&self, k: usize) -> String {
+        let serial = self.log.current[&k];
+        std::fs::read_to_string(&self.procs[serial].stderr).unwrap_or_default()
+    }
+
+    /// Looks (every 200 ms, taking the lines printed meanwhile) until `done` holds of
+    /// the hosts, failing after [`DEADLINE`]: for what shows outside the JSON lines
+    /// (stderr, files).
+    fn poll_until(&mut self, what: &str, done: impl Fn(&Hosts) -> bool) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            self.drain();
+            if done(self) {
+                self.note(what);
+                return;
+            }
+            if Instant::now() >= end {
+                self.fail(&format!("timed out waiting for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every line from position `from` on in which a node on a host other than `k`
+    /// reported member `k` up (joined, alive or updated).
+    fn seen_up(&mut self, k: usize, from: usize) -> Vec<Value> {
+        self.drain();
+        self.log.events[from..]
+            .iter()
+            .filter(|v| {
+                let by = v["proc"].as_u64().map(|p| self.procs[p as usize].host);
+                by != Some(k)
+                    && v["member"] == k as u64
+                    && matches!(
+                        v["event"].as_str(),
+                        Some("member_joined" | "member_alive" | "member_updated")
+                    )
+            })
+            .cloned()
+            .collect()
     }
 
     fn fail(&mut self, why: &str) -> ! {
@@ -678,9 +743,169 @@ fn five_hosts_elect_fail_over_split_heal_and_grow() {
     c.status_all_alive(six, six, &grown);
     c.status_all_alive(1, 1, &grown);
 
-    // 7. Revocation goes here once `quorate cert revoke` exists: revoke a node's
-    // certificate, then check that the others refuse it (it is no longer seen alive, its
-    // reconnection fails) while the rest of the cluster keeps its leader.
+    // 7. Revocation of the sixth node's certificate, while one node is away: a
+    // non-voter that does not lead, killed (the others report it failed).
+    let away = [5, 4]
+        .into_iter()
+        .find(|&k| k as u64 != now.0)
+        .expect("a non-voter that does not lead");
+    c.kill(away);
+    let present: Vec<usize> = grown.iter().copied().filter(|&k| k != away).collect();
+    c.wait_until("the others to report the node away failed", |log| {
+        log.all_gone(&present, &[away])
+    });
+    // The operator makes the list where the CA key is, and gives it to one node, from
+    // that node's host; the node puts it in force and sends it to every member.
+    c.operator(&["cert", "revoke", "--dir", &dir, "--id", &six.to_string()]);
+    let crl = c.dir.join("revoked.crl");
+    let list = std::fs::read(&crl).expect("quorate cert revoke writes DIR/revoked.crl");
+    c.drain();
+    let revoked = c.log.events.len();
+    let giver = VOTERS[0];
+    let given = giver.to_string();
+    let revoke_args = ["revoke", crl.to_str().unwrap(), "--node", &given];
+    let revoked_at = now_ms();
+    let answer = match c.ask(giver, &revoke_args) {
+        Ok(v) => v,
+        Err(e) => c.fail(&format!("`quorate {revoke_args:?}` on host {giver}: {e}")),
+    };
+    assert_eq!(
+        answer,
+        serde_json::json!({ "node": giver, "number": 1, "fresh": true }),
+        "`quorate {revoke_args:?}` on host {giver}"
+    );
+    c.note(&format!(
+        "revoked node {six}'s certificate (list 1, given to node {giver})"
+    ));
+    // Every other node reports the revoked node failed.
+    let stay: Vec<usize> = present.iter().copied().filter(|&k| k != six).collect();
+    c.wait_until(
+        "every other node to report the revoked node failed",
+        |log| stay.iter().all(|&n| log.failed_since(n, six, revoked)),
+    );
+    let last_failed = stay
+        .iter()
+        .filter_map(|&n| {
+            c.log
+                .of(n)
+                .filter(|(i, v)| {
+                    *i >= revoked && v["event"] == "member_failed" && v["member"] == six as u64
+                })
+                .map(|(_, v)| num(v, "ts_ms"))
+                .next()
+        })
+        .max()
+        .unwrap();
+    c.note(&format!(
+        "nodes {stay:?} all reported node {six} failed within {} ms of the revocation",
+        last_failed.saturating_sub(revoked_at)
+    ));
+
+    // The node away, started again, gets the list from the members it reconnects with.
+    // (The revoked node is not running meanwhile: until the node away has the list, it
+    // would take the revoked node's handshakes.)
+    c.kill(six);
+    let back = c.log.events.len();
+    c.start(away, CANDIDATES.contains(&away));
+    let rest: Vec<usize> = (1..=NODES).collect();
+    c.wait_until("the node away to rejoin", |log| {
+        log.converged(&rest, &[away], back)
+    });
+    let kept = c
+        .bundle(away)
+        .join("data")
+        .join(format!("node-{away}"))
+        .join("revoked.crl");
+    c.poll_until(
+        "the node away to get the list from the members and keep it",
+        |c| {
+            c.stderr_of(away).contains("revocation list applied")
+                && std::fs::read(&kept).is_ok_and(|kept| kept == list)
+        },
+    );
+
+    // The revoked node, started again from its bundle (the same certificate), is
+    // refused by each of its seeds, with the reason...
+    let toml = std::fs::read_to_string(c.bundle(six).join("cluster.toml")).unwrap();
+    let toml: toml::Value = toml::from_str(&toml).unwrap();
+    let seeds: Vec<String> = (1..=NODES)
+        .filter(|&k| {
+            let seed = format!("{}:{PORT}", netns::host(k));
+            toml["seeds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s.as_str() == Some(&seed))
+        })
+        .map(|k| format!("{}:{PORT}", netns::addr(k)))
+        .collect();
+    assert!(!seeds.is_empty(), "no seeds in {toml}");
+    c.start(six, false);
+    c.poll_until("the revoked node to be refused by every seed", |c| {
+        let err = c.stderr_of(six);
+        seeds.iter().all(|seed| {
+            err.lines().any(|l| {
+                l.contains("handshake failed")
+                    && l.contains("certificate revoked")
+                    && l.contains(seed.as_str())
+            })
+        })
+    });
+    // ... every node that knew it lists it failed in its status, the others alive (the
+    // node away, which never saw it, need not list it, but not alive)...
+    for n in 1..=NODES {
+        let id = n.to_string();
+        let report = c.ask_until(n, &["status", "--node", &id], |v| {
+            let Some(list) = v["members"].as_array() else {
+                return false;
+            };
+            rest.iter().all(|&m| {
+                list.iter()
+                    .any(|x| x["id"] == m as u64 && x["state"] == "alive")
+            })
+        });
+        let state = report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == six as u64)
+            .map(|x| &x["state"]);
+        assert!(
+            match n == away {
+                true => !state.is_some_and(|s| s == "alive"),
+                false => state.is_some_and(|s| s == "failed"),
+            },
+            "node {n} on host {n} does not list the revoked node {six} failed: {report}"
+        );
+    }
+    // The five name one leader, which the voters confirm...
+    let (leader, term) = c.wait("the five to name one leader after the revocation", |log| {
+        log.successor(&rest, 0, now.1 - 1)
+    });
+    c.confirm(giver, giver, leader, term);
+    c.note(&format!(
+        "node {leader} leads with term {term} (before the revocation: node {} term {})",
+        now.0, now.1
+    ));
+    // ... and no node saw the revoked one come back since the revocation, while it was
+    // refused by every seed and all the while since.
+    let up = c.seen_up(six, revoked);
+    if !up.is_empty() {
+        c.fail(&format!(
+            "node {six} was seen again after its revocation: {up:?}"
+        ));
+    }
+    let err = c.stderr_of(six);
+    let refused_by: Vec<usize> = (1..=NODES)
+        .filter(|&k| {
+            let peer = format!("{}:{PORT}", netns::addr(k));
+            err.lines()
+                .any(|l| l.contains("certificate revoked") && l.contains(&peer))
+        })
+        .collect();
+    c.note(&format!(
+        "node {six}, started again, was refused by nodes {refused_by:?} and seen by none"
+    ));
 
     let prefix = c.net.prefix().to_owned();
     drop(c);

@@ -139,24 +139,24 @@ fn check_campaigns(campaigns: &[String], file: &ClusterFile) -> Result<()> {
     Ok(())
 }
 
-/// The seeds' addresses now. A seed whose name does not resolve is skipped with a
-/// warning (the others may answer); none resolving is an error naming them.
-fn resolve_seeds(seeds: &[HostPort]) -> Result<Vec<SocketAddr>> {
-    let mut out = Vec::new();
-    let mut failed = Vec::new();
+/// The seeds: IP addresses as written, and host names for the node to resolve (at
+/// start, and again while it needs them: `NodeConfig::seed_names`). A name that does
+/// not resolve now is named in a warning; it is tried again.
+fn split_seeds(seeds: &[HostPort]) -> (Vec<SocketAddr>, Vec<String>) {
+    let mut addrs = Vec::new();
+    let mut names = Vec::new();
     for s in seeds {
-        match s.resolve() {
-            Ok(a) => out.push(a),
-            Err(e) => {
-                eprintln!("warning: seed {s}: {e:#}");
-                failed.push(s.to_string());
+        match s.to_string().parse::<SocketAddr>() {
+            Ok(a) => addrs.push(a),
+            Err(_) => {
+                if let Err(e) = s.resolve() {
+                    eprintln!("warning: seed {s}: {e:#} (tried again until the node joins)");
+                }
+                names.push(s.to_string());
             }
         }
     }
-    if out.is_empty() && !failed.is_empty() {
-        anyhow::bail!("no seed resolves: {}", failed.join(", "));
-    }
-    Ok(out)
+    (addrs, names)
 }
 
 /// The library's configuration of the node `a` describes.
@@ -177,7 +177,7 @@ pub fn node_config(a: &NodeOpts, file: &ClusterFile) -> Result<NodeConfig> {
         true => &file.seeds,
         false => &a.seeds,
     };
-    nc.seeds = resolve_seeds(seeds)?;
+    (nc.seeds, nc.seed_names) = split_seeds(seeds);
     nc.config = cfg;
     nc.metadata = a.meta.clone().into_bytes();
     nc.data_dir = Some(

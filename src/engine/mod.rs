@@ -285,6 +285,13 @@ impl Engine {
         self.pump(now);
     }
 
+    /// Replaces the seeds the node joins through (while it has not joined) and retries
+    /// when alone, without leaving or rejoining.
+    pub fn set_seeds(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        self.swim.set_seeds(seeds);
+        self.pump(now);
+    }
+
     /// Leaves gracefully: resigns every candidacy (a leader steps down and releases its
     /// voters first), then announces the departure. Drain transmits before stopping.
     pub fn leave(&mut self, now: Instant) {

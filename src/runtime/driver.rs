@@ -78,6 +78,8 @@ pub(crate) enum Command {
         client: Box<quinn::ClientConfig>,
         reply: oneshot::Sender<()>,
     },
+    /// Join (and rejoin when alone) through these seeds from now on.
+    SetSeeds { seeds: Vec<SocketAddr> },
     /// Close every connection whose peer certificate `rev` revokes; replies how many.
     CloseRevoked {
         rev: super::revocation::Revocation,
@@ -297,6 +299,7 @@ impl Driver {
                 self.transport.reload_tls(*server, *client);
                 let _ = reply.send(());
             }
+            Command::SetSeeds { seeds } => self.engine.set_seeds(now, &seeds),
             Command::CloseRevoked { rev, reply } => {
                 let _ = reply.send(self.transport.close_revoked(&rev));
             }

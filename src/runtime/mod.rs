@@ -29,6 +29,7 @@ pub mod identity;
 pub(crate) mod pool;
 pub mod revocation;
 pub(crate) mod revoke;
+pub(crate) mod resolve;
 pub(crate) mod shared;
 mod start;
 pub(crate) mod status;

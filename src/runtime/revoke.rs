@@ -125,14 +125,19 @@ pub(crate) fn kept(dir: &Path) -> Option<Vec<u8>> {
     std::fs::read(dir.join(REVOCATION_FILE)).ok()
 }
 
-/// Sends `rev` to every live member but this node, a few at a time.
+/// Tries to send a list to one member this many times, waiting twice as long after
+/// each failure (1 s, 2 s, 4 s, ...).
+const SEND_ATTEMPTS: u32 = 5;
+
+/// Sends `rev` to every live member (alive or suspect) but this node, a few at a time,
+/// each retried with backoff until it took the list or `SEND_ATTEMPTS` failed.
 async fn spread(shared: Arc<Shared>, rev: Revocation) {
     let me = shared.me;
     let addrs: Vec<_> = {
         let snap = shared.snapshot.borrow();
         snap.members
             .iter()
-            .filter(|m| m.id != me && m.state == crate::wire::State::Alive)
+            .filter(|m| m.id != me && m.state.is_live())
             .map(|m| m.addr)
             .collect()
     };
@@ -142,11 +147,21 @@ async fn spread(shared: Arc<Shared>, rev: Revocation) {
         let (limit, identity) = (limit.clone(), shared.current_identity());
         let (cluster, der) = (shared.cluster.clone(), rev.der().to_vec());
         tasks.spawn(async move {
-            let _slot = limit.acquire().await;
-            let sent = super::status::send_revocation(&identity, addr, &cluster, der).await;
-            if let Err(error) = sent {
-                tracing::debug!(%addr, %error, "revocation list not sent");
+            let mut wait = std::time::Duration::from_secs(1);
+            for attempt in 1..=SEND_ATTEMPTS {
+                let sent = {
+                    let _slot = limit.acquire().await;
+                    super::status::send_revocation(&identity, addr, &cluster, der.clone()).await
+                };
+                match sent {
+                    Ok(_) => return,
+                    Err(error) => tracing::debug!(%addr, %error, attempt, "revocation list not sent"),
+                }
+                tokio::time::sleep(wait).await;
+                wait *= 2;
             }
+            // The revoked node itself ends here too (its handshake is refused).
+            tracing::info!(%addr, "revocation list not sent; the member gets it on its next new connection");
         });
     }
     while tasks.join_next().await.is_some() {}

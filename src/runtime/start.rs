@@ -156,6 +156,12 @@ pub struct NodeConfig {
     /// a program whose own threads hang (tooz's session timeout). Default none. A
     /// shorter timeout catches a hang sooner and costs more heartbeat calls.
     pub heartbeat_timeout: Option<Duration>,
+    /// Seeds by name (`host:port`), besides [`NodeConfig::seeds`]: resolved when the
+    /// node starts, and again every `Config::join_retry_interval` while it has not
+    /// joined or has no live member left, so a seed host that moved (or whose name did
+    /// not resolve yet) is found without a restart. A name that does not resolve is
+    /// left out until it does. Default none.
+    pub seed_names: Vec<String>,
     /// How long ahead of its own certificate's expiry the node starts warning (a
     /// `tracing` warning at start, on reload and hourly; the metric
     /// `certificate_expiry_timestamp_seconds` is there all along). Default 30 days:
@@ -188,6 +194,7 @@ impl NodeConfig {
             write_timeout: Duration::from_secs(5),
             heartbeat_timeout: None,
             cert_expiry_warning: Duration::from_secs(30 * 24 * 3600),
+            seed_names: Vec::new(),
         }
     }
 }
@@ -267,7 +274,8 @@ pub(crate) async fn start_with_socket(
     .map_err(bind_err)?;
     let metrics = bind_metrics(cfg.metrics)?;
     let terms = restore_terms(&cfg, &mut engine)?;
-    engine.join(now, &cfg.seeds);
+    let named = super::resolve::resolve(&cfg.seed_names).await;
+    engine.join(now, &[cfg.seeds.as_slice(), &named].concat());
     let elections = Elections::new(terms);
     let parts = Parts {
         engine,
@@ -277,6 +285,7 @@ pub(crate) async fn start_with_socket(
         local,
         advertise,
         metrics,
+        named,
     };
     Ok(spawn(cfg, parts))
 }
@@ -337,6 +346,8 @@ struct Parts {
     local: SocketAddr,
     advertise: SocketAddr,
     metrics: Option<tokio::net::TcpListener>,
+    /// What `NodeConfig::seed_names` resolved to at start.
+    named: Vec<SocketAddr>,
 }
 
 /// Creates the channels, spawns the accept loop and the driver, and returns the handle
@@ -350,6 +361,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         local,
         advertise,
         metrics,
+        named: parts_named,
     } = parts;
     // Unbounded so that a campaign handle's drop can resign without waiting, in order
     // with the commands before it; every other command awaits its answer, so the queue
@@ -409,7 +421,22 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
     let driver = Driver::new(
         engine, advertise, transport, &shared, inputs, outputs, elections,
     );
-    tracing::info!(id = %cfg.id, %local, %advertise, seeds = ?cfg.seeds, "node started");
+    let seeds = [cfg.seeds.as_slice(), &parts_named].concat();
+    if !cfg.seed_names.is_empty() {
+        let names = cfg.seed_names.clone();
+        tokio::spawn(super::resolve::follow(
+            move || {
+                let names = names.clone();
+                async move { super::resolve::resolve(&names).await }
+            },
+            cfg.seeds.clone(),
+            parts_named,
+            cfg.config.join_retry_interval,
+            cmd_tx.downgrade(),
+            snapshot_rx.clone(),
+        ));
+    }
+    tracing::info!(id = %cfg.id, %local, %advertise, ?seeds, "node started");
     RuntimeHandle {
         id: cfg.id,
         local_addr: local,
@@ -421,7 +448,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         stats: stats_rx,
         shared,
         election_timing: cfg.config.election.timing.clone(),
-        seeds: cfg.seeds.clone(),
+        seeds,
         write_timeout: cfg.write_timeout,
         tls: (cfg.config.clone(), cfg.max_handshakes.max(1)),
         driver: tokio::spawn(driver.run()),

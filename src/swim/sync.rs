@@ -61,6 +61,12 @@ impl Swim {
         self.on_join_timer(now);
     }
 
+    /// Replaces the seeds (the join timer, if running, retries them next).
+    pub fn set_seeds(&mut self, seeds: &[SocketAddr]) {
+        self.exchange.seeds = seeds.iter().copied().filter(|a| *a != self.addr).collect();
+        self.exchange.seeds.dedup();
+    }
+
     /// Sets the opaque state sent with every push-pull (the group registry).
     pub fn set_shared(&mut self, shared: Vec<u8>) {
         self.exchange.shared_out = shared;

@@ -9,6 +9,7 @@ mod demo;
 mod elect;
 mod printer;
 mod run;
+mod screen;
 mod status;
 mod watch;
 

@@ -1,7 +1,7 @@
 //! `quorate node`: one node of a cluster made by `quorate init`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,6 +65,10 @@ pub struct NodeArgs {
     /// One JSON object per line on stdout instead of the live view.
     #[arg(long)]
     json: bool,
+    /// Print the live view as lines even on a terminal (there it is otherwise one
+    /// screen, redrawn in place).
+    #[arg(long)]
+    lines: bool,
     /// With --json, also print `leadership_renewed` at every lease renewal.
     #[arg(long, requires = "json")]
     renewals: bool,
@@ -208,8 +212,11 @@ pub async fn run(a: NodeArgs) -> Result<()> {
         reporter: Reporter::new(a.renewals),
         leaders: a.campaigns.iter().map(|g| (g.clone(), None)).collect(),
         campaigning: !a.campaigns.is_empty(),
+        campaigns: a.campaigns.clone(),
         voters,
         printer,
+        screen: (!a.json && !a.lines && std::io::stdout().is_terminal())
+            .then(crate::screen::Screen::new),
     };
     out.started(&node);
     out.view(&node);
@@ -303,6 +310,7 @@ async fn serve(
     apply_revocation(node, out, dir).await;
     let mut stats_tick = tokio::time::interval(Duration::from_secs(stats_every.max(1)));
     stats_tick.tick().await;
+    let mut redraw = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
@@ -328,6 +336,7 @@ async fn serve(
                 None => return Ok(()),
             },
             _ = stats_tick.tick(), if stats_every > 0 => out.stats(node).await,
+            _ = redraw.tick(), if out.screen.is_some() => out.view(node),
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
             _ = hup.recv() => {
@@ -394,6 +403,10 @@ struct Output {
     voters: Vec<NodeId>,
     /// Where every line goes (stdout, through a bounded queue).
     printer: Printer,
+    /// The groups this node runs for.
+    campaigns: Vec<String>,
+    /// On a terminal: the screen redrawn in place of the lines.
+    screen: Option<crate::screen::Screen>,
 }
 
 impl Output {
@@ -403,7 +416,15 @@ impl Output {
         } else {
             format!("[node {}] {}", self.id, kind.replace('_', " "))
         };
-        self.printer.line(line);
+        match &mut self.screen {
+            // Stopping: the last screen stays, the closing lines follow it.
+            Some(_) if kind == "leaving" => {
+                self.screen = None;
+                self.printer.line(format!("\n{line}"));
+            }
+            Some(s) => s.event(format!("{} {line}", view::clock(view::now_ms()))),
+            None => self.printer.line(line),
+        }
     }
 
     fn started(&mut self, node: &Node) {
@@ -452,7 +473,10 @@ impl Output {
             let ts = view::clock(view::now_ms());
             format!("{ts} {}", view::human_line(kind, &fields))
         };
-        self.printer.line(line);
+        match &mut self.screen {
+            Some(s) => s.event(line),
+            None => self.printer.line(line),
+        }
         true
     }
 
@@ -461,6 +485,9 @@ impl Output {
     fn view(&mut self, node: &Node) {
         if self.json {
             return;
+        }
+        if self.screen.is_some() {
+            return self.draw(node);
         }
         let ts = view::clock(view::now_ms());
         let members = node.members();
@@ -481,6 +508,35 @@ impl Output {
         }
     }
 
+    /// Redraws the screen from `node`'s state now.
+    fn draw(&mut self, node: &Node) {
+        let members = node.members();
+        let leaders: Vec<(&str, Option<(NodeId, u64)>)> = self
+            .leaders
+            .iter()
+            .map(|(g, c)| {
+                let l = match c {
+                    Some(c) => c.leader.map(|l| (l, c.term)),
+                    None => node.leader(g),
+                };
+                (g.as_str(), l)
+            })
+            .collect();
+        let frame = crate::screen::Frame {
+            id: self.id,
+            members: &members,
+            voters: &self.voters,
+            campaigns: self.campaigns.iter().map(String::as_str).collect(),
+            leaders,
+            traffic: node.transport_stats(),
+        };
+        let Some(screen) = &mut self.screen else {
+            return;
+        };
+        let text = screen.draw(&frame);
+        self.printer.line(text);
+    }
+
     /// Every metric of `node` (`Node::metrics`): one `stats` line, its fields named
     /// as the metrics are. Nothing once the node stopped.
     async fn stats(&mut self, node: &Node) {
@@ -493,7 +549,10 @@ impl Output {
             let ts = view::clock(view::now_ms());
             format!("{ts} stats {}", view::metric_text(&metrics))
         };
-        self.printer.line(line);
+        match &mut self.screen {
+            Some(screen) => screen.event(line),
+            None => self.printer.line(line),
+        }
     }
 }
 

@@ -118,6 +118,16 @@ metrics! {
         claims_elsewhere: Counter,
         /// Election messages meant for another process with this node's id, dropped.
         election_misrouted: Counter,
+        /// Bytes of frames received and decoded.
+        bytes_in: Counter,
+        /// Direct probes (pings) this node sent.
+        probes_sent: Counter,
+        /// Acks of this node's direct probes received in time.
+        acks_received: Counter,
+        /// Members this node declared failed (its own suspicion ran out unrefuted).
+        deaths_declared: Counter,
+        /// Changes of a group's gossiped leader seen by this node.
+        leader_changes: Counter,
     }
 }
 
@@ -178,6 +188,11 @@ mod tests {
             syncs_in_agreement: 16,
             claims_elsewhere: 17,
             election_misrouted: 18,
+            bytes_in: 19,
+            probes_sent: 20,
+            acks_received: 21,
+            deaths_declared: 22,
+            leader_changes: 23,
         }
     }
 
@@ -185,7 +200,7 @@ mod tests {
     fn the_registry_lists_every_counter_once_with_its_value() {
         let s = numbered();
         let all: Vec<Metric> = s.metrics().collect();
-        assert_eq!(all.len(), 18);
+        assert_eq!(all.len(), 23);
         let names: HashSet<_> = all.iter().map(|m| m.name).collect();
         assert_eq!(names.len(), all.len(), "a name twice");
         for (i, m) in all.iter().enumerate() {

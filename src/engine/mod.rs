@@ -244,6 +244,8 @@ impl Engine {
         s.encode_failed += own.encode_failed;
         s.events_dropped += own.events_dropped;
         s.election_misrouted += own.election_misrouted;
+        s.bytes_in += own.bytes_in;
+        s.leader_changes += own.leader_changes;
         s
     }
 
@@ -585,6 +587,7 @@ impl Engine {
             self.group_version += 1;
             self.refresh_ranks();
             for c in self.groups.leader_changes() {
+                self.stats.leader_changes += 1;
                 self.emit(Event::Leader(c));
             }
         }

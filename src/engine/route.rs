@@ -82,6 +82,7 @@ impl Engine {
             return None;
         }
         self.stats.frames_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
         Some(env)
     }
 

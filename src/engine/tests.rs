@@ -198,6 +198,9 @@ fn groups_spread_to_every_node_and_failures_leave_them() {
             ..
         })
     )));
+    // Declared failed by some node's own suspicion (others may have heard it first).
+    let declared: u64 = (1..=3).map(|i| net.node(i).stats().deaths_declared).sum();
+    assert!(declared >= 1);
     let now = net.now;
     net.node(2).leave_group(now, "g").unwrap();
     net.node(3).leave_group(now, "g").unwrap();
@@ -272,6 +275,9 @@ fn lowest_candidate_leads_fails_over_and_hands_over() {
     let value = |name| metrics.iter().find(|m| m.name == name).map(|m| m.value);
     assert_eq!(value("leaderships"), Some(1));
     assert_eq!(value("frames_out"), Some(net.node(1).stats().frames_out));
+    let s = net.node(2).stats();
+    assert!(s.probes_sent > 0 && s.acks_received > 0 && s.acks_received <= s.probes_sent);
+    assert!(s.bytes_in > 0 && s.leader_changes >= 1 && s.deaths_declared == 0, "{s:?}");
     for i in 1..=5 {
         assert_eq!(
             net.node(i).leader("g"),

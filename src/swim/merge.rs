@@ -354,6 +354,7 @@ impl Swim {
             .get(id)
             .is_some_and(|m| m.state == State::Suspect && m.incarnation == s.incarnation);
         if still {
+            self.stats.deaths_declared += 1;
             self.on_dead(now, id, s.incarnation, self.me);
         }
     }

@@ -89,6 +89,7 @@ impl Swim {
             updates,
         });
         self.send(addr, Some(target), false, &msg);
+        self.stats.probes_sent += 1;
         self.prober.current = Some(Probe {
             seq,
             target,
@@ -191,6 +192,7 @@ impl Swim {
             .filter(|p| p.seq == seq && !p.acked)
         {
             p.acked = true;
+            self.stats.acks_received += 1;
             self.timers.cancel(Timer::ProbeTimeout);
             if self.cfg.lifeguard {
                 self.awareness.apply(-1);

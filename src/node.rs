@@ -186,11 +186,20 @@ pub enum LeaveError {
 pub struct EventStream {
     rx: broadcast::Receiver<Event>,
     lagged: u64,
+    /// Where the node counts events lost by all its subscribers (`events_lagged`).
+    shared: std::sync::Arc<crate::runtime::shared::Shared>,
 }
 
 impl EventStream {
-    fn new(rx: broadcast::Receiver<Event>) -> Self {
-        EventStream { rx, lagged: 0 }
+    fn new(
+        rx: broadcast::Receiver<Event>,
+        shared: std::sync::Arc<crate::runtime::shared::Shared>,
+    ) -> Self {
+        EventStream {
+            rx,
+            lagged: 0,
+            shared,
+        }
     }
 
     /// The next event; `None` once the node has stopped and every event was read.
@@ -217,6 +226,7 @@ impl EventStream {
 
     fn lost(&mut self, n: u64) {
         self.lagged += n;
+        crate::runtime::shared::add(&self.shared.counters.events_lagged, n);
         tracing::warn!(
             lost = n,
             "event subscriber fell behind; oldest events dropped"
@@ -407,7 +417,7 @@ impl Node {
     /// policy). The first call receives every event since the node started (joins that
     /// happen while `start` returns are not lost); later calls see events from then on.
     pub fn events(&self) -> EventStream {
-        EventStream::new(self.rt.first_events())
+        EventStream::new(self.rt.first_events(), self.rt.shared())
     }
 
     /// Publishes new metadata (gossiped with a raised incarnation).
@@ -449,7 +459,7 @@ impl Node {
 
     /// A new subscription to events from now on (never the start-up one).
     pub(crate) fn subscribe(&self) -> EventStream {
-        EventStream::new(self.rt.subscribe())
+        EventStream::new(self.rt.subscribe(), self.rt.shared())
     }
 
     // ---- groups (tooz) ----

@@ -230,3 +230,29 @@ async fn initial_metadata_and_status_query() -> Result<()> {
     }
     Ok(())
 }
+
+/// A subscriber that falls behind loses its oldest events, and the node counts them
+/// (`events_lagged`, exported with the other metrics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_lost_by_a_lagging_subscriber_are_counted() -> Result<()> {
+    init_tracing();
+    let ca = ClusterCa::generate("test")?;
+    let mut cfg = node_config(&ca, 1, &[]);
+    cfg.event_capacity = 2;
+    let first = Node::start(cfg).await?;
+    let mut events = first.events();
+    let mut nodes = vec![first];
+    let seed = [nodes[0].local_addr()];
+    for id in 2..=5 {
+        nodes.push(start(&ca, id, &seed, None).await);
+    }
+    wait_converged(&nodes).await?;
+    // Four joins went into a buffer of two: the oldest were dropped for this reader.
+    while events.try_recv().is_some() {}
+    assert!(events.lagged() >= 2, "lagged {}", events.lagged());
+    assert_eq!(nodes[0].transport_stats().events_lagged, events.lagged());
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}

@@ -250,6 +250,11 @@ impl RuntimeHandle {
         super::revoke::apply(&self.shared, bytes, super::revoke::Source::Origin).await
     }
 
+    /// What the driver shares with its tasks (counters, the view).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// The last certificate refusal of each seed that has one.
     pub fn refusals(&self) -> Vec<(SocketAddr, String)> {
         self.shared.refusals.of(&self.seeds)

@@ -173,6 +173,9 @@ counters! {
         revocations_applied: Counter,
         /// Revocation lists refused: not signed by the cluster CA, or malformed.
         revocations_refused: Counter,
+        /// Events lost by this node's event subscribers (`Node::events`) that fell
+        /// behind, all subscribers together.
+        events_lagged: Counter,
     }
 }
 
@@ -316,7 +319,7 @@ mod tests {
         add(&c.datagrams_out, 7);
         inc(&c.open_connections);
         let all: Vec<_> = c.snapshot().metrics().collect();
-        assert_eq!(all.len(), 19);
+        assert_eq!(all.len(), 20);
         let mut names = std::collections::HashSet::new();
         for m in &all {
             assert!(names.insert(m.name), "{} twice", m.name);

@@ -248,29 +248,15 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     if let Err(e) = serve(&node, &mut events, &mut out, a.stats_every, &a.node.dir).await {
         // Another process had this id first: stop without a word (a departure would
         // be announced under the other one's id), resigning what this one may hold.
-        for campaign in campaigns {
-            // Stopping anyway: an unconfirmed release only delays the next leader.
-            let _ = campaign.resign().await;
-        }
-        // Report the step-downs (a leader resigned above) before stopping.
-        while let Some(ev) = events.try_recv() {
-            out.event(&ev);
-        }
+        resign_all(campaigns, &mut events, &mut out).await;
         out.line("stopped", Map::new());
         out.finish();
         node.shutdown().await;
         return Err(e);
     }
-    // Step down first: each resignation returns once the node stopped leading and sent
-    // its releases; `leave` then resigns whatever is left and lingers while they and
-    // the departure go out.
-    for campaign in campaigns {
-        // Leaving anyway: an unconfirmed release only delays the next leader.
-        let _ = campaign.resign().await;
-    }
-    while let Some(ev) = events.try_recv() {
-        out.event(&ev);
-    }
+    // Step down first: `leave` then resigns whatever is left and lingers while the
+    // releases and the departure go out.
+    resign_all(campaigns, &mut events, &mut out).await;
     out.line("leaving", Map::new());
     let left = node.leave().await.context("graceful leave failed");
     while let Some(ev) = events.try_recv() {
@@ -281,6 +267,32 @@ pub async fn run(a: NodeArgs) -> Result<()> {
     out.line("stopped", f);
     out.finish();
     left
+}
+
+/// Resigns every campaign, reporting events as they come meanwhile: a resignation
+/// returns once the voters confirmed the release, by which time the next leader may
+/// lead, so the step-down (`leadership_lost`) is printed when it happens, not after.
+async fn resign_all(campaigns: Vec<quorate::Campaign>, events: &mut EventStream, out: &mut Output) {
+    for campaign in campaigns {
+        // Stopping anyway: an unconfirmed release only delays the next leader.
+        let resign = campaign.resign();
+        tokio::pin!(resign);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                _ = &mut resign => break,
+                ev = events.recv(), if open => match ev {
+                    Some(ev) => {
+                        out.event(&ev);
+                    }
+                    None => open = false,
+                },
+            }
+        }
+    }
+    while let Some(ev) = events.try_recv() {
+        out.event(&ev);
+    }
 }
 
 /// The address of the earlier process when `ev` says this one is a second process

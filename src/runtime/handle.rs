@@ -186,9 +186,6 @@ pub(crate) struct RuntimeHandle {
     pub(super) seeds: Vec<SocketAddr>,
     /// How long a group write waits for a quorum of voters.
     pub(super) write_timeout: std::time::Duration,
-    /// What a reloaded identity's TLS configs are built with: the protocol config and
-    /// the handshake bound.
-    pub(super) tls: (crate::config::Config, usize),
     pub(super) driver: JoinHandle<()>,
 }
 
@@ -227,10 +224,7 @@ impl RuntimeHandle {
         let _one_at_a_time = self.shared.revoking.lock().await;
         let kept = self.shared.current_identity().revocation().cloned();
         let identity = &identity.with_revocation(kept);
-        let (cfg, max_handshakes) = &self.tls;
-        let built = super::transport::server_config(identity, cfg, *max_handshakes)
-            .and_then(|s| Ok((s, super::transport::client_config(identity, cfg)?)));
-        let (server, client) = match built {
+        let (server, client) = match self.shared.tls_configs(identity) {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };

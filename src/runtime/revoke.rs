@@ -15,7 +15,6 @@ use quinn::Connection;
 
 use super::revocation::{Revocation, RevocationApplied, RevocationError};
 use super::shared::{inc, Shared};
-use super::transport::{client_config, server_config};
 
 /// The file in the data directory that keeps the newest list.
 pub(crate) const REVOCATION_FILE: &str = "revoked.crl";
@@ -90,9 +89,9 @@ async fn install(
     rev: &Revocation,
 ) -> Result<(), RevocationError> {
     let not_applied = |e: String| RevocationError::NotApplied(e);
-    let (cfg, max_handshakes) = &shared.tls_params;
-    let server = server_config(identity, cfg, *max_handshakes).map_err(|e| not_applied(e.to_string()))?;
-    let client = client_config(identity, cfg).map_err(|e| not_applied(e.to_string()))?;
+    let (server, client) = shared
+        .tls_configs(identity)
+        .map_err(|e| not_applied(e.to_string()))?;
     let tx = shared
         .commands
         .upgrade()

@@ -232,6 +232,16 @@ impl Shared {
         self.identity.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The server and client TLS configs of `identity` for this node.
+    pub fn tls_configs(
+        &self,
+        identity: &super::identity::Identity,
+    ) -> Result<(quinn::ServerConfig, quinn::ClientConfig), super::identity::IdentityError> {
+        let (cfg, max_handshakes) = &self.tls_params;
+        let server = super::transport::server_config(identity, cfg, *max_handshakes)?;
+        Ok((server, super::transport::client_config(identity, cfg)?))
+    }
+
     /// Records the identity the driver was just given.
     pub fn set_identity(&self, identity: super::identity::Identity) {
         *self.identity.lock().unwrap_or_else(|e| e.into_inner()) = identity;

@@ -450,7 +450,6 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         election_timing: cfg.config.election.timing.clone(),
         seeds,
         write_timeout: cfg.write_timeout,
-        tls: (cfg.config.clone(), cfg.max_handshakes.max(1)),
         driver: tokio::spawn(driver.run()),
     }
 }

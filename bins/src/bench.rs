@@ -1,6 +1,8 @@
 //! `quorate bench`: real `quorate node` processes on loopback, measured. For each
 //! cluster size: convergence time, crash detection latency (first / all survivors),
-//! bytes sent per node per second, CPU and RSS per node in steady state.
+//! bytes sent per node per second, CPU and RSS per node in steady state. With
+//! `--wire`, packets and bytes on the wire per node per second, IP and UDP headers
+//! included, with the kernel's loopback counts as a cross-check ([`crate::bench_wire`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -14,6 +16,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
 
+use crate::bench_wire::Kernel;
+
 /// Arguments of `quorate bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -23,9 +27,15 @@ pub struct BenchArgs {
     /// Seconds of steady state measured for traffic, CPU and memory.
     #[arg(long, default_value_t = 10)]
     window: u64,
-    /// Timing preset: lan, wan or local.
+    /// Timing preset: lan, wan, local or edge.
     #[arg(long, default_value = "lan")]
     preset: String,
+    /// Also report packets and bytes on the wire (IP and UDP headers included) per node
+    /// per second, as each node's socket counted them and as the kernel's loopback
+    /// counters saw them over the same window (meaningful when nothing else uses
+    /// loopback meanwhile).
+    #[arg(long)]
+    wire: bool,
 }
 
 struct Row {
@@ -37,6 +47,18 @@ struct Row {
     udp_per_s: f64,
     cpu_pct: f64,
     rss_mib: f64,
+    wire: Wire,
+}
+
+/// Per node per second over the steady window: as the nodes counted, and as the
+/// kernel counted on loopback.
+#[derive(Default)]
+struct Wire {
+    bytes: f64,
+    packets: f64,
+    lo_bytes: f64,
+    lo_packets: f64,
+    udp_out: f64,
 }
 
 /// Runs every size in turn and prints the table.
@@ -65,7 +87,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "cpu%/node",
         "rss_MiB/node"
     );
-    for r in rows {
+    for r in &rows {
         println!(
             "{:>5} {:>12.0} {:>14.0} {:>14.0} {:>15.0} {:>13.0} {:>10.2} {:>13.1}",
             r.n,
@@ -78,7 +100,25 @@ pub fn run(a: BenchArgs) -> Result<()> {
             r.rss_mib
         );
     }
+    if a.wire {
+        print_wire(&rows);
+    }
     Ok(())
+}
+
+fn print_wire(rows: &[Row]) {
+    println!("on the wire, per node per second, IP+UDP headers included (nodes' sockets | kernel, loopback)");
+    println!(
+        "{:>5} {:>12} {:>10} {:>12} {:>10} {:>13}",
+        "nodes", "wire_B/s", "wire_pkt/s", "lo_B/s", "lo_pkt/s", "udp_out_pkt/s"
+    );
+    for r in rows {
+        let w = &r.wire;
+        println!(
+            "{:>5} {:>12.0} {:>10.1} {:>12.0} {:>10.1} {:>13.1}",
+            r.n, w.bytes, w.packets, w.lo_bytes, w.lo_packets, w.udp_out
+        );
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -158,6 +198,7 @@ fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
         udp_per_s,
         cpu_pct,
         rss_mib,
+        wire,
     } = steady(&mut c, warmup(n, &a.preset)?, a.window)?;
     let (first, all) = crash(&mut c, u64::from(n))?;
     let _ = std::fs::remove_dir_all(&tmp);
@@ -170,6 +211,7 @@ fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
         udp_per_s,
         cpu_pct,
         rss_mib,
+        wire,
     })
 }
 
@@ -178,6 +220,7 @@ struct Steady {
     udp_per_s: f64,
     cpu_pct: f64,
     rss_mib: f64,
+    wire: Wire,
 }
 
 fn total(c: &Cluster, field: &str) -> u64 {
@@ -234,11 +277,15 @@ fn warmup(n: u16, preset: &str) -> Result<Duration> {
 fn steady(c: &mut Cluster, warmup: Duration, window: u64) -> Result<Steady> {
     c.until(warmup, |_| false).ok();
     let (bytes0, udp0) = (total(c, "bytes_out"), total(c, "udp_bytes_out"));
+    let (wb0, wp0) = (total(c, "wire_bytes_out"), total(c, "wire_packets_out"));
+    let kernel0 = Kernel::now();
     let cpu0: u64 = c.procs.values().map(|p| cpu_ticks(p.id())).sum();
     let t = Instant::now();
     c.until(Duration::from_secs(window), |_| false).ok();
     let secs = t.elapsed().as_secs_f64();
+    let kernel = kernel0.since(Kernel::now());
     let (bytes1, udp1) = (total(c, "bytes_out"), total(c, "udp_bytes_out"));
+    let (wb1, wp1) = (total(c, "wire_bytes_out"), total(c, "wire_packets_out"));
     let cpu1: u64 = c.procs.values().map(|p| cpu_ticks(p.id())).sum();
     let n = c.procs.len() as f64;
     let rss: u64 = c.procs.values().map(|p| rss_kib(p.id())).sum();
@@ -249,6 +296,13 @@ fn steady(c: &mut Cluster, warmup: Duration, window: u64) -> Result<Steady> {
         udp_per_s: per_node_s(udp1.saturating_sub(udp0)),
         cpu_pct: (cpu1.saturating_sub(cpu0)) as f64 / ticks / secs / n * 100.0,
         rss_mib: rss as f64 / n / 1024.0,
+        wire: Wire {
+            bytes: per_node_s(wb1.saturating_sub(wb0)),
+            packets: per_node_s(wp1.saturating_sub(wp0)),
+            lo_bytes: per_node_s(kernel.lo_bytes),
+            lo_packets: per_node_s(kernel.lo_packets),
+            udp_out: per_node_s(kernel.udp_out),
+        },
     })
 }
 

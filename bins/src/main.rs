@@ -4,6 +4,7 @@
 mod bench;
 mod bench_clients;
 mod bench_election;
+mod bench_wire;
 mod child;
 mod demo;
 mod elect;

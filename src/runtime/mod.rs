@@ -39,6 +39,7 @@ pub(crate) mod transport;
 pub(crate) mod validity;
 pub(crate) mod watch;
 pub(crate) mod watchdog;
+pub(crate) mod wire;
 
 pub use frame::{write_frame, LEN_PREFIX};
 pub use shared::TransportStats;

@@ -166,6 +166,13 @@ counters! {
         /// included) by the connections open now and by those this node closed; refreshed
         /// at every housekeeping sweep.
         udp_bytes_out: Counter,
+        /// Packets this node's socket sent, every kind (handshakes, QUIC acknowledgements,
+        /// closes included); refreshed at every housekeeping sweep.
+        wire_packets_out: Counter,
+        /// Bytes this node's socket sent with their IP and UDP headers (28 bytes per
+        /// packet over IPv4, 48 over IPv6; link framing excluded); refreshed at every
+        /// housekeeping sweep.
+        wire_bytes_out: Counter,
         /// Times the application watchdog expired (`NodeConfig::heartbeat_timeout`):
         /// the node left its groups and resigned its leaderships and locks.
         watchdog_expiries: Counter,
@@ -329,7 +336,7 @@ mod tests {
         add(&c.datagrams_out, 7);
         inc(&c.open_connections);
         let all: Vec<_> = c.snapshot().metrics().collect();
-        assert_eq!(all.len(), 20);
+        assert_eq!(all.len(), 22);
         let mut names = std::collections::HashSet::new();
         for m in &all {
             assert!(names.insert(m.name), "{} twice", m.name);

@@ -248,6 +248,9 @@ pub(crate) async fn start_with_socket(
         Some(f) => Arc::new(FaultySocket::new(socket, f.clone()).map_err(bind_err)?),
         None => socket,
     };
+    let wire = Arc::new(super::wire::WireCount::default());
+    let socket: Arc<dyn AsyncUdpSocket> =
+        Arc::new(super::wire::CountingSocket::new(socket, wire.clone()));
     let advertise = cfg.advertise.unwrap_or(local);
     if advertise.ip().is_unspecified() || advertise.port() == 0 {
         return Err(StartError::Advertise(advertise));
@@ -286,6 +289,7 @@ pub(crate) async fn start_with_socket(
         advertise,
         metrics,
         named,
+        wire,
     };
     Ok(spawn(cfg, parts))
 }
@@ -348,6 +352,8 @@ struct Parts {
     metrics: Option<tokio::net::TcpListener>,
     /// What `NodeConfig::seed_names` resolved to at start.
     named: Vec<SocketAddr>,
+    /// What the node's socket sent, headers included.
+    wire: Arc<super::wire::WireCount>,
 }
 
 /// Creates the channels, spawns the accept loop and the driver, and returns the handle
@@ -362,6 +368,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         advertise,
         metrics,
         named: parts_named,
+        wire,
     } = parts;
     // Unbounded so that a campaign handle's drop can resign without waiting, in order
     // with the commands before it; every other command awaits its answer, so the queue
@@ -407,7 +414,7 @@ fn spawn(cfg: NodeConfig, parts: Parts) -> RuntimeHandle {
         .check(std::time::SystemTime::now(), std::time::Instant::now());
     tokio::spawn(super::conn::accept_loop(endpoint.clone(), shared.clone()));
     let metrics_addr = serve_metrics(metrics, &cmd_tx, &shared, cfg.max_metrics_scrapes);
-    let transport = Transport::new(endpoint, client, shared.clone());
+    let transport = Transport::new(endpoint, client, shared.clone(), wire);
     let inputs = Inputs {
         cmds,
         frames,

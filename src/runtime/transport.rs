@@ -21,6 +21,7 @@ use super::identity::{Identity, IdentityError};
 use super::pool::{CloseReason, Link, Pool, Route};
 use super::shared::{add, inc, ConnEvent, Shared, Timings};
 use super::tls;
+use super::wire::WireCount;
 use crate::config::Config;
 use crate::swim::Transmit;
 
@@ -97,10 +98,17 @@ pub(crate) struct Transport {
     sends: Arc<Semaphore>,
     /// UDP bytes sent by connections this node closed.
     closed_udp_bytes: std::sync::atomic::AtomicU64,
+    /// What the node's socket sent, headers included.
+    wire: Arc<WireCount>,
 }
 
 impl Transport {
-    pub fn new(endpoint: Endpoint, client: quinn::ClientConfig, shared: Arc<Shared>) -> Self {
+    pub fn new(
+        endpoint: Endpoint,
+        client: quinn::ClientConfig,
+        shared: Arc<Shared>,
+        wire: Arc<WireCount>,
+    ) -> Self {
         let t = shared.timings;
         Transport {
             pool: Pool::new(shared.me, t.race, t.pool_idle, DIAL_QUEUE),
@@ -109,6 +117,7 @@ impl Transport {
             shared,
             sends: Arc::new(Semaphore::new(MAX_STREAM_SENDS)),
             closed_udp_bytes: Default::default(),
+            wire,
         }
     }
 
@@ -228,6 +237,12 @@ impl Transport {
         counters
             .udp_bytes_out
             .store(closed + open, Ordering::Relaxed);
+        counters
+            .wire_packets_out
+            .store(self.wire.packets(), Ordering::Relaxed);
+        counters
+            .wire_bytes_out
+            .store(self.wire.bytes(), Ordering::Relaxed);
     }
 
     fn close_one(&self, c: &Connection, why: CloseReason) {

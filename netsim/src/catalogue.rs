@@ -90,17 +90,35 @@ impl Entry {
         (self.run)(p, &mut |s: &Scenario| s.run())
     }
 
+    /// The simulations it runs, in order, without running them (a scenario that
+    /// compares two configurations runs two).
+    pub fn scenarios(&self, p: &Params) -> Vec<Scenario> {
+        let mut all = Vec::new();
+        (self.run)(p, &mut |s: &Scenario| {
+            all.push(s.clone());
+            s.refused_outcome(String::new())
+        });
+        all
+    }
+
     /// Runs it, writing the trace of every simulation to `out`.
     pub fn run_traced(&self, p: &Params, out: Box<dyn std::io::Write>) -> Outcome {
-        let shared = SharedWriter(Rc::new(RefCell::new(out)));
+        let shared = SharedWriter::new(out);
         (self.run)(p, &mut |s: &Scenario| {
             s.run_with(Vec::new(), Some(Box::new(shared.clone())))
         })
     }
 }
 
+/// One writer shared by the simulations of a run, each writing its trace in turn.
 #[derive(Clone)]
-struct SharedWriter(Rc<RefCell<Box<dyn std::io::Write>>>);
+pub(crate) struct SharedWriter(Rc<RefCell<Box<dyn std::io::Write>>>);
+
+impl SharedWriter {
+    pub(crate) fn new(out: Box<dyn std::io::Write>) -> Self {
+        SharedWriter(Rc::new(RefCell::new(out)))
+    }
+}
 
 impl std::io::Write for SharedWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

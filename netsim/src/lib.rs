@@ -17,6 +17,8 @@
 //! - [`check`]: checkers (properties that must hold) and metrics;
 //! - [`catalogue`]: the named scenarios of the command line;
 //! - [`elect`], [`elections`]: the election checkers and scenarios;
+//! - [`file`]: scenario files (TOML), read into scenarios and written from them;
+//! - [`glossary`]: what each reported metric means;
 //! - [`bench`]: the benchmark table.
 
 pub mod bench;
@@ -25,6 +27,8 @@ pub mod catalogue;
 pub mod check;
 pub mod elect;
 pub mod elections;
+pub mod file;
+pub mod glossary;
 pub mod hazards;
 mod lookahead;
 pub mod net;
@@ -57,6 +61,12 @@ pub fn outcome_json(o: &Outcome, loss: Option<f64>) -> serde_json::Value {
     m.insert("scenario".into(), o.scenario.clone().into());
     m.insert("nodes".into(), o.nodes.into());
     m.insert("seed".into(), o.seed.into());
+    let verdict = if o.violations.is_empty() {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    m.insert("verdict".into(), verdict.into());
     m.insert(
         "loss".into(),
         o.metrics.get("loss").cloned().unwrap_or(loss.into()),

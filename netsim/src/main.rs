@@ -11,7 +11,7 @@ use quorate::election::lease::UnsafeVariant;
 use quorate::Config;
 use quorate_netsim::bench::{self, BenchOpts};
 use quorate_netsim::catalogue::{self, Params, CATALOGUE};
-use quorate_netsim::elections;
+use quorate_netsim::{elections, file, glossary};
 use quorate_netsim::{outcome_json, replay_command, Outcome};
 
 /// jemalloc, with transparent huge pages for all its memory. A large simulation keeps
@@ -35,32 +35,45 @@ struct Cli {
 enum Cmd {
     /// Lists the scenarios, one line each.
     List,
-    /// Runs one scenario.
+    /// Runs one scenario: a built-in one by name, or a scenario file (`FILE.toml`).
     Run {
-        /// Scenario name (see `list`).
+        /// Scenario name (see `list`) or file.
         scenario: String,
         #[command(flatten)]
         opts: RunOpts,
-        /// Prints the summary as one JSON object on the last line.
+        /// Prints only the summary, as one JSON object.
         #[arg(long)]
         json: bool,
-        /// Writes the whole trace as text to this file.
+        /// Writes the whole trace to this file, one JSON object per line.
         #[arg(long)]
         trace: Option<std::path::PathBuf>,
     },
     /// Runs one scenario for many seeds; prints each failing seed and its replay
     /// command, exits with 1 if any failed.
     Sweep {
-        /// Scenario name (see `list`).
+        /// Scenario name (see `list`) or file.
         scenario: String,
         /// Seeds, `A..B` (B excluded).
         #[arg(long, value_parser = parse_range)]
         seeds: Range<u64>,
         #[command(flatten)]
         opts: RunOpts,
-        /// Prints every run's summary as one JSON line.
+        /// Prints only JSON: every run's summary, one per line, then a summary
+        /// object of the sweep.
         #[arg(long)]
         json: bool,
+    },
+    /// Prints a built-in scenario as a scenario file (at the size and seed asked for).
+    Show {
+        /// Scenario name (see `list`).
+        scenario: String,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Prints what a metric of the summary means (every metric without a name).
+    Explain {
+        /// The metric, as the summary names it.
+        metric: Option<String>,
     },
     /// Prints the benchmark table.
     Bench {
@@ -100,18 +113,18 @@ struct RunOpts {
     /// Cluster size (default: 32; 9 for the election scenarios).
     #[arg(long)]
     nodes: Option<usize>,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of every random choice (default 1, or the file's).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Datagram loss probability, a fraction (0.1 = 10%).
     #[arg(long)]
     loss: Option<f64>,
     /// Length of the scenario's main phase, seconds (scenario default otherwise).
     #[arg(long)]
     duration: Option<f64>,
-    /// Protocol preset: lan, wan or local.
-    #[arg(long, default_value = "lan")]
-    preset: String,
+    /// Protocol preset: lan (the default), wan or local.
+    #[arg(long)]
+    preset: Option<String>,
     /// Plain SWIM: Lifeguard off.
     #[arg(long)]
     no_lifeguard: bool,
@@ -201,7 +214,7 @@ impl RunOpts {
             bail!("--nodes must be at least 2");
         }
         check_memory(nodes, self.force)?;
-        let mut config = preset(&self.preset)?;
+        let mut config = preset(self.preset.as_deref().unwrap_or("lan"))?;
         config.lifeguard = !self.no_lifeguard;
         config.validate()?;
         let variant = match self.unsafe_variant.as_deref() {
@@ -235,8 +248,8 @@ fn replay(entry: &catalogue::Entry, o: &RunOpts, seed: u64) -> String {
     if let Some(d) = o.duration {
         c.push_str(&format!(" --duration {d}"));
     }
-    if o.preset != "lan" {
-        c.push_str(&format!(" --preset {}", o.preset));
+    if let Some(p) = &o.preset {
+        c.push_str(&format!(" --preset {p}"));
     }
     if o.no_lifeguard {
         c.push_str(" --no-lifeguard");
@@ -254,20 +267,6 @@ fn replay(entry: &catalogue::Entry, o: &RunOpts, seed: u64) -> String {
         c.push_str(&format!(" --break {v}"));
     }
     c
-}
-
-fn print_human(o: &Outcome, loss: Option<f64>) {
-    let j = outcome_json(o, loss);
-    if let Some(m) = j.as_object() {
-        for (k, v) in m {
-            if k != "violations" {
-                println!("{k:>24}: {v}");
-            }
-        }
-    }
-    for v in &o.violations {
-        println!("VIOLATION: {v}");
-    }
 }
 
 fn main() -> ExitCode {
@@ -312,6 +311,8 @@ fn real_main() -> Result<ExitCode> {
             opts,
             json,
         } => sweep(&scenario, seeds, &opts, json),
+        Cmd::Show { scenario, opts } => show(&scenario, &opts),
+        Cmd::Explain { metric } => explain(metric.as_deref()),
         Cmd::Bench {
             sizes,
             duration,
@@ -355,27 +356,131 @@ fn find(name: &str) -> Result<&'static catalogue::Entry> {
     })
 }
 
+/// What `run` and `sweep` run: a built-in scenario or a scenario file.
+enum Target {
+    Builtin(&'static catalogue::Entry),
+    File { path: String, text: String },
+}
+
+impl Target {
+    fn open(name: &str) -> Result<Target> {
+        let is_file = name.ends_with(".toml") || std::path::Path::new(name).is_file();
+        if !is_file {
+            return Ok(Target::Builtin(find(name)?));
+        }
+        let text = std::fs::read_to_string(name).with_context(|| format!("reading {name}"))?;
+        file::parse(&text, None).with_context(|| name.to_owned())?;
+        Ok(Target::File {
+            path: name.to_owned(),
+            text,
+        })
+    }
+
+    /// Runs it at `seed` (the file's own when `None`), its trace written to `trace`.
+    fn run(
+        &self,
+        o: &RunOpts,
+        seed: Option<u64>,
+        trace: Option<Box<dyn Write>>,
+    ) -> Result<Outcome> {
+        match self {
+            Target::Builtin(entry) => {
+                let p = o.params(entry, seed.unwrap_or(1))?;
+                Ok(match trace {
+                    Some(w) => entry.run_traced(&p, w),
+                    None => entry.run(&p),
+                })
+            }
+            Target::File { path, text } => {
+                o.refuse_for_file()?;
+                let mut f = file::parse(text, seed).with_context(|| path.clone())?;
+                check_memory(f.scenario.nodes, o.force)?;
+                f.set_threads(threads(o.threads, f.scenario.nodes)?, o.progress);
+                Ok(match trace {
+                    Some(w) => f.run_traced(w),
+                    None => f.run(),
+                })
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Target::Builtin(e) => e.name,
+            Target::File { path, .. } => path,
+        }
+    }
+
+    fn replay(&self, o: &RunOpts, seed: u64) -> String {
+        match self {
+            Target::Builtin(entry) => replay(entry, o, seed),
+            Target::File { path, .. } => format!("quorate-netsim run {path} --seed {seed}"),
+        }
+    }
+}
+
+impl RunOpts {
+    /// A file sets everything but the seed, threads and progress itself.
+    fn refuse_for_file(&self) -> Result<()> {
+        let set = [
+            ("--nodes", self.nodes.is_some()),
+            ("--loss", self.loss.is_some()),
+            ("--duration", self.duration.is_some()),
+            ("--preset", self.preset.is_some()),
+            ("--no-lifeguard", self.no_lifeguard),
+            ("--formed", self.formed),
+            ("--meta-bytes", self.meta_bytes > 0),
+            ("--break", self.unsafe_variant.is_some()),
+        ];
+        if let Some((flag, _)) = set.iter().find(|f| f.1) {
+            bail!("{flag} does not apply to a scenario file: set it in the file");
+        }
+        Ok(())
+    }
+}
+
+/// The summary, each metric with its meaning, then the verdict.
+fn print_human(o: &Outcome, loss: Option<f64>) {
+    let j = outcome_json(o, loss);
+    if let Some(m) = j.as_object() {
+        for (k, v) in m {
+            if k != "violations" && k != "verdict" {
+                let about = glossary::meaning(k).unwrap_or_default();
+                println!("{k:>28}: {:<18} {about}", v.to_string());
+            }
+        }
+    }
+    print_verdict(o);
+}
+
+fn print_verdict(o: &Outcome) {
+    if o.violations.is_empty() {
+        println!("PASS");
+        return;
+    }
+    println!("FAIL: {} expectation(s) failed", o.violations.len());
+    for v in &o.violations {
+        println!("  - {v}");
+    }
+}
+
 fn run(
     name: &str,
     opts: &RunOpts,
     json: bool,
     trace: Option<std::path::PathBuf>,
 ) -> Result<ExitCode> {
-    let entry = find(name)?;
-    let p = opts.params(entry, opts.seed)?;
-    let o = match trace {
+    let target = Target::open(name)?;
+    let w = match trace {
         Some(path) => {
             let f = std::fs::File::create(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
-            let w: Box<dyn Write> = Box::new(std::io::BufWriter::new(f));
-            entry.run_traced(&p, w)
+            Some(Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>)
         }
-        None => entry.run(&p),
+        None => None,
     };
+    let o = target.run(opts, opts.seed, w)?;
     if json {
-        for v in &o.violations {
-            eprintln!("VIOLATION: {v}");
-        }
         println!("{}", outcome_json(&o, opts.loss));
     } else {
         print_human(&o, opts.loss);
@@ -385,8 +490,8 @@ fn run(
     }
     eprintln!(
         "seed {} failed; replay: {}",
-        opts.seed,
-        replay(entry, opts, opts.seed)
+        o.seed,
+        target.replay(opts, o.seed)
     );
     Ok(ExitCode::from(1))
 }
@@ -395,28 +500,27 @@ fn run(
 /// object per seed, then a summary object (`"summary": true`); the human lines (failed
 /// seeds with their replay command, the medians) go to stderr.
 fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<ExitCode> {
-    let entry = find(name)?;
+    let target = Target::open(name)?;
     let total = seeds.end - seeds.start;
     let mut failed = Vec::new();
-    let mut seen: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut seen: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let say = |line: String| match json {
         true => eprintln!("{line}"),
         false => println!("{line}"),
     };
     for seed in seeds {
-        let p = opts.params(entry, seed)?;
-        let o = entry.run(&p);
+        let o = target.run(opts, Some(seed), None)?;
         if json {
             println!("{}", outcome_json(&o, opts.loss));
         }
-        for k in SWEPT {
-            if let Some(v) = o.num(k) {
-                seen.entry(k).or_default().push(v);
+        for (k, v) in &o.metrics {
+            if let Some(v) = v.as_f64().filter(|_| swept(k)) {
+                seen.entry(k.clone()).or_default().push(v);
             }
         }
         if !o.violations.is_empty() {
             say(format!("seed {seed} FAILED: {}", o.violations.join("; ")));
-            say(format!("  replay: {}", replay(entry, opts, seed)));
+            say(format!("  replay: {}", target.replay(opts, seed)));
             failed.push(seed);
         }
     }
@@ -424,6 +528,7 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
         true => String::new(),
         false => format!(" ({failed:?})"),
     };
+    let name = target.name();
     say(format!(
         "{name}: {} of {total} seeds passed, {} failed{failed_list}",
         total - failed.len() as u64,
@@ -438,8 +543,13 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
             v.len()
         ));
         let summary = serde_json::json!({"median": mid, "min": lo, "max": hi, "runs": v.len()});
-        metrics.insert(k.to_owned(), summary);
+        metrics.insert(k, summary);
     }
+    say(if failed.is_empty() {
+        "PASS".into()
+    } else {
+        format!("FAIL: {} of {total} seeds failed", failed.len())
+    });
     if json {
         let summary = serde_json::json!({
             "summary": true,
@@ -447,6 +557,7 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
             "seeds": total,
             "passed": total - failed.len() as u64,
             "failed": failed,
+            "verdict": if failed.is_empty() { "PASS" } else { "FAIL" },
             "metrics": metrics,
         });
         println!("{summary}");
@@ -456,6 +567,42 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Whether a sweep summarises metric `k`: the listed ones, and every time a file
+/// measures.
+fn swept(k: &str) -> bool {
+    SWEPT.contains(&k) || k.ends_with("_ms") && !k.starts_with("steady") && k != "liveness_bound_ms"
+}
+
+fn show(name: &str, opts: &RunOpts) -> Result<ExitCode> {
+    let entry = find(name)?;
+    let p = opts.params(entry, opts.seed.unwrap_or(1))?;
+    let about = format!(
+        "{}: {}\nWritten by `{}`; run with `quorate-netsim run FILE.toml`.",
+        entry.name,
+        entry.about,
+        replay(entry, opts, p.seed).replacen(" run ", " show ", 1)
+    );
+    let text = file::show(&entry.scenarios(&p), &about)
+        .map_err(|e| anyhow::anyhow!("{name} cannot be written as a file: {e}"))?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(metric: Option<&str>) -> Result<ExitCode> {
+    match metric {
+        None => {
+            for (k, m) in glossary::METRICS {
+                println!("{k:<28} {m}");
+            }
+        }
+        Some(k) => match glossary::meaning(k) {
+            Some(m) => println!("{k}: {m}"),
+            None => bail!("unknown metric {k:?}; `quorate-netsim explain` lists them all"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Metrics a sweep summarises (median, min, max) when the scenario reports them.

@@ -146,6 +146,8 @@ pub enum Step {
     Act(Action),
     /// Let simulated time pass.
     Run(Duration),
+    /// Let simulated time pass until this long after the start (nothing if later).
+    RunUntil(Duration),
     /// Measure the following waits from now.
     Mark,
     /// Run until `cond` holds, at most `within`; the time since the last mark goes to
@@ -367,7 +369,7 @@ impl Scenario {
         let wall = std::time::Instant::now();
         let mut r = match Runner::new(self, extra, trace) {
             Ok(r) => r,
-            Err(e) => return self.refused(e.to_string()),
+            Err(e) => return self.refused_outcome(format!("configuration refused: {e}")),
         };
         for step in &self.steps {
             r.step(step);
@@ -393,7 +395,8 @@ impl Scenario {
         }
     }
 
-    fn refused(&self, why: String) -> Outcome {
+    /// The outcome of a run that did not start, violation `why` (none when empty).
+    pub fn refused_outcome(&self, why: String) -> Outcome {
         Outcome {
             scenario: self.name.clone(),
             nodes: self.nodes,
@@ -401,7 +404,7 @@ impl Scenario {
             sim_ms: 0,
             wall_ms: 0,
             trace_hash: 0,
-            violations: vec![format!("configuration refused: {why}")],
+            violations: (!why.is_empty()).then_some(why).into_iter().collect(),
             metrics: Default::default(),
             net: NetStats::default(),
             steady: None,
@@ -587,17 +590,20 @@ impl Runner {
         }
     }
 
+    /// Lets simulated time pass until `until`.
+    fn run_to(&mut self, until: Duration) {
+        if self.windowed {
+            self.run_free(until);
+        } else {
+            self.run(until, None);
+        }
+    }
+
     fn step(&mut self, step: &Step) {
         match step {
             Step::Act(a) => self.act(a),
-            Step::Run(d) => {
-                let until = self.sim.now() + *d;
-                if self.windowed {
-                    self.run_free(until);
-                } else {
-                    self.run(until, None);
-                }
-            }
+            Step::Run(d) => self.run_to(self.sim.now() + *d),
+            Step::RunUntil(at) => self.run_to((*at).max(self.sim.now())),
             Step::Mark => {
                 self.mark = self.sim.now();
                 let g = self.group.as_deref().unwrap_or_default();

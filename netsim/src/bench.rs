@@ -128,12 +128,35 @@ fn cell(v: Option<f64>) -> String {
     }
 }
 
+/// The table's columns, as the header, `--json` and `--csv` name them.
+pub const COLUMNS: &[&str] = &[
+    "nodes",
+    "converged_ms",
+    "first_detect_ms",
+    "all_detect_ms",
+    "msgs_per_node_s",
+    "bytes_per_node_s",
+    "false_dead_1pct",
+    "false_dead_10pct",
+    "node_s_per_wall_s",
+    "steady_wall_s",
+    "wall_s",
+];
+
 /// The table header.
 pub fn header(opts: &BenchOpts) -> String {
+    let mut cols = String::new();
+    for (k, c) in COLUMNS.iter().enumerate() {
+        let _ = write!(
+            cols,
+            "{}{c:>w$}",
+            if k > 0 { " " } else { "" },
+            w = width(k)
+        );
+    }
     format!(
         "steady phase {:.0} s per run, seed {}, probe {:?}; sizes above {} start formed; \
-         threads {}\n\
-         {:>6} {:>10} {:>9} {:>9} {:>10} {:>11} {:>8} {:>9} {:>12} {:>8} {:>8}\n",
+         threads {} (`quorate-netsim explain COLUMN` says what a column means)\n{cols}\n",
         opts.duration.as_secs_f64(),
         opts.seed,
         opts.config.probe_interval,
@@ -142,42 +165,81 @@ pub fn header(opts: &BenchOpts) -> String {
             || format!("{} from 1,000 nodes", catalogue::auto_threads(1000)),
             |t| t.to_string()
         ),
-        "nodes",
-        "conv_ms",
-        "det1_ms",
-        "detN_ms",
-        "msg/node/s",
-        "bytes/nd/s",
-        "fd@1%",
-        "fd@10%",
-        "node-s/wall-s",
-        "steady_s",
-        "wall_s"
     )
+}
+
+fn width(k: usize) -> usize {
+    COLUMNS[k].len().max(6)
+}
+
+/// The row's values in [`COLUMNS`] order (`None`: not measured).
+pub fn values(r: &Row) -> Vec<Option<f64>> {
+    vec![
+        Some(r.nodes as f64),
+        if r.formed { None } else { r.converged_ms },
+        r.first_detect_ms,
+        r.all_detect_ms,
+        r.msgs_per_node_s,
+        r.bytes_per_node_s,
+        r.false_dead_1,
+        r.false_dead_10,
+        Some(r.speed.round()),
+        Some((r.steady_wall_s * 10.0).round() / 10.0),
+        Some((r.wall_s * 10.0).round() / 10.0),
+    ]
+}
+
+/// One row as a JSON object (unmeasured values null, `formed` and `violations` added).
+pub fn row_json(r: &Row) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in COLUMNS.iter().zip(values(r)) {
+        m.insert(
+            (*k).to_owned(),
+            v.map_or(serde_json::Value::Null, Into::into),
+        );
+    }
+    m.insert("nodes".into(), r.nodes.into());
+    m.insert("formed".into(), r.formed.into());
+    m.insert("violations".into(), r.violations.clone().into());
+    serde_json::Value::Object(m)
+}
+
+/// The CSV header line.
+pub fn csv_header() -> String {
+    format!("{},formed,violations", COLUMNS.join(","))
+}
+
+/// One row as a CSV line (unmeasured values empty).
+pub fn csv_row(r: &Row) -> String {
+    let mut cells: Vec<String> = values(r)
+        .into_iter()
+        .map(|v| v.map_or_else(String::new, |x| x.to_string()))
+        .collect();
+    cells.push(r.formed.to_string());
+    cells.push(format!(
+        "\"{}\"",
+        r.violations.join("; ").replace('"', "\"\"")
+    ));
+    cells.join(",")
 }
 
 /// One formatted line.
 pub fn format_row(r: &Row) -> String {
     let mut s = String::new();
-    let _ = write!(
-        s,
-        "{:>6} {:>10} {:>9} {:>9} {:>10} {:>11} {:>8} {:>9} {:>12.0} {:>8.1} {:>8.1}",
-        r.nodes,
-        if r.formed {
-            "formed".to_owned()
-        } else {
-            cell(r.converged_ms)
-        },
-        cell(r.first_detect_ms),
-        cell(r.all_detect_ms),
-        cell(r.msgs_per_node_s),
-        cell(r.bytes_per_node_s),
-        cell(r.false_dead_1),
-        cell(r.false_dead_10),
-        r.speed,
-        r.steady_wall_s,
-        r.wall_s
-    );
+    for (k, v) in values(r).into_iter().enumerate() {
+        let text = match (k, v) {
+            (1, None) if r.formed => "formed".to_owned(),
+            (8, Some(x)) => format!("{x:.0}"),
+            (9 | 10, Some(x)) => format!("{x:.1}"),
+            (_, v) => cell(v),
+        };
+        let _ = write!(
+            s,
+            "{}{text:>w$}",
+            if k > 0 { " " } else { "" },
+            w = width(k)
+        );
+    }
     for v in &r.violations {
         let _ = write!(s, "\n       ! {v}");
     }

@@ -25,6 +25,7 @@ pub mod bench;
 pub mod bully;
 pub mod catalogue;
 pub mod check;
+mod debug_json;
 pub mod elect;
 pub mod elections;
 pub mod file;

@@ -105,6 +105,12 @@ enum Cmd {
         /// Threads per run (default: one per core from 1,000 nodes, else one).
         #[arg(long)]
         threads: Option<usize>,
+        /// Prints only JSON, one object per cluster size.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Prints the table as CSV (a header line, then one line per size).
+        #[arg(long)]
+        csv: bool,
     },
 }
 
@@ -323,6 +329,8 @@ fn real_main() -> Result<ExitCode> {
             progress,
             formed_above,
             threads: t,
+            json,
+            csv,
         } => {
             for &n in &sizes {
                 check_memory(n, force)?;
@@ -338,10 +346,18 @@ fn real_main() -> Result<ExitCode> {
                 formed_above,
                 threads: t,
             };
-            print!("{}", bench::header(&opts));
+            match (json, csv) {
+                (true, _) => {}
+                (_, true) => println!("{}", bench::csv_header()),
+                _ => print!("{}", bench::header(&opts)),
+            }
             for &n in &opts.sizes {
                 let r = bench::row(&opts, n, &mut |m| eprintln!("  {m}"));
-                println!("{}", bench::format_row(&r));
+                match (json, csv) {
+                    (true, _) => println!("{}", bench::row_json(&r)),
+                    (_, true) => println!("{}", bench::csv_row(&r)),
+                    _ => println!("{}", bench::format_row(&r)),
+                }
                 std::io::stdout().flush()?;
             }
             Ok(ExitCode::SUCCESS)

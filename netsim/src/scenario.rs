@@ -101,6 +101,19 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The one node it acts on, if any.
+    pub fn node(&self) -> Option<NodeIdx> {
+        match *self {
+            Action::Join(i) | Action::Crash(i) | Action::Restart(i) | Action::Leave(i) => Some(i),
+            Action::Unslow(i) | Action::Campaign(i) | Action::Resign(i) => Some(i),
+            Action::Pause { node, .. } | Action::Slow { node, .. } => Some(node),
+            Action::Drift { node, .. } | Action::Lie { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+}
+
 /// A condition a script waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cond {
@@ -670,7 +683,12 @@ impl Runner {
 
     fn act(&mut self, a: &Action) {
         if self.sim.trace().writing() {
-            self.sim.trace_line(format_args!("action {a:?}"));
+            let json = crate::debug_json::to_json(&format!("{a:?}"));
+            let node = a
+                .node()
+                .map_or(String::new(), |i| format!(r#","node":{}"#, i + 1));
+            self.sim
+                .trace_line(format_args!(r#""type":"action"{node},"action":{json}"#));
         }
         for c in &mut self.checkers {
             c.on_action(&self.sim, a);

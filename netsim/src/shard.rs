@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use quorate::{Engine, Event};
 use rand::Rng;
 
+use crate::debug_json::to_json;
 use crate::net::{Net, NodeIdx};
 use crate::node::SimNode;
 use crate::queue::{Delivery, Ev, Key, Queue};
@@ -148,6 +149,10 @@ impl Shard {
         if !node.is_up() || self.resume_if_due(ctx, i) {
             return;
         }
+        if ctx.writing {
+            let line = format!(r#""type":"timer","node":{}"#, node_id(i));
+            self.out(Out::Line(line));
+        }
         if self.node(i).paused_until.is_some() {
             return; // fires at resume
         }
@@ -221,24 +226,20 @@ impl Shard {
         });
     }
 
-    /// Trace lines for a delivered frame (election messages decoded).
+    /// The trace line of a delivered frame, its message decoded.
     fn describe(&mut self, d: &Delivery, h: u64) {
         let cfg = &self.node(d.to).cfg;
         let (to, from) = (node_id(d.to), node_id(d.from));
-        let decoded = quorate::wire::decode(&d.payload, &cfg.cluster_name, usize::MAX);
-        if let Ok(quorate::wire::Envelope {
-            msg: quorate::wire::Message::Election { msg: m, .. },
-            ..
-        }) = decoded
-        {
-            self.out(Out::Line(format!("node {to} <- node {from} {m:?}")));
-        }
+        let msg = match quorate::wire::decode(&d.payload, &cfg.cluster_name, usize::MAX) {
+            Ok(env) => to_json(&format!("{:?}", env.msg)),
+            Err(_) => serde_json::Value::Null,
+        };
         let (kind, len) = (
             if d.reliable { "stream" } else { "datagram" },
             d.payload.len(),
         );
         self.out(Out::Line(format!(
-            "node {to} <- node {from} {kind} {len}B {h:016x}"
+            r#""type":"recv","node":{to},"from":{from},"transport":"{kind}","bytes":{len},"hash":"{h:016x}","msg":{msg}"#
         )));
     }
 
@@ -302,7 +303,9 @@ impl Shard {
         {
             let Event::Member(me) = &ev else {
                 if ctx.writing {
-                    self.out(Out::Line(format!("node {} event {ev:?}", node_id(i))));
+                    let json = to_json(&format!("{ev:?}"));
+                    let line = format!(r#""type":"event","node":{},"event":{json}"#, node_id(i));
+                    self.out(Out::Line(line));
                 }
                 self.out(Out::Record(Record {
                     at,
@@ -325,7 +328,10 @@ impl Shard {
             if ctx.writing {
                 let name = ["joined", "suspect", "alive", "failed", "left", "updated"];
                 let what = name.get(kind as usize).copied().unwrap_or("?");
-                let line = format!("node {} sees {id} {what} inc {inc}", node_id(i));
+                let line = format!(
+                    r#""type":"view","node":{},"member":{id},"state":"{what}","incarnation":{inc}"#,
+                    node_id(i)
+                );
                 self.out(Out::Line(line));
             }
             self.out(Out::Record(Record {

@@ -260,7 +260,8 @@ impl Sim {
         Ok(sim)
     }
 
-    /// Writes a line of text to the trace (when it is written out; never hashed).
+    /// Writes a line to the trace (when it is written out; never hashed): `fields`
+    /// are the members of a JSON object after its time.
     pub fn trace_line(&mut self, text: std::fmt::Arguments<'_>) {
         let now = self.now;
         self.trace.line(now, text);

@@ -1,5 +1,6 @@
 //! The trace: every delivery, engine event and scenario action, in order, folded into
-//! one 64-bit hash (and optionally written out as text). Two runs with the same seed
+//! one 64-bit hash (and optionally written out as JSON lines: `t`, the simulated time
+//! in seconds, then the record's fields). Two runs with the same seed
 //! produce the same trace byte for byte; only durations since the simulation's start
 //! go into it, never a wall clock or a raw `Instant`.
 
@@ -53,7 +54,7 @@ impl Default for Trace {
 }
 
 impl Trace {
-    /// Also writes every record as one text line to `out`.
+    /// Also writes every record as one JSON line to `out`.
     pub fn with_writer(out: Box<dyn Write>) -> Self {
         Trace {
             out: Some(out),
@@ -61,7 +62,7 @@ impl Trace {
         }
     }
 
-    /// Whether records are written as text (callers skip formatting otherwise).
+    /// Whether records are written out (callers skip formatting otherwise).
     pub fn writing(&self) -> bool {
         self.out.is_some()
     }
@@ -75,15 +76,16 @@ impl Trace {
         }
     }
 
-    /// Writes one text line (only when a writer is attached).
-    pub fn line(&mut self, at_ns: u64, text: std::fmt::Arguments<'_>) {
+    /// Writes one JSON line (only when a writer is attached): `{"t": seconds,` then
+    /// `fields`, the rest of a JSON object's members.
+    pub fn line(&mut self, at_ns: u64, fields: std::fmt::Arguments<'_>) {
         if let Some(out) = self.out.as_mut() {
             let _ = writeln!(
                 out,
-                "{}.{:09} {}",
+                "{{\"t\":{}.{:09},{}}}",
                 at_ns / 1_000_000_000,
                 at_ns % 1_000_000_000,
-                text
+                fields
             );
         }
     }

@@ -129,3 +129,29 @@ false_dead = "unchecked"
         bad.violations
     );
 }
+
+/// The example files of `examples/netsim` pass, and there are three of them.
+#[test]
+fn examples_pass() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/netsim");
+    let mut ran = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("examples/netsim exists") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().map_or(true, |e| e != "toml") {
+            continue;
+        }
+        let f = file::load(&path, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let o = f.run();
+        assert!(
+            o.violations.is_empty(),
+            "{} failed: {:?}\n  replay: quorate-netsim run {} --seed {}",
+            path.display(),
+            o.violations,
+            path.display(),
+            o.seed
+        );
+        ran.push(o.scenario);
+    }
+    ran.sort();
+    assert_eq!(ran, ["sensor-star", "two-site-plant", "wan-three-regions"]);
+}

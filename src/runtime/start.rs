@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, Runtime, TokioRuntime};
+use quinn::{AsyncUdpSocket, Endpoint, Runtime, TokioRuntime};
 use rand::{Rng, SeedableRng};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -21,7 +21,7 @@ use super::handle::RuntimeHandle;
 use super::identity::{Identity, IdentityError};
 use super::shared::{Limits, Shared, Snapshot, Timings};
 use super::terms::TermStore;
-use super::transport::{client_config, server_config, Transport};
+use super::transport::{client_config, endpoint_config, server_config, Transport};
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
 use crate::wire::NodeId;
@@ -269,7 +269,7 @@ pub(crate) async fn start_with_socket(
     let server = server_config(&cfg.identity, &cfg.config, cfg.max_handshakes.max(1))?;
     let client = client_config(&cfg.identity, &cfg.config)?;
     let endpoint = Endpoint::new_with_abstract_socket(
-        EndpointConfig::default(),
+        endpoint_config(),
         Some(server),
         socket,
         runtime,

@@ -101,12 +101,32 @@ impl Entry {
         all
     }
 
+    /// Runs every simulation it makes through `exec` (see [`executor`]).
+    pub fn run_exec(&self, p: &Params, exec: &mut Exec<'_>) -> Outcome {
+        (self.run)(p, exec)
+    }
+
     /// Runs it, writing the trace of every simulation to `out`.
     pub fn run_traced(&self, p: &Params, out: Box<dyn std::io::Write>) -> Outcome {
         let shared = SharedWriter::new(out);
         (self.run)(p, &mut |s: &Scenario| {
             s.run_with(Vec::new(), Some(Box::new(shared.clone())))
         })
+    }
+}
+
+/// Runs each simulation with the checkers `extra` makes for it, writing its trace to
+/// `trace` (one writer for all of a run's simulations, in turn).
+pub fn executor<'a>(
+    trace: Option<Box<dyn std::io::Write>>,
+    mut extra: impl FnMut(&Scenario) -> Vec<Box<dyn crate::check::Checker>> + 'a,
+) -> impl FnMut(&Scenario) -> Outcome + 'a {
+    let shared = trace.map(SharedWriter::new);
+    move |s: &Scenario| {
+        let w = shared
+            .clone()
+            .map(|w| Box::new(w) as Box<dyn std::io::Write>);
+        s.run_with(extra(s), w)
     }
 }
 

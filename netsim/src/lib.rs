@@ -19,6 +19,7 @@
 //! - [`elect`], [`elections`]: the election checkers and scenarios;
 //! - [`file`]: scenario files (TOML), read into scenarios and written from them;
 //! - [`glossary`]: what each reported metric means;
+//! - [`plot`]: pictures of runs, sweeps and benchmarks (SVG);
 //! - [`bench`]: the benchmark table.
 
 pub mod bench;
@@ -34,6 +35,7 @@ pub mod hazards;
 mod lookahead;
 pub mod net;
 mod node;
+pub mod plot;
 mod queue;
 pub mod scenario;
 mod shard;

@@ -11,7 +11,8 @@ use quorate::election::lease::UnsafeVariant;
 use quorate::Config;
 use quorate_netsim::bench::{self, BenchOpts};
 use quorate_netsim::catalogue::{self, Params, CATALOGUE};
-use quorate_netsim::{elections, file, glossary};
+use quorate_netsim::plot::{self, Recorder, Recording};
+use quorate_netsim::{elections, file, glossary, Checker, Scenario};
 use quorate_netsim::{outcome_json, replay_command, Outcome};
 
 /// jemalloc, with transparent huge pages for all its memory. A large simulation keeps
@@ -47,6 +48,10 @@ enum Cmd {
         /// Writes the whole trace to this file, one JSON object per line.
         #[arg(long)]
         trace: Option<std::path::PathBuf>,
+        /// Draws the run's timeline to this SVG file: every node's state, the leaders
+        /// and their terms, the faults, where a checker fired.
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
     },
     /// Runs one scenario for many seeds; prints each failing seed and its replay
     /// command, exits with 1 if any failed.
@@ -62,6 +67,9 @@ enum Cmd {
         /// object of the sweep.
         #[arg(long)]
         json: bool,
+        /// Draws the distribution (CDF) of the key times across seeds to this SVG file.
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
     },
     /// Prints a built-in scenario as a scenario file (at the size and seed asked for).
     Show {
@@ -111,6 +119,9 @@ enum Cmd {
         /// Prints the table as CSV (a header line, then one line per size).
         #[arg(long)]
         csv: bool,
+        /// Draws convergence and detection times against cluster size to this SVG file.
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
     },
 }
 
@@ -310,13 +321,15 @@ fn real_main() -> Result<ExitCode> {
             opts,
             json,
             trace,
-        } => run(&scenario, &opts, json, trace),
+            plot,
+        } => run(&scenario, &opts, json, trace, plot),
         Cmd::Sweep {
             scenario,
             seeds,
             opts,
             json,
-        } => sweep(&scenario, seeds, &opts, json),
+            plot,
+        } => sweep(&scenario, seeds, &opts, json, plot),
         Cmd::Show { scenario, opts } => show(&scenario, &opts),
         Cmd::Explain { metric } => explain(metric.as_deref()),
         Cmd::Bench {
@@ -331,6 +344,7 @@ fn real_main() -> Result<ExitCode> {
             threads: t,
             json,
             csv,
+            plot,
         } => {
             for &n in &sizes {
                 check_memory(n, force)?;
@@ -351,6 +365,7 @@ fn real_main() -> Result<ExitCode> {
                 (_, true) => println!("{}", bench::csv_header()),
                 _ => print!("{}", bench::header(&opts)),
             }
+            let mut rows = Vec::new();
             for &n in &opts.sizes {
                 let r = bench::row(&opts, n, &mut |m| eprintln!("  {m}"));
                 match (json, csv) {
@@ -359,6 +374,11 @@ fn real_main() -> Result<ExitCode> {
                     _ => println!("{}", bench::format_row(&r)),
                 }
                 std::io::stdout().flush()?;
+                rows.push(r);
+            }
+            if let Some(path) = plot {
+                plot::bench_svg(&rows, &path)?;
+                eprintln!("wrote {}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -392,31 +412,40 @@ impl Target {
         })
     }
 
-    /// Runs it at `seed` (the file's own when `None`), its trace written to `trace`.
+    /// Runs it at `seed` (the file's own when `None`), its trace written to `trace`,
+    /// its timeline recorded into `rec`.
     fn run(
         &self,
         o: &RunOpts,
         seed: Option<u64>,
         trace: Option<Box<dyn Write>>,
+        rec: Option<&Recording>,
     ) -> Result<Outcome> {
+        let mut exec = catalogue::executor(trace, |s: &Scenario| -> Vec<Box<dyn Checker>> {
+            rec.map(|r| Box::new(Recorder::new(r.clone(), s.nodes)) as Box<dyn Checker>)
+                .into_iter()
+                .collect()
+        });
         match self {
             Target::Builtin(entry) => {
                 let p = o.params(entry, seed.unwrap_or(1))?;
-                Ok(match trace {
-                    Some(w) => entry.run_traced(&p, w),
-                    None => entry.run(&p),
-                })
+                Ok(entry.run_exec(&p, &mut exec))
             }
             Target::File { path, text } => {
                 o.refuse_for_file()?;
                 let mut f = file::parse(text, seed).with_context(|| path.clone())?;
                 check_memory(f.scenario.nodes, o.force)?;
                 f.set_threads(threads(o.threads, f.scenario.nodes)?, o.progress);
-                Ok(match trace {
-                    Some(w) => f.run_traced(w),
-                    None => f.run(),
-                })
+                Ok(f.run_with(&mut exec))
             }
+        }
+    }
+
+    /// Node names by index (a file's own; `n1`, `n2`, ... otherwise).
+    fn names(&self) -> Option<Vec<String>> {
+        match self {
+            Target::Builtin(_) => None,
+            Target::File { text, .. } => file::parse(text, None).ok().map(|f| f.names),
         }
     }
 
@@ -485,8 +514,10 @@ fn run(
     opts: &RunOpts,
     json: bool,
     trace: Option<std::path::PathBuf>,
+    plot: Option<std::path::PathBuf>,
 ) -> Result<ExitCode> {
     let target = Target::open(name)?;
+    let rec = plot.as_ref().map(|_| Recording::default());
     let w = match trace {
         Some(path) => {
             let f = std::fs::File::create(&path)
@@ -495,7 +526,17 @@ fn run(
         }
         None => None,
     };
-    let o = target.run(opts, opts.seed, w)?;
+    let o = target.run(opts, opts.seed, w, rec.as_ref())?;
+    if let (Some(path), Some(rec)) = (plot, rec) {
+        let mut t = rec.take().ok_or(plot::PlotError::Empty)?;
+        t.name.clone_from(&o.scenario);
+        t.marks = plot::record::marks(&o, t.end);
+        if let Some(names) = target.names() {
+            t.names = names;
+        }
+        plot::timeline_svg(&t, &path)?;
+        eprintln!("wrote {}", path.display());
+    }
     if json {
         println!("{}", outcome_json(&o, opts.loss));
     } else {
@@ -515,7 +556,13 @@ fn run(
 /// Runs `name` on every seed of `seeds`. With `json`, stdout carries only JSON: one
 /// object per seed, then a summary object (`"summary": true`); the human lines (failed
 /// seeds with their replay command, the medians) go to stderr.
-fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<ExitCode> {
+fn sweep(
+    name: &str,
+    seeds: Range<u64>,
+    opts: &RunOpts,
+    json: bool,
+    plot: Option<std::path::PathBuf>,
+) -> Result<ExitCode> {
     let target = Target::open(name)?;
     let total = seeds.end - seeds.start;
     let mut failed = Vec::new();
@@ -525,7 +572,7 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
         false => println!("{line}"),
     };
     for seed in seeds {
-        let o = target.run(opts, Some(seed), None)?;
+        let o = target.run(opts, Some(seed), None, None)?;
         if json {
             println!("{}", outcome_json(&o, opts.loss));
         }
@@ -550,6 +597,13 @@ fn sweep(name: &str, seeds: Range<u64>, opts: &RunOpts, json: bool) -> Result<Ex
         total - failed.len() as u64,
         failed.len(),
     ));
+    if let Some(path) = plot {
+        let ms = seen.iter().filter(|(k, _)| k.ends_with("_ms"));
+        let ms = ms.map(|(k, v)| (k.clone(), v.clone())).collect();
+        let title = format!("{name}: key times across {total} seeds");
+        plot::cdf_svg(&title, &ms, &path)?;
+        eprintln!("wrote {}", path.display());
+    }
     let mut metrics = serde_json::Map::new();
     for (k, mut v) in seen {
         v.sort_by(f64::total_cmp);

@@ -124,3 +124,65 @@ fn bench_prints_json_and_csv() {
     assert!(lines[0].starts_with("nodes,converged_ms,first_detect_ms"));
     assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
 }
+
+/// An SVG document: one root element, closed, holding `texts`.
+fn svg(path: &std::path::Path, texts: &[&str]) -> usize {
+    let s = std::fs::read_to_string(path).expect("picture written");
+    assert!(
+        s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
+        "not an SVG"
+    );
+    assert_eq!(s.matches("<svg").count(), 1);
+    for t in texts {
+        assert!(s.contains(t), "the picture lacks {t:?}");
+    }
+    std::fs::remove_file(path).ok();
+    s.len()
+}
+
+#[test]
+fn pictures_of_a_run_a_sweep_and_a_bench() {
+    let p = temp("lc.svg");
+    let o = netsim(&["run", "leader-crash", "--plot", p.to_str().unwrap()]);
+    assert!(o.status.success());
+    // Who led when: the leader lane, each leadership labelled with node and term.
+    svg(&p, &["leader of g", "\nn1 t", "\nn2 t", "simulated time"]);
+    let p = temp("sweep.svg");
+    netsim(&[
+        "sweep",
+        "leader-crash",
+        "--seeds",
+        "1..4",
+        "--plot",
+        p.to_str().unwrap(),
+    ]);
+    svg(&p, &["crash_failover_ms (3 runs)", "fraction of seeds"]);
+    let p = temp("bench.svg");
+    let args = [
+        "bench",
+        "--sizes",
+        "8,16",
+        "--duration",
+        "5",
+        "--loss-max-nodes",
+        "0",
+    ];
+    netsim(&[&args[..], &["--plot", p.to_str().unwrap()]].concat());
+    svg(&p, &["first_detect_ms", "nodes"]);
+}
+
+#[test]
+fn a_thousand_node_timeline_stays_small() {
+    let p = temp("c1000.svg");
+    let o = netsim(&[
+        "run",
+        "converge",
+        "--nodes",
+        "1000",
+        "--plot",
+        p.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let bytes = svg(&p, &["n991..n1000"]);
+    assert!(bytes < 5_000_000, "{bytes} bytes");
+}

@@ -66,6 +66,8 @@ pub struct Loaded {
     pub bounds: Vec<(usize, MetricBound)>,
     /// Further runs, with their name.
     pub variants: Vec<(String, Scenario)>,
+    /// Node names by index.
+    pub names: Vec<String>,
 }
 
 /// Reads a file; `seed` overrides the file's.
@@ -158,6 +160,7 @@ pub fn parse(text: &str, seed: Option<u64>) -> Result<Loaded, FileError> {
         scenario: s,
         bounds,
         variants,
+        names: nodes.names,
     })
 }
 

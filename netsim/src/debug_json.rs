@@ -19,6 +19,37 @@ pub fn to_json(text: &str) -> Value {
     }
 }
 
+/// A scenario action's trace fields: `"type":"action"`, the node it acts on (by id)
+/// and the action.
+pub fn action_fields(a: &crate::scenario::Action) -> String {
+    let json = to_json(&format!("{a:?}"));
+    match a.node() {
+        Some(i) => {
+            let id = u64::from(i) + 1;
+            let json = with_node_id(json, id);
+            format!(r#""type":"action","node":{id},"action":{json}"#)
+        }
+        None => format!(r#""type":"action","action":{json}"#),
+    }
+}
+
+/// A scenario action's JSON with its node given by id: `{"Crash": 0}` becomes
+/// `"Crash"` (the record names the node), a `node` field becomes `id`.
+pub fn with_node_id(v: Value, id: u64) -> Value {
+    let Value::Object(m) = v else { return v };
+    match m.into_iter().next() {
+        Some((k, Value::Number(_))) => Value::String(k),
+        Some((k, Value::Object(mut fields))) => {
+            if fields.contains_key("node") {
+                fields.insert("node".into(), id.into());
+            }
+            tagged(&k, Value::Object(fields))
+        }
+        Some((k, other)) => tagged(&k, other),
+        None => Value::Object(Map::new()),
+    }
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     at: usize,

@@ -20,6 +20,7 @@
 //! - [`file`]: scenario files (TOML), read into scenarios and written from them;
 //! - [`glossary`]: what each reported metric means;
 //! - [`plot`]: pictures of runs, sweeps and benchmarks (SVG);
+//! - [`why`]: the causes of a suspicion, a death or a leadership, read from a trace;
 //! - [`bench`]: the benchmark table.
 
 pub mod bench;
@@ -42,6 +43,7 @@ mod shard;
 pub mod sim;
 pub mod trace;
 pub mod views;
+pub mod why;
 mod worker;
 
 pub use check::{Checker, Report};

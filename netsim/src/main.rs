@@ -12,7 +12,7 @@ use quorate::Config;
 use quorate_netsim::bench::{self, BenchOpts};
 use quorate_netsim::catalogue::{self, Params, CATALOGUE};
 use quorate_netsim::plot::{self, Recorder, Recording};
-use quorate_netsim::{elections, file, glossary, Checker, Scenario};
+use quorate_netsim::{elections, file, glossary, why, Checker, Scenario};
 use quorate_netsim::{outcome_json, replay_command, Outcome};
 
 /// jemalloc, with transparent huge pages for all its memory. A large simulation keeps
@@ -77,6 +77,18 @@ enum Cmd {
         scenario: String,
         #[command(flatten)]
         opts: RunOpts,
+    },
+    /// From a trace (`run --trace FILE.jsonl`), the chain of messages and timers that
+    /// led to a node's suspicion, death declaration or leadership at or before a time.
+    Why {
+        /// The trace.
+        trace: std::path::PathBuf,
+        /// The node (its id, as the trace and the summary name it).
+        #[arg(long)]
+        node: u64,
+        /// The time: `12.3s`, `800ms`, or seconds.
+        #[arg(long)]
+        at: String,
     },
     /// Prints what a metric of the summary means (every metric without a name).
     Explain {
@@ -332,6 +344,7 @@ fn real_main() -> Result<ExitCode> {
         } => sweep(&scenario, seeds, &opts, json, plot),
         Cmd::Show { scenario, opts } => show(&scenario, &opts),
         Cmd::Explain { metric } => explain(metric.as_deref()),
+        Cmd::Why { trace, node, at } => why(&trace, node, &at),
         Cmd::Bench {
             sizes,
             duration,
@@ -657,6 +670,22 @@ fn show(name: &str, opts: &RunOpts) -> Result<ExitCode> {
     let text = file::show(&entry.scenarios(&p), &about)
         .map_err(|e| anyhow::anyhow!("{name} cannot be written as a file: {e}"))?;
     print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn why(trace: &std::path::Path, node: u64, at: &str) -> Result<ExitCode> {
+    let at = match at.parse::<f64>() {
+        Ok(s) => s,
+        Err(_) => file::format::parse_duration(at)
+            .map_err(anyhow::Error::msg)?
+            .as_secs_f64(),
+    };
+    let text =
+        std::fs::read_to_string(trace).with_context(|| format!("reading {}", trace.display()))?;
+    let recs = why::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", trace.display()))?;
+    for line in why::explain(&recs, node, at).map_err(anyhow::Error::msg)? {
+        println!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

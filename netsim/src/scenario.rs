@@ -683,12 +683,8 @@ impl Runner {
 
     fn act(&mut self, a: &Action) {
         if self.sim.trace().writing() {
-            let json = crate::debug_json::to_json(&format!("{a:?}"));
-            let node = a
-                .node()
-                .map_or(String::new(), |i| format!(r#","node":{}"#, i + 1));
-            self.sim
-                .trace_line(format_args!(r#""type":"action"{node},"action":{json}"#));
+            let fields = crate::debug_json::action_fields(a);
+            self.sim.trace_line(format_args!("{fields}"));
         }
         for c in &mut self.checkers {
             c.on_action(&self.sim, a);

@@ -186,3 +186,46 @@ fn a_thousand_node_timeline_stays_small() {
     let bytes = svg(&p, &["n991..n1000"]);
     assert!(bytes < 5_000_000, "{bytes} bytes");
 }
+
+#[test]
+fn why_follows_a_suspicion_and_a_leadership_to_their_causes() {
+    let path = temp("why.jsonl");
+    let trace = path.to_str().unwrap();
+    assert!(netsim(&["run", "leader-crash", "--trace", trace])
+        .status
+        .success());
+    let lines: Vec<Value> = json_lines(&std::fs::read_to_string(&path).unwrap());
+    // The first leader (node 1) crashes; find when some node first suspects it.
+    let crash = lines
+        .iter()
+        .find(|l| l["type"] == "action" && l["action"] == "Crash")
+        .expect("a crash");
+    let node = crash["node"].as_u64().unwrap().to_string();
+    let suspected = lines
+        .iter()
+        .find(|l| l["type"] == "view" && l["member"] == crash["node"] && l["state"] == "suspect")
+        .expect("the crashed node suspected");
+    let t = format!("{}s", suspected["t"].as_f64().unwrap() + 0.5);
+    let o = netsim(&["why", trace, "--node", &node, "--at", &t]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("own timer fired"), "{text}");
+    assert!(
+        text.contains(&format!("scenario: \"Crash\" node {node}")),
+        "{text}"
+    );
+    // The next leadership: its request and the grants that made it.
+    let elected = lines
+        .iter()
+        .filter(|l| !l["event"]["Leadership"]["Elected"].is_null())
+        .nth(1)
+        .expect("a second leadership");
+    let (who, t) = (elected["node"].to_string(), elected["t"].to_string());
+    let text = stdout(&netsim(&["why", trace, "--node", &who, "--at", &t]));
+    assert!(text.contains("elected leader of \"g\""), "{text}");
+    assert!(
+        text.contains("(Request)") && text.matches("granted it").count() >= 2,
+        "{text}"
+    );
+    std::fs::remove_file(path).ok();
+}

@@ -92,29 +92,9 @@ pub(crate) async fn resign_confirmed(
     group: &str,
     id: u64,
 ) -> Result<(), ResignError> {
-    let Some((cmds, me, wait)) = cmds.resign(group, id).await else {
-        return Ok(());
-    };
-    let released = async {
-        loop {
-            // Each ask is short: a voter that had not yet handled the release when it
-            // answered, with another voter down, leaves a query undecided until its
-            // own deadline; asking again gets the fresh answers.
-            let ask = tokio::time::timeout(wait / 8, cmds.query_leader(group));
-            match ask.await {
-                Ok(Ok(Ok(Some((holder, _))))) if holder == me => {
-                    tokio::time::sleep(wait / 32).await;
-                }
-                Ok(Ok(Err(QueryError::Busy))) => tokio::time::sleep(wait / 32).await,
-                Err(_) | Ok(Ok(Err(QueryError::NoQuorum))) => {}
-                // Released (another holder or none), elections off, node stopped.
-                _ => return,
-            }
-        }
-    };
-    tokio::time::timeout(wait, released)
+    cmds.resign_confirmed(group, id)
         .await
-        .map_err(|_| ResignError::Unconfirmed { waited: wait })
+        .map_err(|waited| ResignError::Unconfirmed { waited })
 }
 
 /// Why [`Node::run`] did not return the task's result.

@@ -224,4 +224,8 @@ pub use runtime::revocation::{Revocation, RevocationApplied, RevocationError};
 #[cfg(feature = "runtime")]
 pub use runtime::TransportStats;
 #[cfg(feature = "runtime")]
+pub use runtime::{
+    campaign_through, DelegateError, DelegatedCampaign, DelegatedLeadership, DelegatedTiming,
+};
+#[cfg(feature = "runtime")]
 pub use runtime::{watch_events, EventWatch, Watched, WatchedEvent};

@@ -128,6 +128,12 @@ metrics! {
         deaths_declared: Counter,
         /// Changes of a group's gossiped leader seen by this node.
         leader_changes: Counter,
+        /// Renewal rounds of this node's leaderships that a quorum of voters had not
+        /// granted within half a round timeout (each asked again; a lease at risk).
+        renewals_late: Counter,
+        /// Leaderships of this node that ended because no quorum of voters renewed
+        /// the lease in time (failed renewals).
+        leases_expired: Counter,
     }
 }
 
@@ -193,6 +199,8 @@ mod tests {
             acks_received: 21,
             deaths_declared: 22,
             leader_changes: 23,
+            renewals_late: 24,
+            leases_expired: 25,
         }
     }
 
@@ -200,7 +208,7 @@ mod tests {
     fn the_registry_lists_every_counter_once_with_its_value() {
         let s = numbered();
         let all: Vec<Metric> = s.metrics().collect();
-        assert_eq!(all.len(), 23);
+        assert_eq!(all.len(), 25);
         let names: HashSet<_> = all.iter().map(|m| m.name).collect();
         assert_eq!(names.len(), all.len(), "a name twice");
         for (i, m) in all.iter().enumerate() {

@@ -63,6 +63,7 @@ async fn the_metrics_endpoint_serves_rising_counters_and_group_leaders() -> anyh
     let mut cfg = common::node_config(&ca, 1, &[]);
     cfg.config = cfg.config.with_voters(vec![NodeId(1)]);
     cfg.metrics = Some("127.0.0.1:0".parse()?);
+    let cfg_lease = cfg.config.election.timing.lease;
     let a = Node::start(cfg).await?;
     let mut cfg = common::node_config(&ca, 2, &[a.local_addr()]);
     cfg.config = cfg.config.with_voters(vec![NodeId(1)]);
@@ -104,6 +105,9 @@ async fn the_metrics_endpoint_serves_rising_counters_and_group_leaders() -> anyh
         "quorate_voters_alive",
         "quorate_group_term",
         "quorate_group_leading",
+        "quorate_group_lease_remaining_seconds",
+        "quorate_renewals_late",
+        "quorate_leases_expired",
     ] {
         assert!(families.contains(f), "no family {f}: {families:?}");
     }
@@ -116,6 +120,10 @@ async fn the_metrics_endpoint_serves_rising_counters_and_group_leaders() -> anyh
         leadership.term() as f64
     );
     assert_eq!(first.samples["quorate_voters_alive"], 1.0);
+    let left = first.samples["quorate_group_lease_remaining_seconds{group=\"g\"}"];
+    let lease = cfg_lease.as_secs_f64();
+    assert!(left > 0.0 && left <= lease, "lease left {left} of {lease}");
+    assert_eq!(first.types["quorate_leases_expired"], "counter");
 
     // Probes keep going: the frames sent rise between scrapes.
     let before = first.samples["quorate_frames_out_total"];

@@ -46,9 +46,16 @@ pub struct IssueArgs {
     /// The new node's id.
     #[arg(long)]
     id: u64,
-    /// Its address, HOST:PORT (an IP or a host name).
+    /// Its host (a name or an IP): it listens there at --port, or at the port every
+    /// node of cluster.toml listens at.
+    #[arg(long, required_unless_present = "addr", conflicts_with = "addr")]
+    host: Option<String>,
+    /// With --host: the port [default: the one every node of cluster.toml shares].
+    #[arg(long, requires = "host")]
+    port: Option<u16>,
+    /// Its whole address instead, HOST:PORT (an IP or a host name).
     #[arg(long)]
-    addr: HostPort,
+    addr: Option<HostPort>,
     /// Days the certificates are valid (from an hour ago, for clocks a little behind).
     /// Renew before they end (`quorate cert renew`); a node warns 30 days ahead.
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
@@ -108,24 +115,47 @@ fn issue(a: IssueArgs) -> Result<()> {
             a.id
         );
     }
-    if let Some(n) = file.nodes.iter().find(|n| n.addr == a.addr) {
-        bail!("address {} is node {}'s already", a.addr, n.id);
+    let addr = new_address(&a, &file)?;
+    if let Some(n) = file.nodes.iter().find(|n| n.addr == addr) {
+        bail!("address {addr} is node {}'s already", n.id);
     }
     let ca = load_ca(&paths)?.with_validity(days(a.days));
     file.nodes.push(NodeEntry {
         id: a.id,
-        addr: a.addr.clone(),
+        addr: addr.clone(),
     });
     file.config()?;
     let id = NodeId(a.id);
     write_node(&paths, &ca, id, &file)?;
     file.save(&a.dir)?;
     println!(
-        "node {id} at {}: copy {} to its host; the other nodes need no change",
-        a.addr,
+        "node {id} at {addr}: copy {} to its host; the other nodes need no change",
         paths.bundle(id).display()
     );
     Ok(())
+}
+
+/// The new node's address: `--addr`, or `--host` at `--port` or the nodes' port.
+fn new_address(a: &IssueArgs, file: &ClusterFile) -> Result<HostPort> {
+    let (host, addr) = (a.host.as_deref(), a.addr.clone());
+    let Some(host) = host else {
+        return addr.context("--host or --addr is needed");
+    };
+    let port = match a.port {
+        Some(p) => p,
+        None => {
+            let ports: std::collections::BTreeSet<Option<u16>> =
+                file.nodes.iter().map(|n| n.addr.port()).collect();
+            match ports.into_iter().collect::<Vec<_>>()[..] {
+                [Some(p)] => p,
+                _ => bail!(
+                    "the nodes of cluster.toml listen at different ports: say which with \
+                     --port, or give --addr HOST:PORT"
+                ),
+            }
+        }
+    };
+    HostPort::new(host, port).map_err(|e| anyhow::anyhow!("--host {host:?}: {e}"))
 }
 
 fn renew(a: RenewArgs) -> Result<()> {

@@ -46,6 +46,20 @@ pub struct NodeEntry {
 pub struct HostPort(String);
 
 impl HostPort {
+    /// `host` (a name or an IP; an IPv6 address is bracketed) at `port`.
+    pub fn new(host: &str, port: u16) -> Result<Self, String> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.contains(':') {
+            true => format!("[{host}]:{port}").parse(),
+            false => format!("{host}:{port}").parse(),
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> Option<u16> {
+        self.0.rsplit_once(':')?.1.parse().ok()
+    }
+
     /// The address it names now: an IP as written, or what the host name resolves to
     /// (the system resolver: `/etc/hosts`, DNS), its first IPv4 address if it has one
     /// (so that `localhost` means the same on every machine), else its first.

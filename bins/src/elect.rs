@@ -1,6 +1,11 @@
 //! `quorate elect GROUP` and `quorate lock NAME` (as `etcdctl elect`/`etcdctl lock`
-//! and `consul lock` with a command): run as node K of the cluster directory, lead the
-//! group (hold the lock), and run a command only while leading.
+//! and `consul lock` with a command): lead the group (hold the lock) and run a command
+//! only while leading, either as node K of the cluster directory (`--id K`, a member
+//! for as long as the command runs) or through a node that runs already (`--node`,
+//! with the directory's client certificate: that node campaigns on the command's
+//! behalf, its id is the leader everyone sees, and it resigns when the command ends or
+//! this process goes away). Through a node, the lease end acted on is counted from
+//! when this process asked, so it never lies after the node's own.
 //!
 //! The command gets `QUORATE_GROUP` and `QUORATE_TERM` (a lock: `QUORATE_LOCK` and
 //! `QUORATE_FENCING_TOKEN`), the fencing token to pass with every side effect, and
@@ -19,20 +24,26 @@
 //! one JSON object per line with `--json`.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use quorate::groups::check_name;
-use quorate::{Campaign, Leadership, LockGuard, Node, NodeId, ResignError, Term};
+use quorate::{
+    Campaign, DelegatedCampaign, DelegatedLeadership, Identity, Leadership, LockGuard, Node,
+    NodeId, Term,
+};
 use serde_json::{json, Map, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::child::{self, Running};
-use crate::cluster::ClusterFile;
+use crate::cluster::{ClusterFile, Paths};
 use crate::printer::{self, Printer};
-use crate::run::{node_config, NodeOpts};
+use crate::run::{node_config, NodeSettings};
+use crate::status::first_answer;
 use crate::view;
+use crate::watch::{node_targets, NodeRef};
 
 /// Arguments of `quorate elect`.
 #[derive(Args, Debug)]
@@ -57,8 +68,27 @@ pub struct LockArgs {
 /// What `elect` and `lock` share: the node, the grace, the reports, the command.
 #[derive(Args, Debug)]
 struct RunOpts {
+    /// The cluster directory written by `quorate init`.
+    #[arg(long, value_parser = crate::parse_dir)]
+    dir: PathBuf,
+    /// Run as this node of the cluster (its certificate is in DIR), a member for as
+    /// long as the command runs.
+    #[arg(long, required_unless_present = "node", conflicts_with = "node")]
+    id: Option<u64>,
+    /// Campaign through this running node instead (its id in cluster.toml, or an
+    /// address HOST:PORT), with DIR's client certificate: the node leads on this
+    /// command's behalf and resigns when it ends.
+    #[arg(
+        long,
+        value_name = "NODE",
+        conflicts_with_all = ["listen", "advertise", "seeds", "meta", "preset", "data_dir"]
+    )]
+    node: Option<NodeRef>,
     #[command(flatten)]
-    node: NodeOpts,
+    settings: NodeSettings,
+    /// With --node: seconds to wait for the node to accept the campaign.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
     /// Milliseconds the command gets between SIGTERM and SIGKILL, at most the time
     /// left before the lease ends [default: half of that time].
     #[arg(long, value_name = "MS")]
@@ -105,10 +135,11 @@ enum What {
     Lock(String),
 }
 
-/// A held leadership or lock.
+/// A held leadership or lock: this process's own, or a running node's on its behalf.
 enum Hold {
     Lead(Campaign, Leadership),
     Lock(LockGuard),
+    Delegated(DelegatedCampaign, DelegatedLeadership),
 }
 
 impl Hold {
@@ -116,6 +147,7 @@ impl Hold {
         match self {
             Hold::Lead(_, l) => l.term(),
             Hold::Lock(g) => g.fencing_token(),
+            Hold::Delegated(_, l) => l.term(),
         }
     }
 
@@ -123,6 +155,7 @@ impl Hold {
         match self {
             Hold::Lead(_, l) => l.deadline(),
             Hold::Lock(g) => g.deadline(),
+            Hold::Delegated(_, l) => l.deadline(),
         }
     }
 
@@ -130,23 +163,32 @@ impl Hold {
         match self {
             Hold::Lead(_, l) => l.lost().await,
             Hold::Lock(g) => g.lost().await,
+            Hold::Delegated(_, l) => l.lost().await,
         }
     }
 
-    /// Resigns (releases), confirmed by a quorum of voters.
-    async fn release(self) -> Result<(), ResignError> {
+    /// Resigns (releases), confirmed by a quorum of voters; else why not.
+    async fn release(self) -> Result<(), String> {
         match self {
             Hold::Lead(campaign, lead) => {
                 drop(lead);
-                campaign.resign().await
+                campaign.resign().await.map_err(|e| e.to_string())
             }
-            Hold::Lock(g) => g.release().await,
+            Hold::Lock(g) => g.release().await.map_err(|e| e.to_string()),
+            Hold::Delegated(campaign, lead) => {
+                drop(lead);
+                let node = campaign.node();
+                match campaign.resign().await {
+                    true => Ok(()),
+                    false => Err(format!("node {node} could not confirm the release")),
+                }
+            }
         }
     }
 
     /// The command's environment.
-    fn env(&self, what: &What) -> Vec<(&'static str, String)> {
-        let until = view::wall_ms(self.deadline()).to_string();
+    fn env(&self, what: &What, until_ms: u64) -> Vec<(&'static str, String)> {
+        let until = until_ms.to_string();
         match what {
             What::Group(g) => vec![
                 ("QUORATE_GROUP", g.clone()),
@@ -195,20 +237,41 @@ impl Stops {
     }
 }
 
-/// Runs node K, waits to hold `what`, runs the command while holding it, then
-/// releases and leaves.
+/// Leads as `a` says: as a node of its own (`--id`), or through a running node
+/// (`--node`).
 async fn run(what: What, a: RunOpts) -> Result<u8> {
-    let file = ClusterFile::load(&a.node.dir)?;
+    let file = ClusterFile::load(&a.dir)?;
     if file.voters.is_empty() {
         bail!("elections need voters: cluster.toml names none (see `quorate init --voters`)");
     }
-    let nc = node_config(&a.node, &file)?;
-    let timing = nc.config.election.timing.clone();
-    let mut stops = Stops::new()?;
+    let stops = Stops::new()?;
+    match (&a.node, a.id) {
+        (Some(node), _) => delegated(what, &a, &file, node, stops).await,
+        (None, Some(id)) => own(what, &a, &file, id, stops).await,
+        (None, None) => bail!("--id or --node is needed"),
+    }
+}
+
+/// When the command is stopped: `warn` before the lease's end without a renewal, and
+/// killed `margin` before it at the latest.
+struct Guard {
+    warn: Duration,
+    margin: Duration,
+}
+
+/// Runs node K, waits to hold `what`, runs the command while holding it, then
+/// releases and leaves.
+async fn own(what: What, a: &RunOpts, file: &ClusterFile, id: u64, mut stops: Stops) -> Result<u8> {
+    let nc = node_config(&a.dir, id, &a.settings, file)?;
+    let t = &nc.config.election.timing;
+    let guard = Guard {
+        warn: t.renew_interval,
+        margin: t.margin,
+    };
     let mut out = Report::new(nc.id, a.json)?;
     let node = Node::start(nc)
         .await
-        .with_context(|| format!("cannot start node {}", a.node.id))?;
+        .with_context(|| format!("cannot start node {id}"))?;
     let mut f = Map::new();
     f.insert("addr".into(), json!(node.local_addr().to_string()));
     out.line("node_started", f);
@@ -229,16 +292,94 @@ async fn run(what: What, a: RunOpts) -> Result<u8> {
             return Err(e);
         }
     };
-    out.held(&what, &hold);
-    let ending = supervise(&hold, &what, &a, &timing, &mut stops, &mut out).await;
-    let released = hold.release().await;
-    let mut f = Map::new();
-    f.insert("confirmed".into(), json!(released.is_ok()));
-    out.line("released", f);
+    let (ending, released) = lead(hold, &what, a, &guard, &mut stops, &mut out).await;
     out.line("leaving", Map::new());
     let left = node.leave().await.context("graceful leave failed");
     out.line("stopped", Map::new());
     out.finish();
+    conclude(&what, ending, released, left)
+}
+
+/// Asks a running node to campaign on this command's behalf, waits until it leads,
+/// runs the command while it does, then has it resign.
+async fn delegated(
+    what: What,
+    a: &RunOpts,
+    file: &ClusterFile,
+    node: &NodeRef,
+    mut stops: Stops,
+) -> Result<u8> {
+    let paths = Paths(a.dir.clone());
+    let identity = Identity::load(&paths.client_cert(), &paths.client_key(), &paths.ca_cert())?;
+    let (group, once) = what.campaign();
+    let cluster = &file.cluster_name;
+    let targets = node_targets(file, Some(node))?;
+    let (_, mut campaign) = first_answer(targets, a.timeout, |addr| {
+        quorate::campaign_through(&identity, addr, cluster, &group, once)
+    })
+    .await
+    .with_context(|| format!("node {node} did not take the campaign"))?;
+    let t = campaign.timing();
+    let guard = Guard {
+        warn: t.renew_interval,
+        margin: t.margin,
+    };
+    let mut out = Report::new(campaign.node(), a.json)?;
+    out.line("campaigning", Map::new());
+    let held = tokio::select! {
+        held = campaign.leadership() => held,
+        code = stops.recv() => {
+            let confirmed = campaign.resign().await;
+            let mut f = Map::new();
+            f.insert("confirmed".into(), json!(confirmed));
+            out.line("resigned", f);
+            out.finish();
+            return Ok(code);
+        }
+    };
+    let lead_ = match held {
+        Ok(l) => l,
+        Err(e) => {
+            out.finish();
+            return Err(e).context("the campaign ended before it led");
+        }
+    };
+    let hold = Hold::Delegated(campaign, lead_);
+    let (ending, released) = lead(hold, &what, a, &guard, &mut stops, &mut out).await;
+    out.line("stopped", Map::new());
+    out.finish();
+    conclude(&what, ending, released, Ok(()))
+}
+
+/// Runs the command while `hold` lasts, then releases it: how the command's run ended,
+/// and whether the release was confirmed.
+async fn lead(
+    hold: Hold,
+    what: &What,
+    a: &RunOpts,
+    guard: &Guard,
+    stops: &mut Stops,
+    out: &mut Report,
+) -> (Result<Ending>, Result<(), String>) {
+    // One lease end for the report and the command, so both say the same millisecond.
+    let until = view::wall_ms(hold.deadline());
+    out.held(what, &hold, until);
+    let env = hold.env(what, until);
+    let ending = supervise(&hold, &env, a, guard, stops, out).await;
+    let released = hold.release().await;
+    let mut f = Map::new();
+    f.insert("confirmed".into(), json!(released.is_ok()));
+    out.line("released", f);
+    (ending, released)
+}
+
+/// The exit code from how the command's run ended.
+fn conclude(
+    what: &What,
+    ending: Result<Ending>,
+    released: Result<(), String>,
+    left: Result<()>,
+) -> Result<u8> {
     let ending = ending?;
     if let Err(e) = released {
         eprintln!("warning: {e} (the next holder may wait for the lease to run out)");
@@ -256,6 +397,14 @@ async fn run(what: What, a: RunOpts) -> Result<u8> {
 }
 
 impl What {
+    /// The election group and whether its campaign ends with its first leadership.
+    fn campaign(&self) -> (String, bool) {
+        match self {
+            What::Group(g) => (g.clone(), false),
+            What::Lock(n) => (format!("{}{n}", quorate::LOCK_PREFIX), true),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             What::Group(g) => format!("the leadership of group {g:?}"),
@@ -292,13 +441,13 @@ async fn acquire(node: &Node, what: &What) -> Result<Hold> {
 /// unrenewed or quorate is asked to stop.
 async fn supervise(
     hold: &Hold,
-    what: &What,
+    env: &[(&'static str, String)],
     a: &RunOpts,
-    timing: &quorate::election::Timing,
+    guard: &Guard,
     stops: &mut Stops,
     out: &mut Report,
 ) -> Result<Ending> {
-    let mut cmd = child::spawn(&a.command, &hold.env(what))?;
+    let mut cmd = child::spawn(&a.command, env)?;
     let mut f = Map::new();
     f.insert("pid".into(), json!(cmd.pid()));
     out.line("command_started", f);
@@ -308,10 +457,10 @@ async fn supervise(
             out.exited(status, "exited");
             return Ok(Ending::Exited(status));
         }
-        () = at_risk(hold, timing.renew_interval) => true,
+        () = at_risk(hold, guard.warn) => true,
         _ = stops.recv() => false,
     };
-    let status = stop(&mut cmd, hold, a.grace, timing.margin, out).await?;
+    let status = stop(&mut cmd, hold, a.grace, guard.margin, out).await?;
     let ending = match losing {
         true => Ending::Losing(status),
         false => Ending::Interrupted(status),
@@ -407,7 +556,7 @@ impl Report {
 
     /// `leadership_acquired` (a group) or `lock_acquired`, with the fencing token and
     /// the lease's end.
-    fn held(&mut self, what: &What, hold: &Hold) {
+    fn held(&mut self, what: &What, hold: &Hold, until_ms: u64) {
         let mut f = Map::new();
         let kind = match what {
             What::Group(g) => {
@@ -421,10 +570,7 @@ impl Report {
                 "lock_acquired"
             }
         };
-        f.insert(
-            "lease_until_ms".into(),
-            json!(view::wall_ms(hold.deadline())),
-        );
+        f.insert("lease_until_ms".into(), json!(until_ms));
         self.line(kind, f);
     }
 

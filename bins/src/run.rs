@@ -18,8 +18,7 @@ use crate::cluster::{ClusterFile, HostPort, Paths};
 use crate::printer::{self, Printer};
 use crate::view::{self, Reporter};
 
-/// What makes a process node K of a cluster directory: shared by `quorate node`,
-/// `quorate elect` and `quorate lock`.
+/// What makes a process node K of a cluster directory (`quorate node`).
 #[derive(Args, Debug)]
 pub struct NodeOpts {
     /// The cluster directory written by `quorate init`.
@@ -28,6 +27,14 @@ pub struct NodeOpts {
     /// This node's id (its certificate is DIR/node-ID.pem).
     #[arg(long)]
     pub id: u64,
+    #[command(flatten)]
+    pub settings: NodeSettings,
+}
+
+/// How a node of a cluster directory runs: shared by `quorate node`, `quorate elect`
+/// and `quorate lock`.
+#[derive(Args, Debug)]
+pub struct NodeSettings {
     /// Listen address, an IP or a host name with the port (default: the node's address
     /// in cluster.toml).
     #[arg(long)]
@@ -164,10 +171,15 @@ fn split_seeds(seeds: &[HostPort]) -> (Vec<SocketAddr>, Vec<String>) {
 }
 
 /// The library's configuration of the node `a` describes.
-pub fn node_config(a: &NodeOpts, file: &ClusterFile) -> Result<NodeConfig> {
-    let entry = file.node(a.id)?;
-    let id = NodeId(a.id);
-    let paths = Paths(a.dir.clone());
+pub fn node_config(
+    dir: &Path,
+    id: u64,
+    a: &NodeSettings,
+    file: &ClusterFile,
+) -> Result<NodeConfig> {
+    let entry = file.node(id)?;
+    let id = NodeId(id);
+    let paths = Paths(dir.to_owned());
     let identity = Identity::load(&paths.node_cert(id), &paths.node_key(id), &paths.ca_cert())?;
     let cfg = file.config_with(a.preset.as_deref().unwrap_or(&file.preset))?;
     let listen = a.listen.as_ref().unwrap_or(&entry.addr).resolve()?;
@@ -187,7 +199,7 @@ pub fn node_config(a: &NodeOpts, file: &ClusterFile) -> Result<NodeConfig> {
     nc.data_dir = Some(
         a.data_dir
             .clone()
-            .unwrap_or_else(|| default_data_dir(&a.dir, id)),
+            .unwrap_or_else(|| default_data_dir(dir, id)),
     );
     Ok(nc)
 }
@@ -197,7 +209,7 @@ pub fn node_config(a: &NodeOpts, file: &ClusterFile) -> Result<NodeConfig> {
 pub async fn run(a: NodeArgs) -> Result<()> {
     let file = ClusterFile::load(&a.node.dir)?;
     check_campaigns(&a.campaigns, &file)?;
-    let mut nc = node_config(&a.node, &file)?;
+    let mut nc = node_config(&a.node.dir, a.node.id, &a.node.settings, &file)?;
     nc.metrics = a.metrics;
     nc.config.election.unsafe_variant = a.unsafe_variant;
     let id = nc.id;

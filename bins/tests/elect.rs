@@ -20,6 +20,14 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A cluster of five nodes whose voters 1, 2 and 3 run as `quorate node` processes,
 /// once they all see each other; 4 and 5 are left for `elect` and `lock`.
 fn voters(dir: &Path) -> Vec<Proc> {
+    let (procs, rx) = voters_logged(dir);
+    // Keep reading: the voters' stdout must not fill up.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    procs
+}
+
+/// As [`voters`], with the voters' JSON lines (unbounded: nothing fills up unread).
+fn voters_logged(dir: &Path) -> (Vec<Proc>, mpsc::Receiver<Value>) {
     init(dir, 5, free_base(5), &["--voters", "1,2,3"]);
     let (tx, rx) = mpsc::channel();
     let procs = (1..=3).map(|id| spawn(dir, id, &[], tx.clone())).collect();
@@ -31,9 +39,7 @@ fn voters(dir: &Path) -> Vec<Proc> {
                 .all(|m| seen(log, n, "member_joined", m))
         })
     });
-    // Keep reading: the voters' stdout must not fill up.
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    procs
+    (procs, rx)
 }
 
 /// A running `quorate elect`/`lock --json`; its JSON reports arrive on `reports`.
@@ -52,9 +58,24 @@ impl Drop for Run {
 
 /// `quorate KIND WHAT --dir DIR --id ID --json -- sh -c SCRIPT`, with `env` added.
 fn start(dir: &Path, kind: &str, what: &str, id: u64, script: &str, env: &[(&str, &Path)]) -> Run {
+    start_as(dir, kind, what, &["--id", &id.to_string()], script, env)
+}
+
+/// `quorate KIND WHAT --dir DIR AS --json -- sh -c SCRIPT` (AS: `--id K` or
+/// `--node K`), with `env` added.
+fn start_as(
+    dir: &Path,
+    kind: &str,
+    what: &str,
+    how: &[&str],
+    script: &str,
+    env: &[(&str, &Path)],
+) -> Run {
+    let id = how.join(" ");
     let mut child = Command::new(BIN)
         .args([kind, what, "--dir", dir.to_str().unwrap()])
-        .args(["--id", &id.to_string(), "--json", "--", "sh", "-c", script])
+        .args(how)
+        .args(["--json", "--", "sh", "-c", script])
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -297,10 +318,184 @@ fn bad_command_lines_are_refused_clearly() {
             vec!["lock", "l", "--dir", d, "--id", "7", "--", "true"],
             "node 7 is not in cluster.toml",
         ),
+        (vec!["elect", "g", "--dir", d, "--", "true"], "--id"),
+        (
+            vec![
+                "elect", "g", "--dir", d, "--id", "1", "--node", "2", "--", "true",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "lock",
+                "l",
+                "--dir",
+                d,
+                "--node",
+                "1",
+                "--listen",
+                "127.0.0.1:1",
+                "--",
+                "true",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["elect", "g", "--dir", d, "--node", "x:y", "--", "true"],
+            "neither a node id nor an address",
+        ),
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn elect_through_a_running_node_runs_the_command_and_resigns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let (_voters, voter_lines) = voters_logged(&dir);
+    let file = tmp.path().join("seen");
+    let script = "echo \"$QUORATE_GROUP $QUORATE_TERM $QUORATE_LEASE_UNTIL_MS\" > \"$F\"; exit 3";
+    let mut run = start_as(
+        &dir,
+        "elect",
+        "g",
+        &["--node", "1"],
+        script,
+        &[("F", &file)],
+    );
+    assert_eq!(run.exit().code(), Some(3), "{:#?}", run.log);
+    let acquired = run.report("leadership_acquired");
+    assert_eq!(
+        acquired["node"], 1,
+        "node 1 leads on the command's behalf: {acquired}"
+    );
+    let term = number(acquired, "term");
+    let until = number(acquired, "lease_until_ms");
+    let seen = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(seen.trim(), format!("g {term} {until}"));
+    assert_eq!(run.report("released")["confirmed"], true, "{:#?}", run.log);
+
+    // The lease end acted on is never after node 1's own (its stdout, same term; the
+    // two are rounded to the millisecond apart).
+    let own: Vec<Value> = voter_lines.try_iter().collect();
+    let node_says = own
+        .iter()
+        .find(|v| v["node"] == 1 && v["event"] == "leadership_acquired" && v["term"] == term)
+        .unwrap_or_else(|| panic!("node 1 printed no leadership of term {term}: {own:#?}"));
+    assert!(
+        until <= number(node_says, "lease_until_ms") + 1,
+        "{acquired} vs {node_says}"
+    );
+
+    // Freed: the voters name nobody.
+    assert!(confirmed_leader(&dir, "g")["leader"].is_null());
+}
+
+#[test]
+fn elect_through_a_node_stops_the_command_before_the_lease_can_run_out() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let voters = voters(&dir);
+    let (term_file, termed) = (tmp.path().join("term"), tmp.path().join("termed"));
+    let script = "trap 'date +%s%3N > \"$T\"; exit 0' TERM; echo \"$QUORATE_TERM\" > \"$F\"; \
+                  sleep 30 & wait";
+    let env = [("F", term_file.as_path()), ("T", termed.as_path())];
+    let mut run = start_as(&dir, "elect", "g", &["--node", "1"], script, &env);
+    written(&term_file);
+    // Voters 2 and 3 stop answering: node 1 cannot renew the lease.
+    for p in &voters[1..] {
+        let pid = p.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let status = run.exit();
+    for p in &voters[1..] {
+        let _ = Command::new("kill")
+            .args(["-CONT", &p.child.id().to_string()])
+            .status();
+    }
+    assert!(
+        !status.success(),
+        "losing the lease is an error: {:#?}",
+        run.log
+    );
+    let signalled = run.report("command_signalled");
+    let lease_end = number(signalled, "lease_until_ms");
+    let got_term: u64 = written(&termed).trim().parse().unwrap();
+    assert!(
+        got_term < lease_end,
+        "SIGTERM at {got_term}, lease end {lease_end}"
+    );
+    let exited = run.report("command_exited");
+    assert_eq!(exited["reason"], "losing", "{exited}");
+}
+
+#[test]
+fn lock_holders_through_one_node_wait_their_turn() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let _voters = voters(&dir);
+    let (marker, tokens) = (tmp.path().join("marker"), tmp.path().join("tokens"));
+    let script = "set -C; : > \"$M\" || exit 9; echo \"$QUORATE_LOCK $QUORATE_FENCING_TOKEN\" \
+                  >> \"$TOKENS\"; sleep 1; rm \"$M\"";
+    let env = [("M", marker.as_path()), ("TOKENS", tokens.as_path())];
+    // Two through node 1 (the second waits for the first's campaign), one as node 4.
+    let mut runs = vec![
+        start_as(&dir, "lock", "backup", &["--node", "1"], script, &env),
+        start_as(&dir, "lock", "backup", &["--node", "1"], script, &env),
+        start(&dir, "lock", "backup", 4, script, &env),
+    ];
+    for run in &mut runs {
+        assert_eq!(run.exit().code(), Some(0), "{:#?}", run.log);
+    }
+    let text = std::fs::read_to_string(&tokens).unwrap();
+    let mut got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.len(), 3, "{text}");
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), 3, "three holders, three fencing tokens: {text}");
+}
+
+#[test]
+fn a_node_resigns_for_a_client_that_vanished() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let _voters = voters(&dir);
+    let file = tmp.path().join("started");
+    let script = "echo $$ > \"$F\"; exec sleep 60";
+    let mut run = start_as(
+        &dir,
+        "elect",
+        "g",
+        &["--node", "2"],
+        script,
+        &[("F", &file)],
+    );
+    written(&file);
+    assert_eq!(confirmed_leader(&dir, "g")["leader"], 2);
+    // SIGKILL: no resignation is sent; node 2 notices the silence (or the closed
+    // connection) and resigns on its own.
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    let orphan = written(&file).trim().to_owned();
+    let _ = Command::new("kill").args(["-KILL", &orphan]).status();
+    let end = Instant::now() + DEADLINE;
+    while !confirmed_leader(&dir, "g")["leader"].is_null() {
+        assert!(
+            Instant::now() < end,
+            "node 2 still leads for a vanished client"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -727,8 +727,8 @@ fn five_hosts_elect_fail_over_split_heal_and_grow() {
         &dir,
         "--id",
         &six.to_string(),
-        "--addr",
-        &format!("{}:{PORT}", netns::host(six)),
+        "--host",
+        &netns::host(six),
     ]);
     let grown: Vec<usize> = (1..=six).collect();
     let joined = c.log.events.len();

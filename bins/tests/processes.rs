@@ -170,6 +170,50 @@ fn cluster_files_may_name_hosts() {
 }
 
 #[test]
+fn queries_in_a_loop_never_run_a_node_out_of_client_slots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    init(&dir, 3, free_base(3), &["--voters", "1,2,3"]);
+    let (tx, rx) = mpsc::channel();
+    let campaign = ["--campaign", "g"];
+    let _nodes: Vec<Proc> = (1..=3)
+        .map(|k| spawn(&dir, k, &campaign, tx.clone()))
+        .collect();
+    let mut log = Vec::new();
+    wait_for(&rx, &mut log, "the three to converge and elect", |log| {
+        let elected = log.iter().any(|v| v["event"] == "leadership_acquired");
+        elected
+            && (1..=3).all(|n| {
+                (1..=3)
+                    .filter(|m| *m != n)
+                    .all(|m| seen(log, n, "member_joined", m))
+            })
+    });
+    // A node serves 16 client connections at once; each query closes its own before
+    // its process exits, so a script asking again and again is served every time
+    // (the node does not hold a slot per finished query until its lifetime ends).
+    for asked in 0..60 {
+        let report = status_json(&dir, Some(1));
+        assert_eq!(report["node"], 1, "query {asked}: {report}");
+        let out = Command::new(BIN)
+            .args([
+                "leader",
+                "g",
+                "--confirmed",
+                "--json",
+                "--node",
+                "1",
+                "--dir",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "query {asked}: {err}");
+    }
+}
+
+#[test]
 fn a_node_runs_from_its_bundle_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
@@ -216,7 +260,21 @@ fn cert_issue_adds_a_node_that_joins_and_renew_keeps_it_a_member() {
     };
     let d = dir.to_str().unwrap();
     let addr = format!("127.0.0.1:{}", base + 2);
-    let (ok, err) = cli(&["cert", "issue", "--dir", d, "--id", "3", "--addr", &addr]);
+    // On loopback every node has a port of its own: a host alone is not enough.
+    let (ok, err) = cli(&[
+        "cert",
+        "issue",
+        "--dir",
+        d,
+        "--id",
+        "3",
+        "--host",
+        "127.0.0.1",
+    ]);
+    assert!(!ok && err.contains("--port"), "{err}");
+    let port = (base + 2).to_string();
+    let host = ["--host", "127.0.0.1", "--port", &port];
+    let (ok, err) = cli(&[&["cert", "issue", "--dir", d, "--id", "3"][..], &host].concat());
     assert!(ok, "{err}");
     // Another node's bundle is untouched; the cluster file names node 3.
     assert_eq!(

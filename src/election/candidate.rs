@@ -93,6 +93,10 @@ pub struct Candidacy {
     gossip_terms: bool,
     /// Under the unsafe `highest-first` variant, ranks back off the other way round.
     highest_first: bool,
+    /// Renewal rounds not granted within half a round timeout, and the last one
+    /// counted (each round once).
+    renewals_late: u64,
+    late_round: Option<u32>,
 }
 
 impl Candidacy {
@@ -116,7 +120,15 @@ impl Candidacy {
             unheard: None,
             gossip_terms: false,
             highest_first: false,
+            renewals_late: 0,
+            late_round: None,
         }
+    }
+
+    /// Renewal rounds of this candidacy's leaderships that a quorum had not granted
+    /// within half a round timeout (each asked again).
+    pub fn renewals_late(&self) -> u64 {
+        self.renewals_late
     }
 
     /// The candidacy of node `me`. A round denied because a lower id holds a voter's
@@ -493,6 +505,10 @@ impl Candidacy {
         match renewal.newest() {
             // Same round, so the deadline still counts from the first sending.
             Some((round, sent)) if deadline < full_deadline(&self.timing, sent) => {
+                if self.late_round != Some(round) {
+                    self.late_round = Some(round);
+                    self.renewals_late += 1;
+                }
                 vec![Action::Request { term, round }]
             }
             // Renewed, but some voter did not answer: ask it again.

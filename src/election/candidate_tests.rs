@@ -84,6 +84,7 @@ fn lowest_rank_asks_first_wins_and_renews() {
     );
     let out = deliver(&mut c, &mut vs, NodeId(1), t1, req[0]);
     assert!(matches!(out[..], [Action::Renewed { term: 1, deadline: d }] if d > deadline));
+    assert_eq!(c.renewals_late(), 0, "a renewal granted at once is not late");
 }
 
 #[test]
@@ -136,6 +137,8 @@ fn leader_without_renewals_steps_down_at_its_deadline() {
         }
     }
     assert_eq!(stepped, Some((1, StepDown::LeaseExpired, deadline)));
+    // Each unanswered renewal round counts once as late, however often it is re-asked.
+    assert!((1..=3).contains(&c.renewals_late()), "{}", c.renewals_late());
     // Every voter's promise is still running when the leader gives up.
     assert!(vs.iter().all(|v| v.promise(deadline, "g").is_some()));
     // The lowest id runs again at once; those voters would grant it a new term.
@@ -352,11 +355,13 @@ fn a_renewal_nobody_answered_is_asked_again_after_a_round_timeout() {
     let t2 = t1 + timing().round_timeout / 2;
     assert!(t2 < deadline);
     assert_eq!(c.next_timer(), t2);
+    assert_eq!(c.renewals_late(), 0);
     let req = c.on_timer(t2);
     assert!(
         matches!(req[..], [Action::Request { round: r, .. }] if r == round),
         "{req:?}"
     );
+    assert_eq!(c.renewals_late(), 1, "asked again: one late renewal");
     let out = deliver(&mut c, &mut vs, me, t2, req[0]);
     let d = safe(t1);
     assert_eq!(

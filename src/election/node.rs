@@ -101,6 +101,8 @@ pub struct Election {
     /// Pending leader queries: group, answers, deadline.
     queries: BTreeMap<u32, (String, QueryTally, Instant)>,
     next_query: u32,
+    /// Late renewal rounds of campaigns that ended (the running ones count their own).
+    renewals_late_ended: u64,
 }
 
 impl Election {
@@ -136,6 +138,7 @@ impl Election {
             events: VecDeque::new(),
             queries: BTreeMap::new(),
             next_query: 0,
+            renewals_late_ended: 0,
         })
     }
 
@@ -227,6 +230,7 @@ impl Election {
     /// Stops running for `group`; a leader steps down and releases at once.
     pub fn resign(&mut self, now: Instant, group: &str) {
         if let Some(c) = self.campaigns.remove(group) {
+            self.renewals_late_ended += c.renewals_late();
             let actions = c.resign();
             self.act(now, group, actions);
         }
@@ -245,6 +249,13 @@ impl Election {
         if let Some(c) = self.campaigns.get_mut(group) {
             c.set_rank(rank);
         }
+    }
+
+    /// Renewal rounds of this node's leaderships that a quorum had not granted within
+    /// half a round timeout, since it started.
+    pub fn renewals_late(&self) -> u64 {
+        let running: u64 = self.campaigns.values().map(Candidacy::renewals_late).sum();
+        self.renewals_late_ended + running
     }
 
     /// The groups this node runs for.

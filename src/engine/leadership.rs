@@ -55,7 +55,10 @@ impl Engine {
                     self.groups.set_leading(group, Some(*term));
                     self.views_changed = true;
                 }
-                ElectionEvent::SteppedDown { group, .. } => {
+                ElectionEvent::SteppedDown { group, reason, .. } => {
+                    if *reason == crate::election::StepDown::LeaseExpired {
+                        self.stats.leases_expired += 1;
+                    }
                     self.groups.set_leading(group, None);
                     self.lower_since.retain(|(g, _), _| g != group);
                     self.views_changed = true;

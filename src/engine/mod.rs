@@ -246,6 +246,10 @@ impl Engine {
         s.election_misrouted += own.election_misrouted;
         s.bytes_in += own.bytes_in;
         s.leader_changes += own.leader_changes;
+        s.leases_expired += own.leases_expired;
+        if let Some(e) = &self.election {
+            s.renewals_late += e.renewals_late();
+        }
         s
     }
 

@@ -22,6 +22,8 @@ fn addr(i: u64) -> SocketAddr {
 struct Net {
     nodes: Vec<Engine>,
     down: Vec<bool>,
+    /// Running, but every frame to or from it is lost.
+    cut: Vec<bool>,
     events: Vec<Vec<Event>>,
     now: Instant,
     /// Whether [`Net::run`] fails on two leaders at once (else it only counts them).
@@ -46,6 +48,7 @@ impl Net {
         }
         let mut net = Net {
             down: vec![false; n as usize],
+            cut: vec![false; n as usize],
             events: vec![Vec::new(); n as usize],
             nodes,
             now: t0,
@@ -65,7 +68,7 @@ impl Net {
             let mut frames = Vec::new();
             for (i, n) in self.nodes.iter_mut().enumerate() {
                 while let Some(t) = n.poll_transmit() {
-                    if !self.down[i] {
+                    if !self.down[i] && !self.cut[i] {
                         frames.push((n.id(), addr(i as u64 + 1), t));
                     }
                 }
@@ -80,7 +83,7 @@ impl Net {
                 let Some(i) = (0..self.nodes.len()).find(|i| addr(*i as u64 + 1) == t.to) else {
                     continue;
                 };
-                if self.down[i] {
+                if self.down[i] || self.cut[i] {
                     continue;
                 }
                 let to = &mut self.nodes[i];
@@ -134,6 +137,7 @@ impl Net {
         e.campaign(self.now, "g").unwrap();
         self.nodes.push(e);
         self.down.push(false);
+        self.cut.push(false);
         self.events.push(Vec::new());
         i
     }
@@ -358,6 +362,7 @@ fn preemption_hands_over_to_a_stable_lower_id_only_when_enabled() {
         }
         let mut net = Net {
             down: vec![false; 3],
+            cut: vec![false; 3],
             events: vec![Vec::new(); 3],
             nodes,
             now: t0,
@@ -375,4 +380,23 @@ fn preemption_hands_over_to_a_stable_lower_id_only_when_enabled() {
         let want = if preempt { vec![1] } else { vec![3] };
         assert_eq!(net.leaders("g"), want, "preempt={preempt}");
     }
+}
+
+#[test]
+fn a_leader_cut_off_from_its_voters_counts_late_renewals_and_an_expired_lease() {
+    let mut net = Net::new(4);
+    let now = net.now;
+    net.node(4).campaign(now, "g").unwrap();
+    net.until(Duration::from_secs(3), |n| n.leaders("g") == vec![4]);
+    net.run(Duration::from_secs(2));
+    let s = net.node(4).stats();
+    assert_eq!((s.renewals_late, s.leases_expired), (0, 0), "{s:?}");
+    net.cut[3] = true;
+    let lease = Config::local().election.timing.lease;
+    net.run(lease * 2);
+    let s = net.node(4).stats();
+    assert!(s.renewals_late >= 1, "{s:?}");
+    assert_eq!(s.leases_expired, 1, "{s:?}");
+    let now = net.now;
+    assert!(net.node(4).leadership("g").is_none_or(|(_, d)| d <= now));
 }

@@ -60,6 +60,10 @@ pub(crate) enum Command {
     Metrics {
         reply: oneshot::Sender<Vec<crate::stats::Metric>>,
     },
+    /// Read this node's leaderships: group, term and the lease left now.
+    Leases {
+        reply: oneshot::Sender<Vec<(String, crate::election::Term, std::time::Duration)>>,
+    },
     /// Ask the voters who leads `group`.
     QueryLeader { group: String, reply: QueryReply },
     /// A read-your-writes barrier: answered once a quorum of voters and this node
@@ -152,6 +156,22 @@ pub(crate) struct Driver {
     /// The application watchdog, and where its expiries are counted.
     watchdog: Option<(Arc<Watchdog>, Arc<Shared>)>,
     shared: Arc<Shared>,
+}
+
+/// This node's leaderships: group, term and the lease left at `now`.
+fn leases(
+    engine: &Engine,
+    now: std::time::Instant,
+) -> Vec<(String, crate::election::Term, std::time::Duration)> {
+    let Some(e) = engine.election() else {
+        return Vec::new();
+    };
+    e.campaigns()
+        .filter_map(|g| {
+            let (term, deadline) = e.leadership(g)?;
+            Some((g.to_owned(), term, deadline.saturating_duration_since(now)))
+        })
+        .collect()
 }
 
 fn now_std() -> std::time::Instant {
@@ -288,6 +308,9 @@ impl Driver {
             },
             Command::Metrics { reply } => {
                 let _ = reply.send(self.engine.metrics().collect());
+            }
+            Command::Leases { reply } => {
+                let _ = reply.send(leases(&self.engine, now));
             }
             Command::Leave { reply } => self.on_leave(now, reply),
             Command::Shutdown { reply } => return Some(Exit::Shutdown(Some(reply))),

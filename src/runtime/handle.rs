@@ -102,6 +102,11 @@ impl Commands {
         self.ask(|reply| Command::Metrics { reply }).await
     }
 
+    /// This node's leaderships: group, term and the lease left now.
+    pub async fn leases(&self) -> Result<Vec<(String, Term, Duration)>, Stopped> {
+        self.ask(|reply| Command::Leases { reply }).await
+    }
+
     /// Asks the voters who leads `group`.
     pub async fn query_leader(
         &self,
@@ -164,6 +169,36 @@ impl WeakCommands {
         drop(cmds);
         let (me, wait) = rx.await.ok()??;
         Some((self.upgrade()?, me, wait))
+    }
+}
+
+impl WeakCommands {
+    /// Ends campaign `id` of `group`, then waits until a quorum of voters no longer
+    /// names this node as the holder (at once when elections are off or the node
+    /// stopped). `Err(waited)`: the voters did not confirm within that wait (one
+    /// lease); the node stepped down and sent the releases all the same.
+    pub async fn resign_confirmed(&self, group: &str, id: u64) -> Result<(), Duration> {
+        let Some((cmds, me, wait)) = self.resign(group, id).await else {
+            return Ok(());
+        };
+        let released = async {
+            loop {
+                // Each ask is short: a voter that had not yet handled the release when
+                // it answered, with another voter down, leaves a query undecided until
+                // its own deadline; asking again gets the fresh answers.
+                let ask = tokio::time::timeout(wait / 8, cmds.query_leader(group));
+                match ask.await {
+                    Ok(Ok(Ok(Some((holder, _))))) if holder == me => {
+                        tokio::time::sleep(wait / 32).await;
+                    }
+                    Ok(Ok(Err(QueryError::Busy))) => tokio::time::sleep(wait / 32).await,
+                    Err(_) | Ok(Ok(Err(QueryError::NoQuorum))) => {}
+                    // Released (another holder or none), elections off, node stopped.
+                    _ => return,
+                }
+            }
+        };
+        tokio::time::timeout(wait, released).await.map_err(|_| wait)
     }
 }
 

@@ -69,13 +69,13 @@ async fn answer(mut stream: TcpStream, cmds: Commands, shared: &Shared) {
         None => return,
     };
     let (status, body) = match head.split_whitespace().take(2).collect::<Vec<_>>()[..] {
-        ["GET", "/metrics"] => match cmds.engine_metrics().await {
-            Ok(mut all) => {
+        ["GET", "/metrics"] => match (cmds.engine_metrics().await, cmds.leases().await) {
+            (Ok(mut all), Ok(leases)) => {
                 drop(cmds);
                 all.extend(shared.counters.snapshot().metrics());
-                ("200 OK", encode(all, shared))
+                ("200 OK", encode(all, leases, shared))
             }
-            Err(_) => ("503 Service Unavailable", "the node has stopped\n".to_owned()),
+            _ => ("503 Service Unavailable", "the node has stopped\n".to_owned()),
         },
         ["GET", _] => ("404 Not Found", "try /metrics\n".to_owned()),
         _ => ("405 Method Not Allowed", "only GET\n".to_owned()),
@@ -104,10 +104,13 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
-/// The text of one scrape: `metrics` and the group and voter series of `shared`.
-fn encode(metrics: Vec<Metric>, shared: &Shared) -> String {
+/// The text of one scrape: `metrics`, this node's `leases` (group, term, time left)
+/// and the group and voter series of `shared`.
+fn encode(metrics: Vec<Metric>, leases: Vec<(String, u64, Duration)>, shared: &Shared) -> String {
     let mut registry = Registry::with_prefix("quorate");
-    registry.register_collector(Box::new(Scrape::of(metrics, shared)));
+    let mut scrape = Scrape::of(metrics, shared);
+    scrape.leases = leases.into_iter().map(|(g, _, left)| (g, left)).collect();
+    registry.register_collector(Box::new(scrape));
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
         Ok(()) => text,
@@ -137,6 +140,8 @@ struct Scrape {
     voters_alive: usize,
     /// Unix seconds at which this node's certificate expires.
     cert_not_after: u64,
+    /// This node's leaderships: group and the lease left.
+    leases: Vec<(String, Duration)>,
 }
 
 impl Scrape {
@@ -159,6 +164,7 @@ impl Scrape {
             voters: shared.voters.len(),
             voters_alive: snap.voters_alive(&shared.voters),
             cert_not_after: shared.own_expiry.not_after_unix(),
+            leases: Vec::new(),
         }
     }
 }
@@ -205,6 +211,17 @@ impl Collector for Scrape {
                 let v = i64::try_from(value(group)).unwrap_or(i64::MAX);
                 ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
             }
+        }
+        let g = ConstGauge::new(0f64);
+        let mut family = encoder.encode_descriptor(
+            "group_lease_remaining_seconds",
+            "Seconds left of the lease of each group this node leads (renewals push it back)",
+            None,
+            g.metric_type(),
+        )?;
+        for (group, left) in &self.leases {
+            let labels = [("group", group.as_str())];
+            ConstGauge::new(left.as_secs_f64()).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod driver;
+pub(crate) mod delegate;
 pub(crate) mod elect;
 pub mod faults;
 mod frame;
@@ -51,4 +52,7 @@ pub use status::{
 };
 pub use tls::{client_crypto, peer_of, ALPN};
 pub use transport::client_config;
+pub use delegate::{
+    campaign_through, DelegateError, DelegatedCampaign, DelegatedLeadership, DelegatedTiming,
+};
 pub use watch::{watch_events, EventWatch, Watched, WatchedEvent};

@@ -114,6 +114,9 @@ pub(super) enum Ask {
     /// Put this revocation list (DER) in force; `origin`: send it on to every member
     /// (a client's request), else it came from a member that does.
     Revoke { crl: Vec<u8>, origin: bool },
+    /// Run for `group` on the client's behalf (`once`: a lock's campaign); the stream
+    /// stays open both ways (`super::delegate`).
+    Campaign { group: String, once: bool },
 }
 
 /// The answers. The variant order is the encoding: add at the end.
@@ -130,6 +133,18 @@ pub(super) enum StatusResponse {
     Lagged(u64),
     /// A revocation list was taken: whether it was newer, and the number now held.
     Revocation { fresh: bool, number: u64 },
+    /// A delegated campaign was started by this node, with its election timing.
+    Campaigning {
+        node: NodeId,
+        timing: super::delegate::WireTiming,
+    },
+    /// Where a delegated campaign stands: the answer to poll `seq`, or a change (0).
+    Seat {
+        seq: u64,
+        seat: super::delegate::WireSeat,
+    },
+    /// A delegated campaign was resigned: whether a quorum of voters confirmed it.
+    Released { confirmed: bool },
 }
 
 /// One node's view of the cluster, as answered to a status query.
@@ -311,6 +326,14 @@ pub(crate) async fn serve(
         }
         return;
     }
+    if let Ok(Ask::Campaign { group, once }) = ask {
+        let _open = streaming.open();
+        inc(&shared.counters.status_queries);
+        if let Err(error) = super::delegate::serve(&mut send, recv, &shared, group, once).await {
+            tracing::debug!(%error, "delegated campaign ended");
+        }
+        return;
+    }
     let answer = async {
         let resp = match ask {
             Ok(ask) => respond(ask, &shared).await,
@@ -336,7 +359,9 @@ async fn respond(ask: Ask, shared: &Arc<Shared>) -> StatusResponse {
     let group = match ask {
         Ask::Report => return StatusResponse::Report(report(shared)),
         Ask::Confirm(group) => group,
-        Ask::Watch { .. } => return StatusResponse::Refused("not a one-answer request".into()),
+        Ask::Watch { .. } | Ask::Campaign { .. } => {
+            return StatusResponse::Refused("not a one-answer request".into())
+        }
         Ask::Revoke { crl, origin } => return revoke(shared, &crl, origin).await,
     };
     // A weak sender: a query in flight must not keep a stopping node's driver alive.
@@ -376,8 +401,7 @@ pub async fn send_revocation(
 ) -> Result<super::revocation::RevocationApplied, StatusError> {
     let ask = Ask::Revoke { crl, origin: true };
     let opened = ask_stream(identity, addr, cluster_name, ask, QUERY_TIMEOUT).await?;
-    opened.conn.close(0u32.into(), b"done");
-    opened.endpoint.close(0u32.into(), b"done");
+    close(&opened.conn, &opened.endpoint).await;
     match opened.first {
         StatusResponse::Revocation { fresh, number } => {
             Ok(super::revocation::RevocationApplied { fresh, number })
@@ -476,9 +500,8 @@ async fn ask(
             addr,
             reason: e.to_string(),
         })?;
-        let opened = open(identity, addr, &bytes, None).await?;
-        opened.conn.close(0u32.into(), b"done");
-        opened.endpoint.close(0u32.into(), b"done");
+        let opened = open(identity, addr, &bytes, None, true).await?;
+        close(&opened.conn, &opened.endpoint).await;
         Ok(opened.first)
     };
     match tokio::time::timeout(QUERY_TIMEOUT, query).await {
@@ -486,6 +509,18 @@ async fn ask(
         Ok(Ok(StatusResponse::Refused(reason))) => Err(StatusError::Refused { addr, reason }),
         Ok(r) => r,
     }
+}
+
+/// How long a client waits for its connection close to go out.
+const CLOSE_FLUSH: Duration = Duration::from_millis(50);
+
+/// Closes a client's connection and endpoint, and waits (a little) until the close
+/// went out: a process that exits at once would leave the node holding the
+/// connection, and one of its client slots, until the connection's lifetime ends.
+pub(super) async fn close(conn: &quinn::Connection, endpoint: &Endpoint) {
+    conn.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    let _ = tokio::time::timeout(CLOSE_FLUSH, endpoint.wait_idle()).await;
 }
 
 /// A request sent and its first answer read, with what carries the rest.
@@ -516,7 +551,9 @@ pub(super) async fn ask_stream(
         addr,
         reason: e.to_string(),
     })?;
-    let opened = open(identity, addr, &bytes, Some(keep_alive));
+    // A delegated campaign goes on talking on the stream; other requests are whole.
+    let finish = !matches!(req.ask, Ask::Campaign { .. });
+    let opened = open(identity, addr, &bytes, Some(keep_alive), finish);
     match tokio::time::timeout(QUERY_TIMEOUT, opened).await {
         Err(_) => Err(StatusError::Timeout { addr }),
         Ok(Ok(Opened {
@@ -528,12 +565,13 @@ pub(super) async fn ask_stream(
 }
 
 /// Connects to `addr` on an endpoint of its own, sends the request `bytes` on a new
-/// stream and reads the first answer.
+/// stream (finished after it when `finish`) and reads the first answer.
 async fn open(
     identity: &Identity,
     addr: SocketAddr,
     bytes: &[u8],
     keep_alive: Option<Duration>,
+    finish: bool,
 ) -> Result<Opened, StatusError> {
     let connect = |reason: String| StatusError::Connect { addr, reason };
     let bind: SocketAddr = if addr.is_ipv6() {
@@ -561,7 +599,9 @@ async fn open(
     write_frame(&mut send, bytes)
         .await
         .map_err(|e| connect(e.to_string()))?;
-    send.finish().map_err(|e| connect(e.to_string()))?;
+    if finish {
+        send.finish().map_err(|e| connect(e.to_string()))?;
+    }
     let resp = read_frame(&mut recv, MAX_REPORT)
         .await
         .map_err(|e| protocol(e.to_string()))?

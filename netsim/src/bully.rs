@@ -144,7 +144,7 @@ impl BullyCheck {
     }
 
     fn elected(&mut self, sim: &Sim, x: NodeIdx, at: Duration) {
-        if self.lossy || lossy_links(sim) || at < self.network_changed + self.settle {
+        if self.lossy || sim.net().lossy() || at < self.network_changed + self.settle {
             return;
         }
         let ids: Vec<NodeId> = (0..sim.len() as NodeIdx)
@@ -259,12 +259,4 @@ impl Checker for BullyCheck {
             }
         }
     }
-}
-
-/// Whether some link of the network loses datagrams now: loss set on the network
-/// itself rather than by an action (a lossy link of a scenario file) makes who can
-/// reach whom as much a matter of luck.
-fn lossy_links(sim: &Sim) -> bool {
-    let net = sim.net();
-    net.default.loss > 0.0 || net.overrides.values().any(|l| l.loss > 0.0)
 }

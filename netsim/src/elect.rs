@@ -195,6 +195,8 @@ pub struct LeaderCheck {
     open_faults: HashMap<Lasting, usize>,
     /// Times the leader crashed.
     leader_crashes: Vec<Duration>,
+    /// Whether the network's own loss was looked at (at the first action).
+    saw_net: bool,
 }
 
 /// A lasting fault in force.
@@ -220,6 +222,7 @@ impl LeaderCheck {
             lasting: Vec::new(),
             open_faults: HashMap::new(),
             leader_crashes: Vec::new(),
+            saw_net: false,
         }
     }
 
@@ -309,6 +312,10 @@ impl Checker for LeaderCheck {
 
     fn on_action(&mut self, sim: &Sim, action: &Action) {
         let now = sim.now();
+        if !std::mem::replace(&mut self.saw_net, true) && sim.net().lossy() {
+            // Lossy links from the start (a scenario file's) are a lasting fault.
+            self.begin(Lasting::Loss, now);
+        }
         match action {
             Action::CampaignAll | Action::Campaign(_) => {
                 self.campaigned.get_or_insert(now);

@@ -147,6 +147,13 @@ impl Net {
         !self.cuts.is_empty()
     }
 
+    /// Whether some link loses datagrams: loss set on the network itself rather than
+    /// by an action (a lossy link of a scenario file) makes who can reach whom as much
+    /// a matter of luck, and is a lasting fault for the checkers.
+    pub fn lossy(&self) -> bool {
+        self.default.loss > 0.0 || self.overrides.values().any(|l| l.loss > 0.0)
+    }
+
     /// Delivery delays (nanoseconds) for one message: none when it is lost, two when a
     /// datagram is duplicated.
     pub fn delays(

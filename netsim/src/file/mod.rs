@@ -37,7 +37,7 @@ use nodes::Nodes;
 #[non_exhaustive]
 pub enum FileError {
     /// Not valid TOML, or a key or value of the wrong kind (the message names the line).
-    #[error("{0}")]
+    #[error(transparent)]
     Syntax(#[from] toml::de::Error),
     /// Valid TOML that does not describe a scenario.
     #[error("line {line}: {msg}")]

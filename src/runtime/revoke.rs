@@ -3,10 +3,11 @@
 //! A list given to a node by its application or by a client (`quorate revoke`) is
 //! checked, installed (new TLS configurations that refuse the revoked certificates,
 //! connections with them closed), kept in the data directory, and sent to every live
-//! member. A list received from a member is installed the same way but not sent on
-//! from there: the node it came from sends it to all. Every node also offers its list
-//! on each new connection with a member, so a node that was away or partitioned gets
-//! it when it is back in touch.
+//! member, again and again (with backoff) to a member that does not take it, for as
+//! long as that member is live. A list received from a member is installed the same way
+//! but not sent on from there: the node it came from sends it to all. Every node also
+//! offers its list on each new connection with a member, so a node that restarted
+//! without its data directory, or joined later, gets it at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,46 +125,67 @@ pub(crate) fn kept(dir: &Path) -> Option<Vec<u8>> {
     std::fs::read(dir.join(REVOCATION_FILE)).ok()
 }
 
-/// Tries to send a list to one member this many times, waiting twice as long after
-/// each failure (1 s, 2 s, 4 s, ...).
-const SEND_ATTEMPTS: u32 = 5;
+/// Longest wait between two sends of a list to a member that has not taken it.
+const MAX_SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(16);
 
-/// Sends `rev` to every live member (alive or suspect) but this node, a few at a time,
-/// each retried with backoff until it took the list or `SEND_ATTEMPTS` failed.
+/// Sends `rev` to every live member (alive or suspect) but this node, a few at a time.
+/// A member that does not take it is tried again, waiting twice as long after each
+/// failure (1 s, 2 s, ... up to 16 s), for as long as it is live in this node's view
+/// and `rev` is the node's list: a member cut off for a while gets it once it is back,
+/// even if no new connection is opened with it meanwhile.
 async fn spread(shared: Arc<Shared>, rev: Revocation) {
     let me = shared.me;
-    let addrs: Vec<_> = {
+    let members: Vec<_> = {
         let snap = shared.snapshot.borrow();
         snap.members
             .iter()
             .filter(|m| m.id != me && m.state.is_live())
-            .map(|m| m.addr)
+            .map(|m| (m.id, m.addr))
             .collect()
     };
     let limit = Arc::new(tokio::sync::Semaphore::new(SPREAD_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
-    for addr in addrs {
-        let (limit, identity) = (limit.clone(), shared.current_identity());
-        let (cluster, der) = (shared.cluster.clone(), rev.der().to_vec());
+    for (id, addr) in members {
+        let (limit, shared, der) = (limit.clone(), shared.clone(), rev.der().to_vec());
+        let number = rev.number();
         tasks.spawn(async move {
             let mut wait = std::time::Duration::from_secs(1);
-            for attempt in 1..=SEND_ATTEMPTS {
+            let mut attempt = 0u32;
+            while still_due(&shared, id, number) {
+                attempt += 1;
                 let sent = {
                     let _slot = limit.acquire().await;
-                    super::status::send_revocation(&identity, addr, &cluster, der.clone()).await
+                    let identity = shared.current_identity();
+                    super::status::send_revocation(&identity, addr, &shared.cluster, der.clone())
+                        .await
                 };
                 match sent {
                     Ok(_) => return,
                     Err(error) => tracing::debug!(%addr, %error, attempt, "revocation list not sent"),
                 }
                 tokio::time::sleep(wait).await;
-                wait *= 2;
+                wait = (wait * 2).min(MAX_SEND_WAIT);
             }
-            // The revoked node itself ends here too (its handshake is refused).
-            tracing::info!(%addr, "revocation list not sent; the member gets it on its next new connection");
+            // The revoked node itself ends here (its handshake is refused, and it is
+            // declared failed).
+            tracing::debug!(%addr, attempt, "revocation list no longer sent to this member");
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Whether member `id` should still be sent list `number`: the node runs, the list is
+/// still its newest, and the member is live in its view.
+fn still_due(shared: &Shared, id: crate::wire::NodeId, number: u64) -> bool {
+    if shared.commands.upgrade().is_none() {
+        return false;
+    }
+    let current = shared.current_identity();
+    if current.revocation().map(Revocation::number) != Some(number) {
+        return false;
+    }
+    let snap = shared.snapshot.borrow();
+    snap.members.iter().any(|m| m.id == id && m.state.is_live())
 }
 
 /// Whether the peer of `conn` presented a certificate the node's list revokes: a

@@ -226,6 +226,7 @@ pub fn preset(name: &str) -> Result<Config> {
         "lan" => Config::lan(),
         "wan" => Config::wan(),
         "local" => Config::local(),
+        "edge" => Config::edge(),
         other => bail!("unknown preset {other:?} (expected lan, wan or local)"),
     })
 }

@@ -227,6 +227,7 @@ fn preset(name: &str) -> Result<Config> {
         "lan" => Config::lan(),
         "wan" => Config::wan(),
         "local" => Config::local(),
+        "edge" => Config::edge(),
         other => bail!("unknown preset {other:?} (lan, wan, local)"),
     })
 }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{free_base, init, seen, spawn, wait_for, Proc, BIN, DEADLINE};
+use common::{all_joined, free_base, init, spawn, wait_for, Proc, BIN, DEADLINE};
 use serde_json::Value;
 
 /// Each test starts five or more processes: one at a time.
@@ -33,11 +33,7 @@ fn voters_logged(dir: &Path) -> (Vec<Proc>, mpsc::Receiver<Value>) {
     let procs = (1..=3).map(|id| spawn(dir, id, &[], tx.clone())).collect();
     let mut log = Vec::new();
     wait_for(&rx, &mut log, "the voters to converge", |log| {
-        (1..=3).all(|n| {
-            (1..=3)
-                .filter(|m| *m != n)
-                .all(|m| seen(log, n, "member_joined", m))
-        })
+        all_joined(log, 1..=3)
     });
     (procs, rx)
 }

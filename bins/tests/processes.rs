@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{free_base, init, seen, sigterm, spawn, wait_for, Proc, BIN};
+use common::{all_joined, free_base, init, seen, sigterm, spawn, wait_for, Proc, BIN};
 use serde_json::Value;
 
 /// `quorate status --json` of the cluster in `dir` (asking node `node`, else the first
@@ -45,13 +45,7 @@ fn five_processes_converge_detect_crash_and_leave() {
         .map(|id| (id, spawn(&dir, id, &[], tx.clone())))
         .collect();
     let mut log = Vec::new();
-    wait_for(&rx, &mut log, "convergence", |log| {
-        (1..=5).all(|n| {
-            (1..=5)
-                .filter(|m| *m != n)
-                .all(|m| seen(log, n, "member_joined", m))
-        })
-    });
+    wait_for(&rx, &mut log, "convergence", |log| all_joined(log, 1..=5));
 
     let status = Command::new(BIN)
         .args([
@@ -182,12 +176,7 @@ fn queries_in_a_loop_never_run_a_node_out_of_client_slots() {
     let mut log = Vec::new();
     wait_for(&rx, &mut log, "the three to converge and elect", |log| {
         let elected = log.iter().any(|v| v["event"] == "leadership_acquired");
-        elected
-            && (1..=3).all(|n| {
-                (1..=3)
-                    .filter(|m| *m != n)
-                    .all(|m| seen(log, n, "member_joined", m))
-            })
+        elected && all_joined(log, 1..=3)
     });
     // A node serves 16 client connections at once; each query closes its own before
     // its process exits, so a script asking again and again is served every time
@@ -619,11 +608,7 @@ fn a_revoked_node_is_failed_by_every_member_and_a_foreign_list_is_refused() {
     let _procs: Vec<Proc> = (1..=3).map(|id| spawn(&dir, id, &[], tx.clone())).collect();
     let mut log = Vec::new();
     wait_for(&rx, &mut log, "the three to converge", |log| {
-        (1..=3).all(|n| {
-            (1..=3)
-                .filter(|m| *m != n)
-                .all(|m| seen(log, n, "member_joined", m))
-        })
+        all_joined(log, 1..=3)
     });
     let d = dir.to_str().unwrap();
     let cli = |args: &[&str]| {

@@ -104,6 +104,17 @@ pub fn wait_for(
     }
 }
 
+/// Whether each of `nodes` reported every other one joined.
+#[allow(dead_code)] // not every test binary asks
+pub fn all_joined(log: &[Value], nodes: std::ops::RangeInclusive<u64>) -> bool {
+    nodes.clone().all(|n| {
+        nodes
+            .clone()
+            .filter(|m| *m != n)
+            .all(|m| seen(log, n, "member_joined", m))
+    })
+}
+
 /// Whether `node` reported `event` about `member`.
 #[allow(dead_code)] // not every test binary asks
 pub fn seen(log: &[Value], node: u64, event: &str, member: u64) -> bool {

@@ -235,6 +235,8 @@ impl Checker for BullyCheck {
                 self.lossy = *p > 0.0;
                 self.network_changed = now;
             }
+            // Whether links lose datagrams is read from the network at each election.
+            Action::LinkLoss { .. } => self.network_changed = now,
             Action::Partition(Cut::Links(links)) => {
                 self.one_way_links |= links.iter().any(|&(a, b)| !links.contains(&(b, a)));
                 self.network_changed = now;

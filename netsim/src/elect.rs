@@ -336,6 +336,10 @@ impl Checker for LeaderCheck {
             Action::Heal => self.end(Lasting::Partition, now),
             Action::Loss(p) if *p > 0.0 => self.begin(Lasting::Loss, now),
             Action::Loss(_) => self.end(Lasting::Loss, now),
+            Action::LinkLoss { loss, .. } if *loss > 0.0 => self.begin(Lasting::Loss, now),
+            Action::LinkLoss { from, to, .. } if !sim.net().lossy_besides(from, to) => {
+                self.end(Lasting::Loss, now)
+            }
             Action::Slow { node, .. } => self.begin(Lasting::Slow(*node), now),
             Action::Unslow(node) => self.end(Lasting::Slow(*node), now),
             Action::Pause { duration, .. } => self.lasting.push((now, now + *duration)),

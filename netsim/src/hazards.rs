@@ -227,6 +227,10 @@ impl Checker for StabilityCheck {
         match action {
             Action::Pause { node, duration } => self.stalls.push((*node, now, now + *duration)),
             Action::Loss(p) => self.loss = *p,
+            Action::LinkLoss { loss, .. } => {
+                self.loss = self.loss.max(*loss);
+                self.network_changed = now;
+            }
             Action::Partition(_) | Action::Heal | Action::Slow { .. } | Action::Unslow(_) => {
                 self.network_changed = now
             }

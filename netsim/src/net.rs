@@ -151,7 +151,13 @@ impl Net {
     /// by an action (a lossy link of a scenario file) makes who can reach whom as much
     /// a matter of luck, and is a lasting fault for the checkers.
     pub fn lossy(&self) -> bool {
-        self.default.loss > 0.0 || self.overrides.values().any(|l| l.loss > 0.0)
+        self.lossy_besides(&[], &[])
+    }
+
+    /// Whether some link other than those from `from` to `to` loses datagrams.
+    pub fn lossy_besides(&self, from: &[NodeIdx], to: &[NodeIdx]) -> bool {
+        let set = |&(a, b): &(NodeIdx, NodeIdx)| from.contains(&a) && to.contains(&b);
+        self.default.loss > 0.0 || self.overrides.iter().any(|(k, l)| l.loss > 0.0 && !set(k))
     }
 
     /// Delivery delays (nanoseconds) for one message: none when it is lost, two when a

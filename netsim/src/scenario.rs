@@ -54,6 +54,16 @@ pub enum Action {
     Heal,
     /// Sets the datagram loss probability of every link.
     Loss(f64),
+    /// Sets the datagram loss probability of the links from every node of `from` to
+    /// every node of `to` (one way).
+    LinkLoss {
+        /// Senders.
+        from: Vec<NodeIdx>,
+        /// Receivers.
+        to: Vec<NodeIdx>,
+        /// The loss probability.
+        loss: f64,
+    },
     /// Stalls the process for `duration`.
     Pause {
         /// The node.
@@ -730,6 +740,15 @@ impl Runner {
                 net.default.loss = *p;
                 for l in net.overrides.values_mut() {
                     l.loss = *p;
+                }
+            }
+            Action::LinkLoss { from, to, loss } => {
+                let net = self.sim.net_mut();
+                for &a in from {
+                    for &b in to.iter().filter(|&&b| b != a) {
+                        let default = net.default.clone();
+                        net.overrides.entry((a, b)).or_insert(default).loss = *loss;
+                    }
                 }
             }
             Action::Pause { node, duration } => self.sim.pause(*node, *duration),

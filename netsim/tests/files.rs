@@ -155,3 +155,34 @@ fn examples_pass() {
     ran.sort();
     assert_eq!(ran, ["sensor-star", "two-site-plant", "wan-three-regions"]);
 }
+
+/// Loss set on one node's links only raises suspicions of that node (none without
+/// it), and the file written back from the scenario runs the same simulation.
+#[test]
+fn link_loss_hits_only_its_links() {
+    let text = |loss: f64| {
+        format!(
+            r#"
+name = "link-loss"
+nodes = [{{ names = "n1..n5" }}]
+timeline = [
+  {{ do = "join-all", spread = "5ms", expect = "converged", within = "30s" }},
+  {{ do = "loss", loss = {loss}, from = "n5", to = "all" }},
+  {{ after = "60s", do = "loss", loss = 0.0, from = "n5", to = "all", mark = true, expect = "converged", within = "60s", metric = "back_ms" }},
+]
+[expect]
+false_dead = "unchecked"
+"#
+        )
+    };
+    let f = file::parse(&text(0.6), None).expect("valid");
+    let o = f.run();
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+    let suspected = o.num("false_suspect").expect("reported");
+    assert!(suspected >= 1.0, "60 s at 60% loss raised no suspicion");
+    let clean = file::parse(&text(0.0), None).expect("valid").run();
+    assert_eq!(clean.num("false_suspect"), Some(0.0));
+    let shown = file::show(std::slice::from_ref(&f.scenario), "").expect("writable");
+    let again = file::parse(&shown, None).expect("reads back").run();
+    assert_eq!(o.trace_hash, again.trace_hash, "{shown}");
+}

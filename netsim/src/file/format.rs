@@ -198,7 +198,8 @@ pub struct Entry {
     /// `drift`: rate error, parts per million.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ppm: Option<i64>,
-    /// `loss`: the new datagram loss probability of every link.
+    /// `loss`: the new datagram loss probability of every link (of the links between
+    /// `from` and `to` when given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
     /// `lie`: the term claimed (a number, or `"max"`, the largest).
@@ -213,13 +214,13 @@ pub struct Entry {
     /// `cut`: sides cut from each other both ways (nodes in none form one more side).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sides: Option<Vec<Names>>,
-    /// `cut`: senders.
+    /// `cut`, `loss`: senders.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<Names>,
-    /// `cut`: receivers.
+    /// `cut`, `loss`: receivers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<Names>,
-    /// `cut` with `from`/`to`: only that way.
+    /// `cut`, `loss` with `from`/`to`: only that way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub one_way: Option<bool>,
     /// `cut`: explicit directed links `[from, to]`.

@@ -201,13 +201,7 @@ fn action(act: &str, e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
             one(Action::Partition(Cut::one_way(n, &from, &to)))
         }
         "heal" => one(Action::Heal),
-        "loss" => {
-            let p = need(e.loss, "loss", act)?;
-            if !(0.0..=1.0).contains(&p) {
-                return Err(format!("expected a loss probability in [0, 1], found {p}"));
-            }
-            one(Action::Loss(p))
-        }
+        "loss" => loss(e, nodes),
         "restart-followers" => Ok(vec![Step::AtLeader(LeaderFault::RestartVoters)]),
         "pause-followers" => Ok(vec![Step::AtLeader(LeaderFault::PauseOthers {
             count: need(e.count, "count", act)?,
@@ -220,6 +214,33 @@ fn action(act: &str, e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
             ACTIONS.join(", ")
         )),
     }
+}
+
+/// `do = "loss"`: every link, or those between `from` and `to` (one way with
+/// `one_way`).
+fn loss(e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
+    let p = need(e.loss, "loss", "loss")?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("expected a loss probability in [0, 1], found {p}"));
+    }
+    let (from, to) = match (&e.from, &e.to) {
+        (None, None) => return Ok(vec![Step::Act(Action::Loss(p))]),
+        (Some(f), Some(t)) => (nodes.resolve(&f.items())?, nodes.resolve(&t.items())?),
+        _ => return Err("do = \"loss\" takes both `from` and `to`, or neither".into()),
+    };
+    let mut out = vec![Step::Act(Action::LinkLoss {
+        from: from.clone(),
+        to: to.clone(),
+        loss: p,
+    })];
+    if e.one_way != Some(true) {
+        out.push(Step::Act(Action::LinkLoss {
+            from: to,
+            to: from,
+            loss: p,
+        }));
+    }
+    Ok(out)
 }
 
 /// Node `i`'s side: the index of the first set holding it, else one more side.
@@ -449,6 +470,12 @@ fn fill_action(e: &mut Entry, a: &Action, nodes: &Nodes) -> Result<(), String> {
         Action::Heal => "heal",
         Action::Loss(p) => {
             e.loss = Some(*p);
+            "loss"
+        }
+        Action::LinkLoss { from, to, loss } => {
+            let names = |v: &[NodeIdx]| Names::Many(v.iter().map(|&i| nodes.name(i)).collect());
+            (e.from, e.to) = (Some(names(from)), Some(names(to)));
+            (e.loss, e.one_way) = (Some(*loss), Some(true));
             "loss"
         }
         Action::Pause { node, duration } => {

@@ -239,6 +239,12 @@ impl Checker for Recorder {
                     self.open(format!("loss {:.0}%", p * 100.0), None, at);
                 }
             }
+            Action::LinkLoss { loss, .. } => {
+                self.close(at, |f| f.label.starts_with("link loss"));
+                if *loss > 0.0 {
+                    self.open(format!("link loss {:.0}%", loss * 100.0), None, at);
+                }
+            }
             Action::Crash(i) => {
                 self.end_leads(at, |l| l.node == *i);
                 if (*i as usize) < self.n {

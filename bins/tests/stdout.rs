@@ -14,8 +14,24 @@ use std::time::Instant;
 
 use common::{free_base, init, seen, spawn, wait_for, BIN, DEADLINE};
 
+/// Prints a file (a node's stderr) if the test fails while it is in scope.
+struct ShownOnFailure(std::path::PathBuf);
+
+impl Drop for ShownOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("--- {}:\n{text}", self.0.display());
+        }
+    }
+}
+
 /// `quorate node --json` for node `id` with its stdout going to `stdout`.
 fn node(dir: &Path, id: u64, stdout: Stdio, extra: &[&str]) -> Child {
+    node_with_stderr(dir, id, stdout, Stdio::piped(), extra)
+}
+
+fn node_with_stderr(dir: &Path, id: u64, stdout: Stdio, stderr: Stdio, extra: &[&str]) -> Child {
     Command::new(BIN)
         .args([
             "node",
@@ -27,7 +43,7 @@ fn node(dir: &Path, id: u64, stdout: Stdio, extra: &[&str]) -> Child {
         .arg("--json")
         .args(extra)
         .stdout(stdout)
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
@@ -41,7 +57,8 @@ fn sigterm(child: &Child) {
     assert!(ok);
 }
 
-/// Waits (bounded by the deadline) for `child` to exit; its status and stderr.
+/// Waits (bounded by the deadline) for `child` to exit; its status and stderr (when
+/// piped).
 fn exit_of(mut child: Child) -> (ExitStatus, String) {
     let end = Instant::now() + DEADLINE;
     let status = loop {
@@ -55,12 +72,9 @@ fn exit_of(mut child: Child) -> (ExitStatus, String) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut err).unwrap();
+    }
     (status, err)
 }
 
@@ -136,7 +150,13 @@ fn a_node_whose_stdout_is_never_read_still_leaves_promptly() {
         let chunk = [b'\n'; 4096];
         while filler.write_all(&chunk).is_ok() {}
     });
-    let two = node(&dir, 2, Stdio::from(write_end), &["--output-queue", "1"]);
+    // Its stderr goes to a file, shown if the test fails (a pipe read only at the end
+    // could fill up and stall it).
+    let err_path = tmp.path().join("node-2.stderr");
+    let _shown = ShownOnFailure(err_path.clone());
+    let err_file = Stdio::from(File::create(&err_path).unwrap());
+    let queue = ["--output-queue", "1"];
+    let two = node_with_stderr(&dir, 2, Stdio::from(write_end), err_file, &queue);
 
     let mut log = Vec::new();
     wait_for(&rx, &mut log, "node 1 to see node 2", |log| {
@@ -146,7 +166,8 @@ fn a_node_whose_stdout_is_never_read_still_leaves_promptly() {
     wait_for(&rx, &mut log, "node 2 to leave", |log| {
         seen(log, 1, "member_left", 2)
     });
-    let (status, err) = exit_of(two);
+    let (status, _) = exit_of(two);
+    let err = std::fs::read_to_string(&err_path).unwrap();
     assert!(status.success(), "{status}: {err}");
     assert!(err.contains("output lines dropped"), "{err}");
     assert!(!seen(&log, 1, "member_failed", 2), "{log:#?}");

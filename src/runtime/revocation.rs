@@ -35,7 +35,7 @@ pub const MAX_REVOCATION_BYTES: usize = 48 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RevocationError {
-    /// The bytes are not a CRL (PEM or DER), or are over [`MAX_REVOCATION_BYTES`].
+    /// The bytes are not a CRL (PEM or DER), or are over `MAX_REVOCATION_BYTES` (48 KiB).
     #[error("not a revocation list: {0}")]
     Malformed(String),
     /// The list is not signed by this cluster's CA (forged, or another cluster's).

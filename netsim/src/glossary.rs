@@ -42,7 +42,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("leaders_max_concurrent", "most nodes whose leaderships overlapped in real time: 1 is safe, 2 or more a split brain"),
     ("terms_monotonic", "whether every new leadership's term (fencing token) was above every earlier one"),
     ("leader_time_pct", "share of the time from the first election on during which the group had a leader, %"),
-    ("failover_ms", "longest time the group was without a leader, counted from when the fault in force healed, ms"),
+    ("failover_ms", "longest time the group was without a leader, counted from when the fault in force healed, ms (gaps that end while loss or a cut is still in force are not counted)"),
     ("liveness_bound_ms", "the longest leaderless gap the liveness check allows with this config, ms"),
     ("crash_failover_ms", "worst time from a leader's crash until a new leadership began, ms"),
     ("isolated_failover_ms", "time from the leader's isolation on a minority until a new leader, ms"),

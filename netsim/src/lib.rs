@@ -47,7 +47,7 @@ pub mod why;
 mod worker;
 
 pub use check::{Checker, Report};
-pub use net::{Cut, Link, Net, NodeIdx};
+pub use net::{Cut, Dist, Link, Net, NodeIdx};
 pub use scenario::{Action, Cond, Outcome, Scenario, Step};
 pub use sim::{Record, Sim};
 

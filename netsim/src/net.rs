@@ -18,9 +18,11 @@ pub type NodeIdx = u32;
 pub struct Link {
     /// Smallest one-way latency.
     pub latency: Duration,
-    /// Extra latency drawn uniformly from `0..=jitter` per message (reorders datagrams
-    /// sent close together).
+    /// Extra latency per message, drawn as `dist` says from `jitter` (reorders
+    /// datagrams sent close together).
     pub jitter: Duration,
+    /// How the extra latency is drawn.
+    pub dist: Dist,
     /// Probability a datagram is lost (a stream message is retransmitted instead).
     pub loss: f64,
     /// Probability a datagram is delivered twice.
@@ -39,6 +41,7 @@ impl Default for Link {
         Link {
             latency: Duration::from_micros(200),
             jitter: Duration::from_micros(800),
+            dist: Dist::Uniform,
             loss: 0.0,
             duplicate: 0.0,
             reorder: 0.0,
@@ -48,14 +51,59 @@ impl Default for Link {
     }
 }
 
+/// How a link's extra latency over its smallest one is drawn from its `jitter`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dist {
+    /// Uniformly from `0..=jitter`.
+    #[default]
+    Uniform,
+    /// None: every message takes the smallest latency.
+    Fixed,
+    /// Normally around `jitter / 2` (standard deviation `jitter / 6`), kept within
+    /// `0..=jitter`.
+    Normal,
+    /// A long tail: Pareto (shape 2) with mean `jitter`, at most `50 * jitter`.
+    LongTail,
+}
+
+impl Dist {
+    /// Every distribution by its name in a scenario file.
+    pub const NAMES: &[(&str, Dist)] = &[
+        ("uniform", Dist::Uniform),
+        ("fixed", Dist::Fixed),
+        ("normal", Dist::Normal),
+        ("long-tail", Dist::LongTail),
+    ];
+
+    /// Its name in a scenario file.
+    pub fn name(self) -> &'static str {
+        Dist::NAMES
+            .iter()
+            .find(|d| d.1 == self)
+            .map_or("uniform", |d| d.0)
+    }
+}
+
 impl Link {
     fn sample_latency(&self, rng: &mut SmallRng) -> u64 {
         let base = self.latency.as_nanos() as u64;
         let jitter = self.jitter.as_nanos() as u64;
-        let extra = if jitter == 0 {
-            0
-        } else {
-            rng.random_range(0..=jitter)
+        let extra = match self.dist {
+            _ if jitter == 0 => 0,
+            Dist::Uniform => rng.random_range(0..=jitter),
+            Dist::Fixed => 0,
+            Dist::Normal => {
+                // Box-Muller.
+                let (u, v) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+                let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+                let j = jitter as f64;
+                (j / 2.0 + z * j / 6.0).clamp(0.0, j) as u64
+            }
+            Dist::LongTail => {
+                let u = 1.0 - rng.random::<f64>();
+                let x = jitter as f64 * (u.powf(-0.5) - 1.0);
+                x.min(jitter as f64 * 50.0) as u64
+            }
         };
         base + extra
     }
@@ -207,6 +255,36 @@ impl Net {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn latency_distributions() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let ms = 1_000_000u64;
+        let stats = |dist: Dist, rng: &mut SmallRng| {
+            let link = Link {
+                latency: Duration::from_millis(10),
+                jitter: Duration::from_millis(20),
+                dist,
+                ..Link::default()
+            };
+            let v: Vec<u64> = (0..20_000)
+                .map(|_| link.sample_latency(rng) - 10 * ms)
+                .collect();
+            let mean = v.iter().sum::<u64>() as f64 / v.len() as f64 / ms as f64;
+            (mean, *v.iter().max().unwrap() as f64 / ms as f64)
+        };
+        let (mean, max) = stats(Dist::Fixed, &mut rng);
+        assert_eq!((mean, max), (0.0, 0.0));
+        let (mean, max) = stats(Dist::Uniform, &mut rng);
+        assert!((mean - 10.0).abs() < 0.5 && max <= 20.0, "{mean} {max}");
+        let (mean, max) = stats(Dist::Normal, &mut rng);
+        assert!((mean - 10.0).abs() < 0.5 && max <= 20.0, "{mean} {max}");
+        let (mean, max) = stats(Dist::LongTail, &mut rng);
+        assert!(
+            (mean - 20.0).abs() < 3.0 && max > 200.0 && max <= 1000.0,
+            "{mean} {max}"
+        );
+    }
 
     #[test]
     fn cuts_block_the_right_directions() {

@@ -111,6 +111,7 @@ fn link_spec(l: &Link, base: &Link) -> LinkSpec {
     LinkSpec {
         latency: dur(l.latency, base.latency),
         jitter: dur(l.jitter, base.jitter),
+        distribution: (l.dist != base.dist).then(|| l.dist.name().to_owned()),
         loss: num(l.loss, base.loss),
         duplicate: num(l.duplicate, base.duplicate),
         reorder: num(l.reorder, base.reorder),
@@ -132,6 +133,7 @@ fn links(s: &Scenario, nodes: &Nodes) -> Vec<LinkRule> {
                 one_way: Some(true),
                 latency: spec.latency,
                 jitter: spec.jitter,
+                distribution: spec.distribution,
                 loss: spec.loss,
                 duplicate: spec.duplicate,
                 reorder: spec.reorder,

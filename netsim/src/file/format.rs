@@ -97,9 +97,12 @@ pub struct LinkSpec {
     /// Smallest one-way latency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<Dur>,
-    /// Extra latency drawn uniformly from `0..=jitter` per message.
+    /// Extra latency per message, drawn from `0..=jitter` as `distribution` says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Dur>,
+    /// `uniform` (the default), `fixed`, `normal` or `long-tail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
     /// Probability a datagram is lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
@@ -131,9 +134,12 @@ pub struct LinkRule {
     /// Smallest one-way latency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<Dur>,
-    /// Extra latency drawn uniformly from `0..=jitter`.
+    /// Extra latency per message, drawn as `distribution` says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Dur>,
+    /// `uniform` (the default), `fixed`, `normal` or `long-tail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
     /// Datagram loss probability.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
@@ -157,6 +163,7 @@ impl LinkRule {
         LinkSpec {
             latency: self.latency,
             jitter: self.jitter,
+            distribution: self.distribution.clone(),
             loss: self.loss,
             duplicate: self.duplicate,
             reorder: self.reorder,

@@ -212,6 +212,13 @@ fn link(base: &Link, s: &LinkSpec) -> Result<Link, String> {
     let mut l = base.clone();
     l.latency = s.latency.map_or(l.latency, |d| d.0);
     l.jitter = s.jitter.map_or(l.jitter, |d| d.0);
+    if let Some(name) = &s.distribution {
+        let d = crate::net::Dist::NAMES.iter().find(|d| d.0 == name);
+        l.dist = d.map(|d| d.1).ok_or_else(|| {
+            let names: Vec<_> = crate::net::Dist::NAMES.iter().map(|d| d.0).collect();
+            format!("unknown distribution {name:?}; expected one of {names:?}")
+        })?;
+    }
     l.reorder_delay = s.reorder_delay.map_or(l.reorder_delay, |d| d.0);
     l.rto = s.rto.map_or(l.rto, |d| d.0);
     for (name, v, field) in [

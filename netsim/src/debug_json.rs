@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::scenario::Action;
+
 /// `text`, the `Debug` output of a value, as JSON (the text itself when it does not
 /// parse).
 pub fn to_json(text: &str) -> Value {
@@ -21,15 +23,26 @@ pub fn to_json(text: &str) -> Value {
 
 /// A scenario action's trace fields: `"type":"action"`, the node it acts on (by id)
 /// and the action.
-pub fn action_fields(a: &crate::scenario::Action) -> String {
+pub fn action_fields(a: &Action) -> String {
     let json = to_json(&format!("{a:?}"));
-    match a.node() {
+    match action_node(a) {
         Some(i) => {
             let id = u64::from(i) + 1;
             let json = with_node_id(json, id);
             format!(r#""type":"action","node":{id},"action":{json}"#)
         }
         None => format!(r#""type":"action","action":{json}"#),
+    }
+}
+
+/// The one node an action acts on, if any.
+fn action_node(a: &Action) -> Option<crate::net::NodeIdx> {
+    match *a {
+        Action::Join(i) | Action::Crash(i) | Action::Restart(i) | Action::Leave(i) => Some(i),
+        Action::Unslow(i) | Action::Campaign(i) | Action::Resign(i) => Some(i),
+        Action::Pause { node, .. } | Action::Slow { node, .. } => Some(node),
+        Action::Drift { node, .. } | Action::Lie { node, .. } => Some(node),
+        _ => None,
     }
 }
 

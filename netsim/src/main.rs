@@ -96,45 +96,49 @@ enum Cmd {
         metric: Option<String>,
     },
     /// Prints the benchmark table.
-    Bench {
-        /// Cluster sizes, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = vec![10usize, 100, 1000, 10000])]
-        sizes: Vec<usize>,
-        /// Steady-state phase of each run, seconds.
-        #[arg(long, default_value_t = 60.0)]
-        duration: f64,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Skip the 1% / 10% loss runs above this many nodes.
-        #[arg(long, default_value_t = 10_000)]
-        loss_max_nodes: usize,
-        /// Protocol preset: lan, wan or local.
-        #[arg(long, default_value = "lan")]
-        preset: String,
-        /// Runs sizes that look too large for the memory available.
-        #[arg(long)]
-        force: bool,
-        /// Reports the progress of long runs on stderr.
-        #[arg(long)]
-        progress: bool,
-        /// Sizes above this start from a formed cluster (every node knows every
-        /// other) instead of joining through one seed; their convergence is not timed.
-        #[arg(long, default_value_t = 2000)]
-        formed_above: usize,
-        /// Threads per run (default: one per core from 1,000 nodes, else one).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Prints only JSON, one object per cluster size.
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        /// Prints the table as CSV (a header line, then one line per size).
-        #[arg(long)]
-        csv: bool,
-        /// Draws convergence and detection times against cluster size to this SVG file.
-        #[arg(long)]
-        plot: Option<std::path::PathBuf>,
-    },
+    Bench(BenchArgs),
+}
+
+/// What `bench` measures and how it prints it.
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Cluster sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10usize, 100, 1000, 10000])]
+    sizes: Vec<usize>,
+    /// Steady-state phase of each run, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Skip the 1% / 10% loss runs above this many nodes.
+    #[arg(long, default_value_t = 10_000)]
+    loss_max_nodes: usize,
+    /// Protocol preset: lan, wan or local.
+    #[arg(long, default_value = "lan")]
+    preset: String,
+    /// Runs sizes that look too large for the memory available.
+    #[arg(long)]
+    force: bool,
+    /// Reports the progress of long runs on stderr.
+    #[arg(long)]
+    progress: bool,
+    /// Sizes above this start from a formed cluster (every node knows every
+    /// other) instead of joining through one seed; their convergence is not timed.
+    #[arg(long, default_value_t = 2000)]
+    formed_above: usize,
+    /// Threads per run (default: one per core from 1,000 nodes, else one).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Prints only JSON, one object per cluster size.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Prints the table as CSV (a header line, then one line per size).
+    #[arg(long)]
+    csv: bool,
+    /// Draws convergence and detection times against cluster size to this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -346,57 +350,46 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Show { scenario, opts } => show(&scenario, &opts),
         Cmd::Explain { metric } => explain(metric.as_deref()),
         Cmd::Why { trace, node, at } => why(&trace, node, &at),
-        Cmd::Bench {
-            sizes,
-            duration,
-            seed,
-            loss_max_nodes,
-            preset: p,
-            force,
-            progress,
-            formed_above,
-            threads: t,
-            json,
-            csv,
-            plot,
-        } => {
-            for &n in &sizes {
-                check_memory(n, force)?;
-                threads(t, n)?;
-            }
-            let opts = BenchOpts {
-                sizes,
-                duration: Duration::from_secs_f64(duration),
-                seed,
-                config: preset(&p)?,
-                loss_max_nodes,
-                progress,
-                formed_above,
-                threads: t,
-            };
-            match (json, csv) {
-                (true, _) => {}
-                (_, true) => println!("{}", bench::csv_header()),
-                _ => print!("{}", bench::header(&opts)),
-            }
-            let mut rows = Vec::new();
-            for &n in &opts.sizes {
-                let r = bench::row(&opts, n, &mut |m| eprintln!("  {m}"));
-                match (json, csv) {
-                    (true, _) => println!("{}", bench::row_json(&r)),
-                    (_, true) => println!("{}", bench::csv_row(&r)),
-                    _ => println!("{}", bench::format_row(&r)),
-                }
-                std::io::stdout().flush()?;
-                rows.push(r);
-            }
-            if let Some(path) = plot {
-                plot::bench_svg(&rows, &path)?;
-                eprintln!("wrote {}", path.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Bench(args) => bench_cmd(args),
     }
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
+    for &n in &a.sizes {
+        check_memory(n, a.force)?;
+        threads(a.threads, n)?;
+    }
+    let opts = BenchOpts {
+        sizes: a.sizes,
+        duration: Duration::from_secs_f64(a.duration),
+        seed: a.seed,
+        config: preset(&a.preset)?,
+        loss_max_nodes: a.loss_max_nodes,
+        progress: a.progress,
+        formed_above: a.formed_above,
+        threads: a.threads,
+    };
+    match (a.json, a.csv) {
+        (true, _) => {}
+        (_, true) => println!("{}", bench::csv_header()),
+        _ => print!("{}", bench::header(&opts)),
+    }
+    let mut rows = Vec::new();
+    for &n in &opts.sizes {
+        let r = bench::row(&opts, n, &mut |m| eprintln!("  {m}"));
+        match (a.json, a.csv) {
+            (true, _) => println!("{}", bench::row_json(&r)),
+            (_, true) => println!("{}", bench::csv_row(&r)),
+            _ => println!("{}", bench::format_row(&r)),
+        }
+        std::io::stdout().flush()?;
+        rows.push(r);
+    }
+    if let Some(path) = a.plot {
+        plot::bench_svg(&rows, &path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn find(name: &str) -> Result<&'static catalogue::Entry> {
@@ -618,6 +611,36 @@ fn sweep(
         plot::cdf_svg(&title, &ms, &path)?;
         eprintln!("wrote {}", path.display());
     }
+    let verdict = if failed.is_empty() { "PASS" } else { "FAIL" };
+    let metrics = medians(seen, &say);
+    say(match failed.len() {
+        0 => "PASS".to_owned(),
+        k => format!("FAIL: {k} of {total} seeds failed"),
+    });
+    if json {
+        let summary = serde_json::json!({
+            "summary": true,
+            "scenario": name,
+            "seeds": total,
+            "passed": total - failed.len() as u64,
+            "failed": failed,
+            "verdict": verdict,
+            "metrics": metrics,
+        });
+        println!("{summary}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The median, min and max of each metric across seeds, said and as JSON.
+fn medians(
+    seen: std::collections::BTreeMap<String, Vec<f64>>,
+    say: &dyn Fn(String),
+) -> serde_json::Map<String, serde_json::Value> {
     let mut metrics = serde_json::Map::new();
     for (k, mut v) in seen {
         v.sort_by(f64::total_cmp);
@@ -629,28 +652,7 @@ fn sweep(
         let summary = serde_json::json!({"median": mid, "min": lo, "max": hi, "runs": v.len()});
         metrics.insert(k, summary);
     }
-    say(if failed.is_empty() {
-        "PASS".into()
-    } else {
-        format!("FAIL: {} of {total} seeds failed", failed.len())
-    });
-    if json {
-        let summary = serde_json::json!({
-            "summary": true,
-            "scenario": name,
-            "seeds": total,
-            "passed": total - failed.len() as u64,
-            "failed": failed,
-            "verdict": if failed.is_empty() { "PASS" } else { "FAIL" },
-            "metrics": metrics,
-        });
-        println!("{summary}");
-    }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    metrics
 }
 
 /// Whether a sweep summarises metric `k`: the listed ones, and every time a file

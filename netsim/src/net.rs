@@ -208,6 +208,16 @@ impl Net {
         self.default.loss > 0.0 || self.overrides.iter().any(|(k, l)| l.loss > 0.0 && !set(k))
     }
 
+    /// Sets the loss of the links from every node of `from` to every other of `to`.
+    pub fn set_loss(&mut self, from: &[NodeIdx], to: &[NodeIdx], loss: f64) {
+        for &a in from {
+            for &b in to.iter().filter(|&&b| b != a) {
+                let default = self.default.clone();
+                self.overrides.entry((a, b)).or_insert(default).loss = loss;
+            }
+        }
+    }
+
     /// Delivery delays (nanoseconds) for one message: none when it is lost, two when a
     /// datagram is duplicated.
     pub fn delays(

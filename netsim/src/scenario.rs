@@ -111,19 +111,6 @@ pub enum Action {
     },
 }
 
-impl Action {
-    /// The one node it acts on, if any.
-    pub fn node(&self) -> Option<NodeIdx> {
-        match *self {
-            Action::Join(i) | Action::Crash(i) | Action::Restart(i) | Action::Leave(i) => Some(i),
-            Action::Unslow(i) | Action::Campaign(i) | Action::Resign(i) => Some(i),
-            Action::Pause { node, .. } | Action::Slow { node, .. } => Some(node),
-            Action::Drift { node, .. } | Action::Lie { node, .. } => Some(node),
-            _ => None,
-        }
-    }
-}
-
 /// A condition a script waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cond {
@@ -742,15 +729,7 @@ impl Runner {
                     l.loss = *p;
                 }
             }
-            Action::LinkLoss { from, to, loss } => {
-                let net = self.sim.net_mut();
-                for &a in from {
-                    for &b in to.iter().filter(|&&b| b != a) {
-                        let default = net.default.clone();
-                        net.overrides.entry((a, b)).or_insert(default).loss = *loss;
-                    }
-                }
-            }
+            Action::LinkLoss { from, to, loss } => self.sim.net_mut().set_loss(from, to, *loss),
             Action::Pause { node, duration } => self.sim.pause(*node, *duration),
             Action::Slow { node, min, max } => self.sim.set_slow(*node, Some((*min, *max))),
             Action::Unslow(node) => self.sim.set_slow(*node, None),

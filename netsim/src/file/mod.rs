@@ -128,17 +128,7 @@ pub fn parse(text: &str, seed: Option<u64>) -> Result<Loaded, FileError> {
     if let Some(d) = f.settle {
         s.settle = d.0;
     }
-    let mut bounds = Vec::new();
-    if let Some(e) = &f.expect {
-        s.false_dead_budget = budget(e.false_dead.as_ref(), Some(0)).map_err(at(0..0))?;
-        s.lease_loss_budget =
-            budget(e.lease_losses_with_quorum.as_ref(), None).map_err(at(0..0))?;
-        s.enforce_bully = e.bully.unwrap_or(true);
-        for b in &e.metric {
-            let m = b.get_ref();
-            bounds.push((line_of(text, b.span().start), clone_bound(m)));
-        }
-    }
+    let bounds = expectations(&f, &mut s, text)?;
     for e in &f.timeline {
         let steps = timeline::steps(e.get_ref(), &nodes, s.group.as_deref());
         s.steps.extend(steps.map_err(at(e.span()))?);
@@ -162,6 +152,30 @@ pub fn parse(text: &str, seed: Option<u64>) -> Result<Loaded, FileError> {
         variants,
         names: nodes.names,
     })
+}
+
+/// The `[expect]` table: the checkers' budgets into `s`, the metric bounds with their
+/// line.
+fn expectations(
+    f: &File,
+    s: &mut Scenario,
+    text: &str,
+) -> Result<Vec<(usize, MetricBound)>, FileError> {
+    let mut bounds = Vec::new();
+    let Some(e) = &f.expect else {
+        return Ok(bounds);
+    };
+    let err = |msg: String| FileError::At {
+        line: 1,
+        msg: format!("[expect]: {msg}"),
+    };
+    s.false_dead_budget = budget(e.false_dead.as_ref(), Some(0)).map_err(err)?;
+    s.lease_loss_budget = budget(e.lease_losses_with_quorum.as_ref(), None).map_err(err)?;
+    s.enforce_bully = e.bully.unwrap_or(true);
+    for b in &e.metric {
+        bounds.push((line_of(text, b.span().start), clone_bound(b.get_ref())));
+    }
+    Ok(bounds)
 }
 
 fn clone_bound(m: &MetricBound) -> MetricBound {

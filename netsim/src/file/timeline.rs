@@ -121,7 +121,6 @@ fn action(act: &str, e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
             .ok_or_else(|| format!("do = {act:?} cannot target node = \"leader\""))?;
         return Ok(vec![Step::AtLeader(f)]);
     }
-    let n = nodes.base;
     let one = |a: Action| Ok(vec![Step::Act(a)]);
     let each = |f: &dyn Fn(NodeIdx) -> Action| -> Result<Vec<Step>, String> {
         Ok(targets(e, nodes, act)?
@@ -138,25 +137,7 @@ fn action(act: &str, e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
         "crash" => each(&Action::Crash),
         "restart" => each(&Action::Restart),
         "restart-down" => one(Action::RestartDown),
-        "start" => {
-            let twins = targets(e, nodes, act)?;
-            let k = |i: NodeIdx| {
-                (i as usize)
-                    .checked_sub(n)
-                    .filter(|&k| k < nodes.twin_of.len())
-            };
-            if let Some(&i) = twins.iter().find(|&&i| k(i).is_none()) {
-                return Err(format!(
-                    "do = \"start\" starts twins; {} is not one",
-                    nodes.name(i)
-                ));
-            }
-            Ok(twins
-                .iter()
-                .filter_map(|&i| k(i))
-                .map(|k| Step::Act(Action::StartTwin(k)))
-                .collect())
-        }
+        "start" => start_twins(e, nodes),
         "leave" => each(&Action::Leave),
         "pause" => {
             let d = need(e.duration, "duration", act)?.0;
@@ -185,6 +166,48 @@ fn action(act: &str, e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
             };
             each(&|node| Action::Lie { node, term })
         }
+        "cut" | "isolate" | "mute" | "deaf" | "heal" | "loss" => network(act, e, nodes),
+        "restart-followers" => Ok(vec![Step::AtLeader(LeaderFault::RestartVoters)]),
+        "pause-followers" => Ok(vec![Step::AtLeader(LeaderFault::PauseOthers {
+            count: need(e.count, "count", act)?,
+            offset: e.offset.unwrap_or(0),
+            duration: need(e.duration, "duration", act)?.0,
+        })]),
+        "minority" => Err("do = \"minority\" needs node = \"leader\"".into()),
+        _ => Err(format!(
+            "unknown action {act:?}; expected one of {}",
+            ACTIONS.join(", ")
+        )),
+    }
+}
+
+/// `do = "start"`: twins start.
+fn start_twins(e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
+    let (n, act) = (nodes.base, "start");
+    let twins = targets(e, nodes, act)?;
+    let k = |i: NodeIdx| {
+        (i as usize)
+            .checked_sub(n)
+            .filter(|&k| k < nodes.twin_of.len())
+    };
+    if let Some(&i) = twins.iter().find(|&&i| k(i).is_none()) {
+        return Err(format!(
+            "do = \"start\" starts twins; {} is not one",
+            nodes.name(i)
+        ));
+    }
+    Ok(twins
+        .iter()
+        .filter_map(|&i| k(i))
+        .map(|k| Step::Act(Action::StartTwin(k)))
+        .collect())
+}
+
+/// The actions on the network: cuts, heals and loss.
+fn network(act: &str, e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
+    let n = nodes.base;
+    let one = |a: Action| Ok(vec![Step::Act(a)]);
+    match act {
         "cut" => one(Action::Partition(cut(e, nodes)?)),
         "isolate" => {
             let set = targets(e, nodes, act)?;
@@ -202,17 +225,7 @@ fn action(act: &str, e: &Entry, nodes: &Nodes) -> Result<Vec<Step>, String> {
         }
         "heal" => one(Action::Heal),
         "loss" => loss(e, nodes),
-        "restart-followers" => Ok(vec![Step::AtLeader(LeaderFault::RestartVoters)]),
-        "pause-followers" => Ok(vec![Step::AtLeader(LeaderFault::PauseOthers {
-            count: need(e.count, "count", act)?,
-            offset: e.offset.unwrap_or(0),
-            duration: need(e.duration, "duration", act)?.0,
-        })]),
-        "minority" => Err("do = \"minority\" needs node = \"leader\"".into()),
-        _ => Err(format!(
-            "unknown action {act:?}; expected one of {}",
-            ACTIONS.join(", ")
-        )),
+        _ => Err(format!("{act:?} is not a network action")),
     }
 }
 
@@ -436,6 +449,10 @@ fn fill_leader(e: &mut Entry, f: &LeaderFault) {
 }
 
 fn fill_action(e: &mut Entry, a: &Action, nodes: &Nodes) -> Result<(), String> {
+    if let Some(act) = fill_network(e, a, nodes)? {
+        e.act = Some(act.into());
+        return Ok(());
+    }
     let act = match a {
         Action::Join(i) => {
             e.node = name(nodes, *i);
@@ -462,21 +479,6 @@ fn fill_action(e: &mut Entry, a: &Action, nodes: &Nodes) -> Result<(), String> {
             } else {
                 "resign"
             }
-        }
-        Action::Partition(c) => {
-            fill_cut(e, c, nodes)?;
-            "cut"
-        }
-        Action::Heal => "heal",
-        Action::Loss(p) => {
-            e.loss = Some(*p);
-            "loss"
-        }
-        Action::LinkLoss { from, to, loss } => {
-            let names = |v: &[NodeIdx]| Names::Many(v.iter().map(|&i| nodes.name(i)).collect());
-            (e.from, e.to) = (Some(names(from)), Some(names(to)));
-            (e.loss, e.one_way) = (Some(*loss), Some(true));
-            "loss"
         }
         Action::Pause { node, duration } => {
             (e.node, e.duration) = (name(nodes, *node), d(*duration));
@@ -509,9 +511,35 @@ fn fill_action(e: &mut Entry, a: &Action, nodes: &Nodes) -> Result<(), String> {
             );
             "lie"
         }
+        // Written by `fill_network` above.
+        Action::Partition(_) | Action::Heal | Action::Loss(_) | Action::LinkLoss { .. } => {
+            return Ok(())
+        }
     };
     e.act = Some(act.into());
     Ok(())
+}
+
+/// The network actions (cuts, heals, loss), `None` for the others.
+fn fill_network(e: &mut Entry, a: &Action, nodes: &Nodes) -> Result<Option<&'static str>, String> {
+    Ok(Some(match a {
+        Action::Partition(c) => {
+            fill_cut(e, c, nodes)?;
+            "cut"
+        }
+        Action::Heal => "heal",
+        Action::Loss(p) => {
+            e.loss = Some(*p);
+            "loss"
+        }
+        Action::LinkLoss { from, to, loss } => {
+            let names = |v: &[NodeIdx]| Names::Many(v.iter().map(|&i| nodes.name(i)).collect());
+            (e.from, e.to) = (Some(names(from)), Some(names(to)));
+            (e.loss, e.one_way) = (Some(*loss), Some(true));
+            "loss"
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn fill_cut(e: &mut Entry, c: &Cut, nodes: &Nodes) -> Result<(), String> {

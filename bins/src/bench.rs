@@ -48,6 +48,7 @@ struct Row {
     cpu_pct: f64,
     rss_mib: f64,
     wire: Wire,
+    phases: Phases,
 }
 
 /// Per node per second over the steady window: as the nodes counted, and as the
@@ -103,7 +104,38 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.wire {
         print_wire(&rows);
     }
+    print_phases(&rows);
     Ok(())
+}
+
+fn print_phases(rows: &[Row]) {
+    println!("where the join time goes, ms, median/slowest node (spawning: all processes, before the converge clock; cpu_ms: all processes, first spawn to convergence, over wall_ms; join_kB: on the wire from start to convergence and up to 1 s more)");
+    println!(
+        "{:>5} {:>9} {:>15} {:>15} {:>15} {:>8} {:>8} {:>12}",
+        "nodes",
+        "spawning",
+        "spawn->started",
+        "started->first",
+        "first->all",
+        "cpu_ms",
+        "wall_ms",
+        "join_kB/node"
+    );
+    let pair = |(a, b): (Duration, Duration)| format!("{:.0}/{:.0}", ms(a), ms(b));
+    for r in rows {
+        let p = &r.phases;
+        println!(
+            "{:>5} {:>9.0} {:>15} {:>15} {:>15} {:>8.0} {:>8.0} {:>12.1}",
+            r.n,
+            ms(p.spawning),
+            pair(p.started),
+            pair(p.joined),
+            pair(p.filled),
+            ms(p.cpu),
+            ms(p.wall),
+            p.bytes / 1000.0
+        );
+    }
 }
 
 fn print_wire(rows: &[Row]) {
@@ -177,22 +209,18 @@ fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
     if !ok {
         bail!("quorate init failed");
     }
+    let spawn0 = Instant::now();
     let mut c = spawn_all(exe, &tmp, n)?;
     let t0 = Instant::now();
-    let mut joined: HashMap<u64, usize> = HashMap::new();
-    let need = usize::from(n) - 1;
-    let mut complete = 0;
-    c.until(Duration::from_secs(120), |v| {
-        if v["event"] == "member_joined" {
-            let k = joined.entry(v["node"].as_u64().unwrap_or(0)).or_default();
-            *k += 1;
-            if *k == need {
-                complete += 1;
-            }
-        }
-        complete == usize::from(n)
-    })?;
+    let mut joins = Joins::default();
+    c.until(Duration::from_secs(120), |v| joins.on(v, n, Instant::now()))?;
     let converge = t0.elapsed();
+    let mut phases = joins.phases(spawn0, t0);
+    phases.cpu = Duration::from_secs_f64(
+        c.procs.values().map(|p| cpu_ticks(p.id())).sum::<u64>() as f64 / clock_ticks() as f64,
+    );
+    phases.wall = spawn0.elapsed();
+    phases.bytes = join_bytes(&mut c, Instant::now())? / f64::from(n);
     let Steady {
         bytes_per_s,
         udp_per_s,
@@ -212,7 +240,94 @@ fn measure(exe: &Path, n: u16, a: &BenchArgs) -> Result<Row> {
         cpu_pct,
         rss_mib,
         wire,
+        phases,
     })
+}
+
+/// Bytes on the wire of all nodes since their start, from the first stats line each
+/// node prints after `after` (stats come every second: up to a second of steady
+/// traffic is included).
+fn join_bytes(c: &mut Cluster, after: Instant) -> Result<f64> {
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let n = c.procs.len();
+    c.until(Duration::from_secs(10), |v| {
+        if v["event"] == "stats" && Instant::now() > after {
+            let node = v["node"].as_u64().unwrap_or(0);
+            seen.insert(node, v["wire_bytes_out"].as_u64().unwrap_or(0));
+        }
+        seen.len() == n
+    })?;
+    Ok(seen.values().sum::<u64>() as f64)
+}
+
+/// When each node started, first saw a member (its join answered) and saw them all.
+#[derive(Default)]
+struct Joins {
+    started: HashMap<u64, Instant>,
+    first: HashMap<u64, Instant>,
+    count: HashMap<u64, usize>,
+    full: HashMap<u64, Instant>,
+}
+
+impl Joins {
+    /// Records one event; true once every node has seen all `n - 1` others.
+    fn on(&mut self, v: &Value, n: u16, at: Instant) -> bool {
+        let node = v["node"].as_u64().unwrap_or(0);
+        if v["event"] == "node_started" {
+            self.started.insert(node, at);
+        }
+        if v["event"] == "member_joined" {
+            self.first.entry(node).or_insert(at);
+            let k = self.count.entry(node).or_default();
+            *k += 1;
+            if *k == usize::from(n) - 1 {
+                self.full.insert(node, at);
+            }
+        }
+        self.full.len() == usize::from(n)
+    }
+
+    /// The phases, each as (median, slowest) over the nodes.
+    fn phases(&self, spawn0: Instant, spawned: Instant) -> Phases {
+        let spread = |f: &dyn Fn(u64) -> Option<Duration>| {
+            let mut d: Vec<Duration> = self.full.keys().filter_map(|id| f(*id)).collect();
+            d.sort();
+            (
+                d.get(d.len() / 2).copied().unwrap_or_default(),
+                d.last().copied().unwrap_or_default(),
+            )
+        };
+        let since =
+            |a: Option<&Instant>, b: Option<&Instant>| Some(a?.saturating_duration_since(*b?));
+        Phases {
+            spawning: spawned - spawn0,
+            started: spread(&|id| since(self.started.get(&id), Some(&spawn0))),
+            joined: spread(&|id| since(self.first.get(&id), self.started.get(&id))),
+            filled: spread(&|id| since(self.full.get(&id), self.first.get(&id))),
+            cpu: Duration::ZERO,
+            wall: Duration::ZERO,
+            bytes: 0.0,
+        }
+    }
+}
+
+/// Where a join's time goes, (median, slowest) over the nodes.
+struct Phases {
+    /// Spawning every process (the converge clock starts after it).
+    spawning: Duration,
+    /// From the first spawn to the node's start line (process start, identity, bind).
+    started: (Duration, Duration),
+    /// From its start to its first member (handshake with a seed, join exchange).
+    joined: (Duration, Duration),
+    /// From its first member to all of them (the rest by gossip and exchanges).
+    filled: (Duration, Duration),
+    /// CPU time of all the processes from their spawn to convergence...
+    cpu: Duration,
+    /// ...over this much time (first spawn to convergence).
+    wall: Duration,
+    /// Bytes on the wire per node from its start to convergence (and up to a second
+    /// more).
+    bytes: f64,
 }
 
 struct Steady {

@@ -216,6 +216,8 @@ pub struct Scenario {
     /// Second processes of existing nodes: node `nodes + k` runs with the id of node
     /// `twins[k]` (its own address). They start down; [`Action::StartTwin`] starts them.
     pub twins: Vec<NodeIdx>,
+    /// Nodes that run their own configuration instead of [`Scenario::config`].
+    pub node_configs: Vec<(NodeIdx, Config)>,
     /// Most leaderships that may run out while a quorum of voters could hear the
     /// leader (see [`crate::hazards::StabilityCheck`]); `None`: only measured.
     pub lease_loss_budget: Option<u64>,
@@ -310,6 +312,7 @@ impl Scenario {
             durable_terms: false,
             meta_bytes: 0,
             twins: Vec::new(),
+            node_configs: Vec::new(),
             lease_loss_budget: None,
             enforce_bully: true,
             term_floor: true,
@@ -478,6 +481,9 @@ impl Runner {
         let mut sim = Sim::with_threads(s.seed, total, &s.config, net, meta, threads)?;
         if let Some(w) = trace {
             sim.set_trace_writer(w);
+        }
+        for (i, cfg) in &s.node_configs {
+            sim.set_config(*i, cfg.clone())?;
         }
         if !s.term_floor {
             for i in 0..total as NodeIdx {

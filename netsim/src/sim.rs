@@ -484,6 +484,27 @@ impl Sim {
         Ok(())
     }
 
+    /// Node `i` runs `cfg` instead, its engine started afresh with it (before the run
+    /// starts).
+    pub fn set_config(&mut self, i: NodeIdx, cfg: Config) -> Result<(), ConfigError> {
+        let seed = self.rng.random::<u64>();
+        let meta = node_meta(i, self.meta_bytes);
+        let mut engine = Engine::new(
+            self.ids[i as usize],
+            node_addr(i),
+            meta,
+            cfg.clone(),
+            seed,
+            self.base,
+        )?;
+        engine.set_term_floor(term_floor(Duration::ZERO));
+        let s = self.shard_of(i);
+        let node = self.shards[s].node_mut(i);
+        (node.cfg, node.engine) = (cfg, Some(engine));
+        self.with_engine(i, |_, _| {});
+        Ok(())
+    }
+
     /// The id node `i` runs with.
     pub fn id_of(&self, i: NodeIdx) -> NodeId {
         self.ids[i as usize]

@@ -186,3 +186,30 @@ false_dead = "unchecked"
     let again = file::parse(&shown, None).expect("reads back").run();
     assert_eq!(o.trace_hash, again.trace_hash, "{shown}");
 }
+
+/// A node's own config takes effect: a node given another cluster name cannot join,
+/// so the cluster never converges with it; without that line it does.
+#[test]
+fn a_node_runs_its_own_config() {
+    let text = |own: &str| {
+        format!(
+            r#"
+name = "own-config"
+nodes = [{{ names = "n1..n3" }}, {{ name = "n4"{own} }}]
+timeline = [{{ do = "join-all", spread = "4ms", expect = "converged", within = "20s" }}]
+settle = "1s"
+"#
+        )
+    };
+    let same = file::parse(&text(""), None).expect("valid").run();
+    assert!(same.violations.is_empty(), "{:?}", same.violations);
+    let own = text(r#", config = { cluster_name = "elsewhere", probe_interval = "1s" }"#);
+    let other = file::parse(&own, None).expect("valid").run();
+    assert!(
+        other.violations.iter().any(|v| v.contains("did not hold")),
+        "a node with another cluster name joined: {:?}",
+        other.violations
+    );
+    let err = file::parse(&text(r#", config = { probe_interval = 3 }"#), None).unwrap_err();
+    assert!(err.to_string().contains("line 3"), "{err}");
+}

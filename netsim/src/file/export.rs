@@ -166,6 +166,9 @@ pub fn show(runs: &[Scenario], about: &str) -> Result<String, String> {
     if !s.net.cuts.is_empty() {
         return Err("a network that starts cut cannot be written".into());
     }
+    if !s.node_configs.is_empty() {
+        return Err("nodes with their own config cannot be written".into());
+    }
     let (nodes, specs, twins) = names(s)?;
     let mut out = String::new();
     for line in about.lines() {

@@ -78,6 +78,9 @@ pub struct NodeSpec {
     /// The site (zone) the nodes are in: a name for node sets and links.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Config fields (and a `preset`) these nodes run with instead of the file's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, toml::Value>,
 }
 
 /// A second process of a node.

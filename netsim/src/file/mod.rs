@@ -116,6 +116,7 @@ pub fn parse(text: &str, seed: Option<u64>) -> Result<Loaded, FileError> {
     if let Err(e) = s.config.validate() {
         return Err(at(0..0)(format!("invalid config: {e}")));
     }
+    s.node_configs = node_configs(&f, &s.config, text)?;
     s.net = net(&f, &nodes, text)?;
     if let Some(sn) = &f.seed_node {
         s.seed_node = nodes.one(sn).map_err(at(0..0))?;
@@ -176,6 +177,37 @@ fn expectations(
         bounds.push((line_of(text, b.span().start), clone_bound(b.get_ref())));
     }
     Ok(bounds)
+}
+
+/// The nodes whose entry sets a config, each with it (in the order of the entries).
+fn node_configs(
+    f: &File,
+    base: &quorate::Config,
+    text: &str,
+) -> Result<Vec<(crate::net::NodeIdx, quorate::Config)>, FileError> {
+    let (mut out, mut next) = (Vec::new(), 0);
+    for n in &f.nodes {
+        let spec = n.get_ref();
+        let count = match &spec.names {
+            Some(r) => nodes::expand_range(r).map_or(0, |v| v.len()),
+            None => 1,
+        };
+        if !spec.config.is_empty() {
+            let table = spec
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), Spanned::new(n.span(), v.clone())));
+            let mut c = base.clone();
+            apply_config(&mut c, &table.collect(), text)?;
+            c.validate().map_err(|e| FileError::At {
+                line: line_of(text, n.span().start),
+                msg: format!("invalid config: {e}"),
+            })?;
+            out.extend((next..next + count).map(|i| (i as crate::net::NodeIdx, c.clone())));
+        }
+        next += count;
+    }
+    Ok(out)
 }
 
 fn clone_bound(m: &MetricBound) -> MetricBound {

@@ -213,3 +213,17 @@ settle = "1s"
     let err = file::parse(&text(r#", config = { probe_interval = 3 }"#), None).unwrap_err();
     assert!(err.to_string().contains("line 3"), "{err}");
 }
+
+/// A built-in scenario shown under each preset reads back as the same run.
+#[test]
+fn every_preset_round_trips() {
+    let e = quorate_netsim::catalogue::find("crash").expect("a built-in");
+    for &name in file::config::PRESETS {
+        let mut p = small(false);
+        p.config = file::config::preset(name).expect("a preset");
+        let text = file::show(&e.scenarios(&p), "").expect("writable");
+        assert!(text.contains(&format!("preset = \"{name}\"")), "{text}");
+        let again = file::parse(&text, None).expect("reads back").run();
+        assert_eq!(e.run(&p).trace_hash, again.trace_hash, "{name}:\n{text}");
+    }
+}

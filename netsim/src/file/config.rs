@@ -1,4 +1,4 @@
-//! The `[config]` table: a preset (`lan`, `wan`, `local`) and any field of
+//! The `[config]` table: a preset (`lan`, `wan`, `local`, `edge`) and any field of
 //! [`quorate::Config`] by name, read and written as TOML values.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use toml::Value;
 use super::format::{fmt_duration, parse_duration};
 
 /// The presets by name.
-pub const PRESETS: &[&str] = &["lan", "wan", "local"];
+pub const PRESETS: &[&str] = &["lan", "wan", "local", "edge"];
 
 /// The preset named `name`.
 pub fn preset(name: &str) -> Option<Config> {
@@ -18,6 +18,7 @@ pub fn preset(name: &str) -> Option<Config> {
         "lan" => Config::lan(),
         "wan" => Config::wan(),
         "local" => Config::local(),
+        "edge" => Config::edge(),
         _ => return None,
     })
 }

@@ -321,6 +321,13 @@ fn real_main() -> Result<ExitCode> {
                 println!("{:<18} {}", e.name, e.about);
             }
             println!();
+            println!(
+                "`quorate-netsim show NAME > mine.toml` prints any of them as a scenario file"
+            );
+            println!(
+                "to edit and run with `quorate-netsim run mine.toml` (see netsim/SCENARIO.md)."
+            );
+            println!();
             println!("Unsafe election variants (run <scenario> --break <variant>), each caught");
             println!("by the checkers in the scenario named:");
             for v in UnsafeVariant::ALL {

@@ -227,3 +227,30 @@ fn every_preset_round_trips() {
         assert_eq!(e.run(&p).trace_hash, again.trace_hash, "{name}:\n{text}");
     }
 }
+
+/// The timeline a picture draws: the crashed leader seen failed by most nodes, a
+/// while when nodes disagree about it, two leaders, the crash as a fault.
+#[test]
+fn a_run_records_its_timeline() {
+    use quorate_netsim::plot::record::State;
+    use quorate_netsim::plot::{Recorder, Recording};
+    let e = quorate_netsim::catalogue::find("leader-crash").expect("a built-in");
+    let rec = Recording::default();
+    let mut exec = quorate_netsim::catalogue::executor(None, |s| {
+        vec![Box::new(Recorder::new(rec.clone(), s.nodes)) as Box<dyn quorate_netsim::Checker>]
+    });
+    let o = e.run_exec(&small(true), &mut exec);
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+    let t = rec.take().expect("recorded");
+    let first = t.leads.first().expect("a leader").node as usize;
+    assert!(
+        t.leads.iter().any(|l| l.node as usize != first),
+        "one leader only"
+    );
+    assert!(t.states[first].iter().any(|s| s.1 == State::Failed));
+    assert!(!t.split[first].is_empty(), "no node ever disagreed");
+    assert!(t
+        .faults
+        .iter()
+        .any(|f| f.label == "crash" && f.node == Some(first as u32)));
+}

@@ -156,6 +156,18 @@ fn draw_lanes(
         }
         chart.draw_series(rects).map_err(err)?;
     }
+    // Darker where some nodes see the member otherwise than most do.
+    let shade = RGBAColor(0, 0, 0, 0.22).filled();
+    let mut rects = Vec::new();
+    for (k, (_, members)) in lanes.iter().enumerate() {
+        let row = first - k as u32;
+        for &m in members {
+            for &(a, b) in &t.split[m] {
+                rects.push(Rectangle::new(cell(a, b, row), shade));
+            }
+        }
+    }
+    chart.draw_series(rects).map_err(err)?;
     Ok(())
 }
 
@@ -230,12 +242,13 @@ fn draw_faults(
 fn draw_legend(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
 ) -> Result<(), PlotError> {
-    let items: [(&str, RGBAColor); 8] = [
+    let items: [(&str, RGBAColor); 9] = [
         ("alive", state_color(State::Alive).to_rgba()),
         ("suspect", state_color(State::Suspect).to_rgba()),
         ("failed", state_color(State::Failed).to_rgba()),
         ("left", state_color(State::Left).to_rgba()),
         ("unknown", state_color(State::Unknown).to_rgba()),
+        ("darker: some nodes disagree", RGBAColor(60, 120, 60, 1.0)),
         ("cut or loss (network)", RGBAColor(40, 80, 220, 0.25)),
         ("crash, pause, slow (outlined)", RGBAColor(120, 0, 160, 1.0)),
         ("checker fired", RED.to_rgba()),

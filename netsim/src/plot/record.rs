@@ -74,6 +74,9 @@ pub struct Timeline {
     pub end: f64,
     /// Per member, each change of its majority state: (seconds, state).
     pub states: Vec<Vec<(f64, State)>>,
+    /// Per member, the intervals (seconds) when some node that knows it sees it
+    /// otherwise than most do.
+    pub split: Vec<Vec<(f64, f64)>>,
     /// Every leadership.
     pub leads: Vec<Lead>,
     /// Every fault.
@@ -95,6 +98,8 @@ pub struct Recorder {
     /// Per member, how many observers give it each state.
     counts: Vec<[u32; 5]>,
     t: Timeline,
+    /// Per member, since when nodes disagree about it.
+    split_since: Vec<Option<f64>>,
     open_leads: Vec<usize>,
     open_faults: Vec<usize>,
 }
@@ -110,8 +115,10 @@ impl Recorder {
             t: Timeline {
                 names: (1..=n).map(|k| format!("n{k}")).collect(),
                 states: vec![Vec::new(); n],
+                split: vec![Vec::new(); n],
                 ..Timeline::default()
             },
+            split_since: vec![None; n],
             open_leads: Vec::new(),
             open_faults: Vec::new(),
         }
@@ -135,6 +142,16 @@ impl Recorder {
         let lane = &mut self.t.states[m];
         if lane.last().map(|l| l.1) != Some(best) {
             lane.push((at, best));
+        }
+        let known: u32 = c[1..].iter().sum();
+        let split = known > c[best as usize];
+        match (self.split_since[m], split) {
+            (None, true) => self.split_since[m] = Some(at),
+            (Some(from), false) => {
+                self.t.split[m].push((from, at));
+                self.split_since[m] = None;
+            }
+            _ => {}
         }
     }
 
@@ -270,6 +287,11 @@ impl Checker for Recorder {
     fn finish(&mut self, sim: &Sim, _report: &mut Report) {
         let end = sim.now().as_secs_f64();
         self.t.end = end;
+        for (m, since) in self.split_since.iter().enumerate() {
+            if let Some(from) = since {
+                self.t.split[m].push((*from, end));
+            }
+        }
         for f in &mut self.t.faults {
             f.end = f.end.min(end);
         }

@@ -24,7 +24,7 @@ pub struct BenchElectionArgs {
     /// Cluster size (voters are nodes 1..=3).
     #[arg(long, default_value_t = 5)]
     nodes: u64,
-    /// Timing preset: lan, wan or local.
+    /// Timing preset: lan, wan, local or edge (metered links).
     #[arg(long, default_value = "lan")]
     preset: String,
 }

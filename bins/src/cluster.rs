@@ -227,7 +227,7 @@ pub fn preset(name: &str) -> Result<Config> {
         "wan" => Config::wan(),
         "local" => Config::local(),
         "edge" => Config::edge(),
-        other => bail!("unknown preset {other:?} (expected lan, wan or local)"),
+        other => bail!("unknown preset {other:?} (expected lan, wan, local or edge)"),
     })
 }
 

@@ -19,7 +19,7 @@ pub struct DemoArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(3..=64))]
     nodes: u64,
-    /// Timing preset: lan, wan or local.
+    /// Timing preset: lan, wan, local or edge (metered links).
     #[arg(long, default_value = "lan")]
     preset: String,
 }

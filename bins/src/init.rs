@@ -35,7 +35,7 @@ pub struct InitArgs {
     /// Cluster name.
     #[arg(long, default_value = "quorate")]
     name: String,
-    /// Timing preset: lan, wan or local.
+    /// Timing preset: lan, wan, local or edge (metered links).
     #[arg(long, default_value = "lan")]
     preset: String,
     /// Overwrite an existing cluster directory.

@@ -51,7 +51,7 @@ pub struct NodeSettings {
     /// Metadata to publish (text, at most the configured limit).
     #[arg(long, default_value = "")]
     meta: String,
-    /// Override cluster.toml's timing preset: lan, wan or local.
+    /// Override cluster.toml's timing preset: lan, wan, local or edge.
     #[arg(long)]
     preset: Option<String>,
     /// Where the node keeps its durable state (a voter's granted terms), created if

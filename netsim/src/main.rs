@@ -114,7 +114,7 @@ struct BenchArgs {
     /// Skip the 1% / 10% loss runs above this many nodes.
     #[arg(long, default_value_t = 10_000)]
     loss_max_nodes: usize,
-    /// Protocol preset: lan, wan or local.
+    /// Protocol preset: lan, wan, local or edge.
     #[arg(long, default_value = "lan")]
     preset: String,
     /// Runs sizes that look too large for the memory available.
@@ -232,7 +232,7 @@ fn preset(name: &str) -> Result<Config> {
         "wan" => Config::wan(),
         "local" => Config::local(),
         "edge" => Config::edge(),
-        other => bail!("unknown preset {other:?} (lan, wan, local)"),
+        other => bail!("unknown preset {other:?} (lan, wan, local, edge)"),
     })
 }
 

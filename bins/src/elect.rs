@@ -337,14 +337,14 @@ async fn delegated(
             return Ok(code);
         }
     };
-    let lead_ = match held {
+    let leadership = match held {
         Ok(l) => l,
         Err(e) => {
             out.finish();
             return Err(e).context("the campaign ended before it led");
         }
     };
-    let hold = Hold::Delegated(campaign, lead_);
+    let hold = Hold::Delegated(campaign, leadership);
     let (ending, released) = lead(hold, &what, a, &guard, &mut stops, &mut out).await;
     out.line("stopped", Map::new());
     out.finish();

@@ -253,6 +253,20 @@ fn stops_the_command_before_the_lease_can_run_out(how: &[&str]) {
 
 #[test]
 fn two_lock_holders_never_run_their_commands_at_once() {
+    let text = lock_holders(&[&["--id", "4"], &["--id", "5"]]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().all(|l| l.starts_with("backup ")), "{text}");
+    assert_ne!(
+        lines[0], lines[1],
+        "two holders, two fencing tokens: {text}"
+    );
+}
+
+/// `quorate lock backup HOW` once per entry of `hows`, all at once, each running a
+/// command that fails (exit 9) if another holder's command is inside; each must exit
+/// 0. The lock names and fencing tokens the commands wrote, a line each.
+fn lock_holders(hows: &[&[&str]]) -> String {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
@@ -262,22 +276,14 @@ fn two_lock_holders_never_run_their_commands_at_once() {
     let script = "set -C; : > \"$M\" || exit 9; echo \"$QUORATE_LOCK $QUORATE_FENCING_TOKEN\" \
                   >> \"$TOKENS\"; sleep 1; rm \"$M\"";
     let env = [("M", marker.as_path()), ("TOKENS", tokens.as_path())];
-    let mut runs: Vec<Run> = [4, 5]
+    let mut runs: Vec<Run> = hows
         .iter()
-        .map(|id| start(&dir, "lock", "backup", *id, script, &env))
+        .map(|how| start_as(&dir, "lock", "backup", how, script, &env))
         .collect();
     for run in &mut runs {
-        let status = run.exit();
-        assert_eq!(status.code(), Some(0), "{:#?}", run.log);
+        assert_eq!(run.exit().code(), Some(0), "{:#?}", run.log);
     }
-    let text = std::fs::read_to_string(&tokens).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines.iter().all(|l| l.starts_with("backup ")), "{text}");
-    assert_ne!(
-        lines[0], lines[1],
-        "two holders, two fencing tokens: {text}"
-    );
+    std::fs::read_to_string(&tokens).unwrap()
 }
 
 #[test]
@@ -406,24 +412,8 @@ fn elect_through_a_node_stops_the_command_before_the_lease_can_run_out() {
 
 #[test]
 fn lock_holders_through_one_node_wait_their_turn() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cluster");
-    let _voters = voters(&dir);
-    let (marker, tokens) = (tmp.path().join("marker"), tmp.path().join("tokens"));
-    let script = "set -C; : > \"$M\" || exit 9; echo \"$QUORATE_LOCK $QUORATE_FENCING_TOKEN\" \
-                  >> \"$TOKENS\"; sleep 1; rm \"$M\"";
-    let env = [("M", marker.as_path()), ("TOKENS", tokens.as_path())];
     // Two through node 1 (the second waits for the first's campaign), one as node 4.
-    let mut runs = vec![
-        start_as(&dir, "lock", "backup", &["--node", "1"], script, &env),
-        start_as(&dir, "lock", "backup", &["--node", "1"], script, &env),
-        start(&dir, "lock", "backup", 4, script, &env),
-    ];
-    for run in &mut runs {
-        assert_eq!(run.exit().code(), Some(0), "{:#?}", run.log);
-    }
-    let text = std::fs::read_to_string(&tokens).unwrap();
+    let text = lock_holders(&[&["--node", "1"], &["--node", "1"], &["--id", "4"]]);
     let mut got: Vec<&str> = text.lines().collect();
     assert_eq!(got.len(), 3, "{text}");
     got.sort_unstable();

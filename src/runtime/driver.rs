@@ -60,9 +60,9 @@ pub(crate) enum Command {
     Metrics {
         reply: oneshot::Sender<Vec<crate::stats::Metric>>,
     },
-    /// Read this node's leaderships: group, term and the lease left now.
+    /// Read this node's leaderships: group and the lease left now.
     Leases {
-        reply: oneshot::Sender<Vec<(String, crate::election::Term, std::time::Duration)>>,
+        reply: oneshot::Sender<Vec<(String, std::time::Duration)>>,
     },
     /// Ask the voters who leads `group`.
     QueryLeader { group: String, reply: QueryReply },
@@ -158,18 +158,15 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
 }
 
-/// This node's leaderships: group, term and the lease left at `now`.
-fn leases(
-    engine: &Engine,
-    now: std::time::Instant,
-) -> Vec<(String, crate::election::Term, std::time::Duration)> {
+/// This node's leaderships: group and the lease left at `now`.
+fn leases(engine: &Engine, now: std::time::Instant) -> Vec<(String, std::time::Duration)> {
     let Some(e) = engine.election() else {
         return Vec::new();
     };
     e.campaigns()
         .filter_map(|g| {
-            let (term, deadline) = e.leadership(g)?;
-            Some((g.to_owned(), term, deadline.saturating_duration_since(now)))
+            let (_, deadline) = e.leadership(g)?;
+            Some((g.to_owned(), deadline.saturating_duration_since(now)))
         })
         .collect()
 }

@@ -102,8 +102,8 @@ impl Commands {
         self.ask(|reply| Command::Metrics { reply }).await
     }
 
-    /// This node's leaderships: group, term and the lease left now.
-    pub async fn leases(&self) -> Result<Vec<(String, Term, Duration)>, Stopped> {
+    /// This node's leaderships: group and the lease left now.
+    pub async fn leases(&self) -> Result<Vec<(String, Duration)>, Stopped> {
         self.ask(|reply| Command::Leases { reply }).await
     }
 

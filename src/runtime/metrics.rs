@@ -104,13 +104,11 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
-/// The text of one scrape: `metrics`, this node's `leases` (group, term, time left)
-/// and the group and voter series of `shared`.
-fn encode(metrics: Vec<Metric>, leases: Vec<(String, u64, Duration)>, shared: &Shared) -> String {
+/// The text of one scrape: `metrics`, this node's `leases` (group, time left) and the
+/// group and voter series of `shared`.
+fn encode(metrics: Vec<Metric>, leases: Vec<(String, Duration)>, shared: &Shared) -> String {
     let mut registry = Registry::with_prefix("quorate");
-    let mut scrape = Scrape::of(metrics, shared);
-    scrape.leases = leases.into_iter().map(|(g, _, left)| (g, left)).collect();
-    registry.register_collector(Box::new(scrape));
+    registry.register_collector(Box::new(Scrape::of(metrics, leases, shared)));
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
         Ok(()) => text,
@@ -145,7 +143,7 @@ struct Scrape {
 }
 
 impl Scrape {
-    fn of(metrics: Vec<Metric>, shared: &Shared) -> Self {
+    fn of(metrics: Vec<Metric>, leases: Vec<(String, Duration)>, shared: &Shared) -> Self {
         let snap = shared.snapshot.borrow().clone();
         let groups = snap
             .groups
@@ -164,7 +162,7 @@ impl Scrape {
             voters: shared.voters.len(),
             voters_alive: snap.voters_alive(&shared.voters),
             cert_not_after: shared.own_expiry.not_after_unix(),
-            leases: Vec::new(),
+            leases,
         }
     }
 }
